@@ -1,0 +1,137 @@
+"""Decode and validate input images. This is the only module that decodes image bytes.
+
+Formats are detected by content (Pillow's signature sniffing), never by file extension. EXIF orientation is
+applied; greyscale, palette, alpha and 16-bit images become 8-bit BGR; images above a pixel limit are refused
+before their pixels are decoded (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from faceaudit.errors import InputError
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "PPM", "TIFF"})
+"""Pillow format names we accept. PPM covers PGM and PPM (Netpbm)."""
+
+MAX_PIXELS = 40_000_000
+"""Default limit on width × height; larger images are refused (override with ``max_pixels``)."""
+
+ImageSource = str | os.PathLike | bytes | np.ndarray
+
+
+def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:
+    """Decode ``source`` (a path, raw bytes, or an already decoded array) to a contiguous BGR uint8 array.
+
+    Raises :class:`InputError` naming the file and the reason for empty, truncated, corrupt, unsupported,
+    or oversized input.
+    """
+    if isinstance(source, np.ndarray):
+        return _array_to_bgr(source, name or "<array>")
+    if isinstance(source, bytes | bytearray | memoryview):
+        label = name or "<bytes>"
+        data = bytes(source)
+    else:
+        path = Path(source)
+        label = name or str(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise InputError(label, "file not found") from None
+        except IsADirectoryError:
+            raise InputError(label, "is a directory, not an image file") from None
+        except PermissionError:
+            raise InputError(label, "permission denied") from None
+        except OSError as exc:
+            raise InputError(label, f"cannot be read ({exc.strerror or exc})") from None
+    return decode_bytes(data, label, max_pixels=max_pixels)
+
+
+def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode encoded image bytes to BGR uint8; ``label`` names the source in error messages."""
+    if not data:
+        raise InputError(label, "empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise InputError(label, "not a recognised image (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)") from None
+    except Image.DecompressionBombError:
+        raise InputError(label, f"image is too large (limit {max_pixels:,} pixels)") from None
+    except Exception as exc:  # Pillow raises many types for corrupt headers
+        raise InputError(label, f"corrupt image header ({exc})") from None
+    if img.format not in ALLOWED_FORMATS:
+        raise InputError(label, f"unsupported image format {img.format!r} (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)")
+    w, h = img.size
+    if w <= 0 or h <= 0:
+        raise InputError(label, f"image has no pixels ({w}x{h})")
+    if w * h > max_pixels:
+        raise InputError(label, f"image is too large: {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+    try:
+        img.load()
+    except Exception as exc:  # truncated or corrupt pixel data
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower():
+            reason = "truncated image data"
+        raise InputError(label, f"corrupt or truncated image ({reason})") from None
+    with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise readable image
+        img = ImageOps.exif_transpose(img)
+    return _pil_to_bgr(img, label)
+
+
+def _pil_to_bgr(img: Image.Image, label: str) -> np.ndarray:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
+        grey = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        grey = ((arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(img.convert("RGB"), dtype=np.uint8)
+    return np.ascontiguousarray(rgb[..., ::-1])
+
+
+def _array_to_bgr(arr: np.ndarray, label: str) -> np.ndarray:
+    if arr.size == 0:
+        raise InputError(label, "empty array")
+    if arr.dtype == np.uint16:
+        arr = (arr.astype(np.float32) / 257.0 + 0.5).astype(np.uint8)
+    elif arr.dtype != np.uint8:
+        raise InputError(label, f"array dtype {arr.dtype} is not supported (use uint8 or uint16)")
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    elif arr.ndim == 3 and arr.shape[2] == 4:
+        alpha = arr[..., 3:4].astype(np.float32) / 255.0
+        arr = (arr[..., :3].astype(np.float32) * alpha + 255.0 * (1 - alpha) + 0.5).astype(np.uint8)
+    elif not (arr.ndim == 3 and arr.shape[2] == 3):
+        raise InputError(label, f"array shape {arr.shape} is not an image (H×W, H×W×3 or H×W×4)")
+    return np.ascontiguousarray(arr)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

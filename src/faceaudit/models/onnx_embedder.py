@@ -1,0 +1,125 @@
+"""ONNX face embedders: the bundled SFace model and a user's own model (e.g. ArcFace, 112×112)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from faceaudit.errors import InputError, ModelIntegrityError
+from faceaudit.models.base import l2_normalise
+from faceaudit.models.files import SFACE, sha256_of, verified_path
+from faceaudit.models.onnx_fix import fixed_model_path
+from faceaudit.models.onnx_runtime import make_session
+from faceaudit.pipeline.align import align_face
+from faceaudit.types import Face
+
+BATCH = 16
+"""Largest batch sent to onnxruntime at once."""
+
+
+class OnnxEmbedder:
+    """Embed aligned crops with an ONNX model whose input is N×3×H×W (or N×H×W×3) and output N×d.
+
+    Pixels are fed as ``(x - mean) / std`` in ``channels`` order ("rgb" or "bgr"). Input size comes from the
+    model's input shape unless ``input_size`` is given.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        model_id: str | None = None,
+        mean: float = 127.5,
+        std: float = 127.5,
+        channels: str = "rgb",
+        input_size: tuple[int, int] | None = None,
+        default_threshold: float = 0.3,
+        threads: int | None = None,
+        fold_qdq: bool = True,
+    ) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(path, "ONNX model file not found")
+        if channels not in ("rgb", "bgr"):
+            raise ValueError("channels must be 'rgb' or 'bgr'")
+        try:
+            self._session = make_session(str(path), threads=threads, fold_qdq=fold_qdq)
+        except Exception as exc:
+            raise ModelIntegrityError(f"{path}: onnxruntime cannot load this model ({exc})") from None
+        inp = self._session.get_inputs()[0]
+        self._input_name = inp.name
+        shape = list(inp.shape)
+        if len(shape) != 4:
+            raise ModelIntegrityError(f"{path}: expected a 4-d image input, got shape {shape}")
+        self._nhwc = shape[3] == 3 and shape[1] != 3
+        hw = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
+        if input_size is None:
+            if not all(isinstance(v, int) and v > 0 for v in hw):
+                raise ModelIntegrityError(f"{path}: input size is not fixed in the model ({shape}); pass input_size")
+            input_size = (int(hw[1]), int(hw[0]))
+        self.input_size = input_size
+        self._batchable = not isinstance(shape[0], int) or shape[0] != 1
+        out = self._session.get_outputs()[0]
+        dim = out.shape[-1] if out.shape and isinstance(out.shape[-1], int) else None
+        self._mean, self._std, self._channels = float(mean), float(std), channels
+        if dim is None:
+            dim = int(self.embed([np.zeros((input_size[1], input_size[0], 3), np.uint8)]).shape[1])
+        self.dim = int(dim)
+        self.default_threshold = float(default_threshold)
+        self.model_id = model_id or f"onnx:{path.name}:{sha256_of(path)[:12]}"
+        self.path = path
+        self._lock = threading.Lock()
+
+    def align(self, image: np.ndarray, face: Face) -> np.ndarray:
+        return align_face(image, face.landmarks, self.input_size)
+
+    def _blob(self, crops: list[np.ndarray]) -> np.ndarray:
+        x = np.stack(crops).astype(np.float32)
+        if self._channels == "rgb":
+            x = x[..., ::-1]
+        if self._mean or self._std != 1.0:
+            x = (x - self._mean) / self._std
+        if not self._nhwc:
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+    def embed(self, aligned: list[np.ndarray]) -> np.ndarray:
+        if not aligned:
+            return np.zeros((0, getattr(self, "dim", 0)), np.float32)
+        step = BATCH if self._batchable else 1
+        outs = []
+        for i in range(0, len(aligned), step):
+            blob = self._blob(aligned[i : i + step])
+            out = self._session.run(None, {self._input_name: blob})[0]
+            outs.append(np.asarray(out, dtype=np.float32).reshape(len(blob), -1))
+        return l2_normalise(np.concatenate(outs))
+
+
+def sface_embedder(threads: int | None = None) -> OnnxEmbedder:
+    """SFace (OpenCV zoo 2021dec, int8) through onnxruntime, after the load-time graph fix."""
+    src = verified_path(SFACE)
+    fixed = fixed_model_path(src)
+    emb = OnnxEmbedder(
+        fixed,
+        model_id="sface-2021dec-int8bq",
+        mean=0.0,
+        std=1.0,
+        channels="rgb",
+        input_size=(112, 112),
+        default_threshold=SFACE_THRESHOLD,
+        threads=threads,
+    )
+    emb.path = src
+    return emb
+
+
+SFACE_THRESHOLD = 0.363
+"""Cosine threshold for SFace (placeholder until calibrated on LFW at FMR 1e-3; see docs/calibration.md)."""
+
+
+def model_digest(path: str | Path) -> str:
+    """Short digest used in model ids."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
