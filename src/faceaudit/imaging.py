@@ -67,7 +67,8 @@ def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np
     except Image.DecompressionBombError:
         raise InputError(label, f"image is too large (limit {max_pixels:,} pixels)") from None
     except Exception as exc:  # Pillow raises many types for corrupt headers
-        raise InputError(label, f"corrupt image header ({exc})") from None
+        kind = "truncated image (file ends inside the header)" if "truncat" in str(exc).lower() else "corrupt image header"
+        raise InputError(label, f"{kind} ({exc})") from None
     if img.format not in ALLOWED_FORMATS:
         raise InputError(label, f"unsupported image format {img.format!r} (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)")
     w, h = img.size
