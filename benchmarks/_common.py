@@ -1,0 +1,73 @@
+"""Helpers shared by the benchmark scripts: LFW loading, cached embedding, and tables."""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from faceaudit.pipeline.batch import EmbedResult, embed_paths, load_templates
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def cached_embed(paths: list[str], root: Path, cache: Path, model: str, policy: str, workers: int) -> tuple[EmbedResult, float]:
+    """Embed ``paths`` (or load them from ``cache``); returns the result and the seconds spent embedding."""
+    if cache.is_file():
+        res = load_templates(cache)
+        if res.policy == policy and set(paths) <= set(res.paths):
+            return subset(res, paths), float("nan")
+    t0 = time.perf_counter()
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        print(f"\r  {model}/{policy}: {done[0]}/{len(paths)} images", end="", file=sys.stderr, flush=True)
+
+    res = embed_paths(paths, root, model=model, policy=policy, workers=workers, progress=tick)
+    print(file=sys.stderr)
+    elapsed = time.perf_counter() - t0
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    res.save(cache)
+    return res, elapsed
+
+
+def subset(res: EmbedResult, paths: list[str]) -> EmbedResult:
+    """The rows of ``res`` for ``paths``, in that order."""
+    index = {p: i for i, p in enumerate(res.paths)}
+    rows = np.array([index[p] for p in paths], dtype=np.int64)
+    return EmbedResult(
+        paths=list(paths), templates=res.templates[rows], status=[res.status[i] for i in rows],
+        n_faces=res.n_faces[rows], detector_score=res.detector_score[rows], inter_eye_px=res.inter_eye_px[rows],
+        sharpness=res.sharpness[rows], yaw=res.yaw[rows], model_id=res.model_id, policy=res.policy,
+    )
+
+
+def print_table(headers: list[str], rows: list[list[object]]) -> str:
+    """Print and return a GitHub-markdown table."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def scores_for_pairs(res: EmbedResult, a: list[str], b: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Cosine scores of path pairs; pairs with a failed side get -inf. Returns (scores, failed_mask)."""
+    index = {p: i for i, p in enumerate(res.paths)}
+    ia = np.array([index[p] for p in a])
+    ib = np.array([index[p] for p in b])
+    ok = res.ok
+    failed = ~(ok[ia] & ok[ib])
+    scores = (res.templates[ia] * res.templates[ib]).sum(axis=1).astype(np.float64)
+    scores[failed] = -np.inf
+    return scores, failed

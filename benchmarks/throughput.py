@@ -1,0 +1,104 @@
+"""Decode + detect + embed throughput over 200 LFW images: faceaudit's default against face_recognition.
+
+The baseline is the face_recognition library's own default calls (``load_image_file``, ``face_locations``,
+``face_encodings``: dlib HOG, upsample 1, 5-point, 1 jitter). Each configuration runs in its own process so its
+peak RSS is its own; with 2 workers both sides use a pool of 2 processes, each single-threaded.
+
+    python benchmarks/throughput.py --lfw ../shared/datasets/lfw
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from _common import print_table, read_csv
+
+N_IMAGES = 200
+
+
+def _fr_one(path: str) -> int:
+    import face_recognition
+
+    image = face_recognition.load_image_file(path)
+    return len(face_recognition.face_encodings(image, face_recognition.face_locations(image)))
+
+
+def run_face_recognition(paths: list[str], workers: int) -> int:
+    if workers == 1:
+        return sum(_fr_one(p) for p in paths)
+    from multiprocessing import Pool
+
+    with Pool(workers) as pool:
+        return sum(pool.map(_fr_one, paths, chunksize=8))
+
+
+def run_faceaudit(paths: list[str], root: str, workers: int) -> int:
+    from faceaudit.pipeline.batch import embed_paths
+
+    rel = [os.path.relpath(p, root) for p in paths]
+    res = embed_paths(rel, root, workers=workers, threads=1) if workers == 1 else embed_paths(rel, root, workers=workers)
+    return int(res.ok.sum())
+
+
+def child(which: str, workers: int, root: str, paths: list[str]) -> None:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    # warm-up (model load) is excluded from the timed part, as a long-running service would
+    if which == "faceaudit":
+        run_faceaudit(paths[:2], root, 1)
+    else:
+        run_face_recognition(paths[:2], 1)
+    t0 = time.perf_counter()
+    faces = run_faceaudit(paths, root, workers) if which == "faceaudit" else run_face_recognition(paths, workers)
+    secs = time.perf_counter() - t0
+    rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({"secs": secs, "faces": faces, "rss_mb": rss_self, "rss_worker_mb": rss_children}))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lfw", type=Path, required=True)
+    ap.add_argument("--n", type=int, default=N_IMAGES)
+    ap.add_argument("--child", nargs=2, metavar=("WHICH", "WORKERS"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    rows = read_csv(args.lfw / "protocol" / "view2_pairs.csv")
+    rel = sorted({r["path_a"] for r in rows} | {r["path_b"] for r in rows})[: args.n]
+    paths = [str(args.lfw / p) for p in rel]
+    if args.child:
+        child(args.child[0], int(args.child[1]), str(args.lfw), paths)
+        return
+    results = {}
+    for workers in (1, 2):
+        for which in ("face_recognition", "faceaudit"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--lfw", str(args.lfw), "--n", str(args.n), "--child", which, str(workers)],
+                capture_output=True, text=True, check=True,
+            )
+            results[(which, workers)] = json.loads(out.stdout.strip().splitlines()[-1])
+            r = results[(which, workers)]
+            print(f"  {which} x{workers}: {r}", file=sys.stderr)
+    table = []
+    for workers in (1, 2):
+        base = results[("face_recognition", workers)]
+        for which in ("face_recognition", "faceaudit"):
+            r = results[(which, workers)]
+            ips = len(paths) / r["secs"]
+            table.append([
+                which, workers, f"{ips:.1f}", f"{1000 * r['secs'] / len(paths):.1f}", r["faces"],
+                f"{r['rss_mb']:.0f}", f"{r['rss_worker_mb']:.0f}" if workers > 1 else "-",
+                f"{base['secs'] / r['secs']:.2f}×",
+            ])
+    print(f"\n{len(paths)} LFW images (250×250), decode + detect + embed, {os.cpu_count()} cores\n")
+    print_table(["library", "workers", "images/s", "ms/image", "templates", "peak RSS MB (main)",
+                 "peak RSS MB (a worker)", "speed-up vs face_recognition"], table)
+
+
+if __name__ == "__main__":
+    main()
