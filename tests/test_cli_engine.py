@@ -95,3 +95,36 @@ def test_models_lists_files_hashes_licences_and_thresholds():
     assert all(f["verified"] and f["licence"] for r in rows.values() for f in r["files"])
     assert rows["sface"]["dim"] == rows["dlib"]["dim"] == 128
     assert isinstance(rows["sface"]["default_threshold"], float)
+
+
+def test_embed_draws_a_progress_bar_on_a_terminal(tmp_path):
+    """stderr attached to a pseudo-terminal gets a progress bar; a pipe gets only the summary line."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path\nfairface_0001.jpg\nfairface_0002.jpg\n")
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faceaudit", "embed", str(manifest), "--root", str(FAIRFACE), "--out",
+         str(tmp_path / "o.npz")],
+        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    assert proc.wait(timeout=120) == 0
+    os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert "embedding" in text and "2/2" in text
+    piped = run_cli("embed", str(manifest), "--root", str(FAIRFACE), "--out", str(tmp_path / "p.npz"))
+    assert "2/2" not in piped.stderr and "2 templates" in piped.stderr
