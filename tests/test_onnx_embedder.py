@@ -13,7 +13,7 @@ from faceaudit.errors import InputError, ModelIntegrityError
 onnx = pytest.importorskip("onnx")
 
 
-def _tiny_embedder(path, size=112, dim=16, batch="N"):
+def _tiny_embedder(path, size=112, dim=16, batch="N", metadata=None):
     """A real ONNX graph: 4×4 average pooling, flatten, then a fixed random projection to ``dim``."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -34,6 +34,8 @@ def _tiny_embedder(path, size=112, dim=16, batch="N"):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
+    for key, value in (metadata or {}).items():
+        model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
@@ -62,6 +64,18 @@ def test_normalisation_options_change_the_input(tmp_path):
     c = OnnxEmbedder(path, mean=127.5, std=127.5, channels="bgr").embed([crop])
     assert float(a[0] @ b[0]) < 0.9999
     assert float(a[0] @ c[0]) < 0.9999
+
+
+def test_normalisation_is_read_from_model_metadata(tmp_path):
+    from faceaudit.models.onnx_embedder import OnnxEmbedder
+
+    crop = np.random.default_rng(2).integers(0, 255, (112, 112, 3), dtype=np.uint8)
+    tagged = OnnxEmbedder(_tiny_embedder(tmp_path / "t.onnx", metadata={"mean": "0", "std": "1", "channels": "bgr"}))
+    plain = OnnxEmbedder(_tiny_embedder(tmp_path / "p.onnx"), mean=0.0, std=1.0, channels="bgr")
+    assert (tagged._mean, tagged._std, tagged._channels) == (0.0, 1.0, "bgr")
+    assert float(tagged.embed([crop])[0] @ plain.embed([crop])[0]) == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ModelIntegrityError, match="channels"):
+        OnnxEmbedder(_tiny_embedder(tmp_path / "bad.onnx", metadata={"channels": "cmyk"}))
 
 
 def test_cli_verify_with_own_onnx_model(tmp_path):

@@ -23,8 +23,10 @@ BATCH = 16
 class OnnxEmbedder:
     """Embed aligned crops with an ONNX model whose input is N×3×H×W (or N×H×W×3) and output N×d.
 
-    Pixels are fed as ``(x - mean) / std`` in ``channels`` order ("rgb" or "bgr"). Input size comes from the
-    model's input shape unless ``input_size`` is given.
+    Pixels are fed as ``(x - mean) / std`` in ``channels`` order ("rgb" or "bgr"). Each of these is taken, in
+    order of precedence, from the argument, from the model's metadata properties (``mean``, ``std``,
+    ``channels``), or from the ArcFace defaults (127.5, 127.5, "rgb"). Input size comes from the model's input
+    shape unless ``input_size`` is given.
     """
 
     def __init__(
@@ -32,9 +34,9 @@ class OnnxEmbedder:
         path: str | Path,
         *,
         model_id: str | None = None,
-        mean: float = 127.5,
-        std: float = 127.5,
-        channels: str = "rgb",
+        mean: float | None = None,
+        std: float | None = None,
+        channels: str | None = None,
         input_size: tuple[int, int] | None = None,
         default_threshold: float = 0.3,
         threads: int | None = None,
@@ -43,12 +45,21 @@ class OnnxEmbedder:
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "ONNX model file not found")
-        if channels not in ("rgb", "bgr"):
-            raise ValueError("channels must be 'rgb' or 'bgr'")
         try:
             self._session = make_session(str(path), threads=threads, fold_qdq=fold_qdq)
         except Exception as exc:
             raise ModelIntegrityError(f"{path}: onnxruntime cannot load this model ({exc})") from None
+        meta = self._session.get_modelmeta().custom_metadata_map
+        try:
+            mean = float(meta.get("mean", 127.5)) if mean is None else mean
+            std = float(meta.get("std", 127.5)) if std is None else std
+        except ValueError:
+            raise ModelIntegrityError(f"{path}: metadata 'mean'/'std' is not a number") from None
+        channels = (meta.get("channels", "rgb") if channels is None else channels).lower()
+        if channels not in ("rgb", "bgr"):
+            raise ModelIntegrityError(f"{path}: channels must be 'rgb' or 'bgr', got {channels!r}")
+        if std == 0:
+            raise ModelIntegrityError(f"{path}: std must not be 0")
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
         shape = list(inp.shape)
