@@ -16,11 +16,12 @@ from faceaudit.models.onnx_fix import fixed_model_path
 from faceaudit.models.onnx_runtime import make_session
 
 
-def timed(fn, reps: int = 30) -> float:
-    fn()
+def timed(fn, *args, reps: int = 30) -> float:
+    """Mean milliseconds per call of ``fn(*args)`` after one warm-up call."""
+    fn(*args)
     t0 = time.perf_counter()
     for _ in range(reps):
-        fn()
+        fn(*args)
     return (time.perf_counter() - t0) / reps * 1000
 
 
@@ -42,23 +43,23 @@ def main() -> None:
             s = make_session(fixed, threads=threads, fold_qdq=fold)
             name = s.get_inputs()[0].name
             label = "onnxruntime" + (" + disable_quant_qdq" if fold else "")
-            rows.append(["SFace", label, threads, "1", f"{timed(lambda: s.run(None, {name: crops[:1]})):.1f}"])
+            rows.append(["SFace", label, threads, "1", f"{timed(s.run, None, {name: crops[:1]}):.1f}"])
             if fold:
-                per = timed(lambda: s.run(None, {name: crops}), reps=5) / 16
+                per = timed(s.run, None, {name: crops}, reps=5) / 16
                 rows.append(["SFace", label, threads, "16", f"{per:.1f}"])
     img = rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)
     small = cv2.resize(img, (250, 250))
     for threads in (1, 2):
         cv2.setNumThreads(threads)
         det = cv2.FaceDetectorYN.create(str(verified_path(YUNET)), "", (250, 250))
-        rows.append(["YuNet", "cv2.FaceDetectorYN 250×250", threads, "1", f"{timed(lambda: det.detect(small)):.1f}"])
+        rows.append(["YuNet", "cv2.FaceDetectorYN 250×250", threads, "1", f"{timed(det.detect, small):.1f}"])
         det.setInputSize((640, 480))
-        rows.append(["YuNet", "cv2.FaceDetectorYN 640×480", threads, "1", f"{timed(lambda: det.detect(img)):.1f}"])
+        rows.append(["YuNet", "cv2.FaceDetectorYN 640×480", threads, "1", f"{timed(det.detect, img):.1f}"])
         s = make_session(str(fixed_model_path(verified_path(YUNET), batch_dim=False)), threads=threads)
         x = np.zeros((1, 3, 640, 640), np.float32)
         name = s.get_inputs()[0].name
         rows.append(["YuNet", "onnxruntime 640×640 (graph only, no decoding)", threads, "1",
-                     f"{timed(lambda: s.run(None, {name: x})):.1f}"])
+                     f"{timed(s.run, None, {name: x}):.1f}"])
     print_table(["model", "runtime", "threads", "batch", "ms per face / image"], rows)
 
 
