@@ -221,4 +221,13 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
     ids, scores = index.search(X[4], 1)
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
     assert g.rebuild_index("fake-model") == 20
+    # bulk enrolment: one ledger entry per subject, several subjects per transaction; the live index follows
+    Y = rng.standard_normal((30, 128)).astype(np.float32)
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    n = g.enroll_many(((f"bulk{i}", f"b{i}", Y[i : i + 1]) for i in range(30)), consent=CONSENT, operator="o",
+                      model_id="fake-model", batch_size=7)
+    assert n == 30 and len(g.subjects()) == 50
+    res = g.identify_template(Y[17], probe_sha256="00" * 32, purpose="p", case="c", operator="o", top_k=3)
+    assert res.candidates[0].subject_ref == "bulk17" and res.gallery_version == 50
+    assert g.ledger.verify().n_entries == 1 + 50 + 1
     g.close()

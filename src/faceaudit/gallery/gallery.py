@@ -12,7 +12,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -387,45 +387,97 @@ class Gallery:
         return self._store_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
                                    model_id=model_id, started_at=started)
 
+    def enroll_many(
+        self,
+        records: Iterable[tuple[str, str, np.ndarray]],
+        *,
+        consent: Consent,
+        operator: str,
+        model_id: str,
+        batch_size: int = 1000,
+    ) -> int:
+        """Bulk enrolment of ``(subject_ref, name, templates)`` records, ``batch_size`` subjects per transaction.
+
+        Each subject still gets its own ledger entry; a batch commits or rolls back as a whole. Returns the count.
+        """
+        consent.validate()
+        n = 0
+        batch: list[tuple[str, str, np.ndarray]] = []
+
+        def flush() -> None:
+            if not batch:
+                return
+            started = utc_now()
+            added_ids, added_vectors = [], []
+            with self._write():
+                before = self.version
+                for subject_ref, name, templates in batch:
+                    templates = np.asarray(templates, np.float32).reshape(len(templates), -1)
+                    refs = [_Reference(v, {}, "") for v in templates]
+                    ids, _ = self._insert_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
+                                                  model_id=model_id, started_at=started)
+                    added_ids += ids
+                    added_vectors.append(templates)
+                version = self.version
+            self._after_change(before, version, add=(model_id, np.array(added_ids), np.concatenate(added_vectors)))
+            batch.clear()
+
+        for record in records:
+            batch.append(record)
+            n += 1
+            if len(batch) >= batch_size:
+                flush()
+        flush()
+        return n
+
     def _store_subject(self, subject_ref: str, refs: list[_Reference], *, name: str, consent: Consent,
                        operator: str, model_id: str, started_at: str) -> EnrollResult:
-        now = utc_now()
-        seal = self._sealer
-        with self._write() as conn:
+        with self._write():
             before = self.version
-            if self.has_subject(subject_ref):
-                raise SubjectExistsError(f"subject {subject_ref!r} is already enrolled; erase it first to re-enrol")
-            cur = conn.execute(
-                "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-                "consent_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (subject_ref, name.strip(), consent.basis.strip(), consent.recorded_by.strip(), now,
-                 consent.expires.isoformat() if consent.expires else None, now))
-            subject_id = cur.lastrowid
-            ids = []
-            for ref in refs:
-                sealed = seal.seal(ref.vector, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id)
-                image = None
-                if ref.image is not None:
-                    image = seal.seal_bytes(ref.image, seal.associated_data("image", self.gallery_id, subject_ref,
-                                                                             model_id))
-                cur = conn.execute(
-                    "INSERT INTO templates (subject_id, model_id, quality, source_sha256, sealed, image, created_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (subject_id, model_id, json.dumps(ref.quality, sort_keys=True), ref.source_sha256, sealed, image,
-                     now))
-                ids.append(int(cur.lastrowid))
-            version = self._bump_version()
-            entry = self._record(
-                "enroll", operator, started_at, version,
-                params={"model": model_id, "consent_basis": consent.basis.strip(),
-                        "consent_by": consent.recorded_by.strip(),
-                        "consent_expires": consent.expires.isoformat() if consent.expires else None,
-                        "images_stored": any(r.image is not None for r in refs)},
-                result={"subject": self.pseudonym(subject_ref), "n_templates": len(refs),
-                        "source_sha256": [r.source_sha256 for r in refs]})
+            ids, entry = self._insert_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
+                                              model_id=model_id, started_at=started_at)
+            version = entry.gallery_version
         self._after_change(before, version,
                            add=(model_id, np.array(ids), np.stack([r.vector for r in refs]).astype(np.float32)))
         return EnrollResult(subject_ref, len(refs), ids, entry.seq)
+
+    def _insert_subject(self, subject_ref: str, refs: list[_Reference], *, name: str, consent: Consent,
+                        operator: str, model_id: str, started_at: str) -> tuple[list[int], LedgerEntry]:
+        """Insert one subject, its sealed templates and its ledger entry, inside the caller's transaction."""
+        now = utc_now()
+        seal = self._sealer
+        conn = self._conn
+        if self.has_subject(subject_ref):
+            raise SubjectExistsError(f"subject {subject_ref!r} is already enrolled; erase it first to re-enrol")
+        cur = conn.execute(
+            "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
+            "consent_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (subject_ref, name.strip(), consent.basis.strip(), consent.recorded_by.strip(), now,
+             consent.expires.isoformat() if consent.expires else None, now))
+        subject_id = cur.lastrowid
+        ids = []
+        for ref in refs:
+            sealed = seal.seal(ref.vector, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id)
+            image = None
+            if ref.image is not None:
+                image = seal.seal_bytes(ref.image, seal.associated_data("image", self.gallery_id, subject_ref,
+                                                                         model_id))
+            cur = conn.execute(
+                "INSERT INTO templates (subject_id, model_id, quality, source_sha256, sealed, image, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (subject_id, model_id, json.dumps(ref.quality, sort_keys=True), ref.source_sha256, sealed, image,
+                 now))
+            ids.append(int(cur.lastrowid))
+        version = self._bump_version()
+        entry = self._record(
+            "enroll", operator, started_at, version,
+            params={"model": model_id, "consent_basis": consent.basis.strip(),
+                    "consent_by": consent.recorded_by.strip(),
+                    "consent_expires": consent.expires.isoformat() if consent.expires else None,
+                    "images_stored": any(r.image is not None for r in refs)},
+            result={"subject": self.pseudonym(subject_ref), "n_templates": len(refs),
+                    "source_sha256": [r.source_sha256 for r in refs]})
+        return ids, entry
 
     # --- the in-memory index ------------------------------------------------------------------------------
 
@@ -530,20 +582,38 @@ class Gallery:
         if top_k < 1:
             raise UsageError("--top-k must be at least 1")
         engine = self.engine
-        params = {"model": engine.model_id, "threshold": engine.threshold, "top_k": top_k, "policy": engine.policy,
-                  "index": self.index_kind}
+        params = self._search_params(top_k)
         vector, digest = self._probe(probe, "identify", operator, started, purpose=purpose, case_ref=case,
                                      params=params)
+        return self.identify_template(vector, probe_sha256=digest, purpose=purpose, case=case, operator=operator,
+                                      top_k=top_k, started_at=started, threshold=engine.threshold)
+
+    def _search_params(self, top_k: int, threshold: float | None = None) -> dict[str, Any]:
+        engine = self.engine
+        return {"model": engine.model_id, "threshold": engine.threshold if threshold is None else threshold,
+                "top_k": top_k, "policy": engine.policy, "index": self.index_kind}
+
+    def identify_template(self, vector: np.ndarray, *, probe_sha256: str, purpose: str, case: str, operator: str,
+                          top_k: int = 10, threshold: float | None = None,
+                          started_at: str | None = None) -> IdentifyResult:
+        """1:N search with a probe template computed elsewhere (same model); logged like :meth:`identify`."""
+        started = started_at or utc_now()
+        purpose = _require(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
+        case = _require(case, "identification needs a case reference (--case)", PolicyError)
+        operator = _require(operator, "identification needs the operator's name (--operator)", PolicyError)
+        engine = self.engine
+        threshold = engine.threshold if threshold is None else float(threshold)
+        params = self._search_params(top_k, threshold)
         index = self._ensure_index()
-        candidates = self._candidates(index, vector, top_k, engine.threshold)
+        candidates = self._candidates(index, np.asarray(vector, np.float32), top_k, threshold)
         with self._write():
             entry = self._record(
                 "identify", operator, started, self._index_version, purpose=purpose, case_ref=case,
-                probe_sha256=digest, params=params,
+                probe_sha256=probe_sha256, params=params,
                 result={"n_candidates": len(candidates),
                         "candidates": [{"subject": self.pseudonym(c.subject_ref), "similarity": c.similarity,
                                         "above_threshold": c.above_threshold} for c in candidates]})
-        return IdentifyResult(candidates, engine.threshold, engine.model_id, top_k, digest, purpose, case, operator,
+        return IdentifyResult(candidates, threshold, engine.model_id, top_k, probe_sha256, purpose, case, operator,
                               self.gallery_id, self._index_version, entry.seq)
 
     def _candidates(self, index: TemplateIndex, vector: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
