@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = gsub.add_parser("erase", help="erase a subject: row, templates, index entries; bytes overwritten")
     p.add_argument("subject_ref", metavar="SUBJECT_REF")
-    p.add_argument("--reason", default=None, help="why (required; logged)")
+    p.add_argument("--reason", default=None, help="why (required; logged as given, so no names)")
     p.add_argument("--operator", default=None, help="who erases (required)")
     p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
     _db_options(p)
@@ -89,8 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("identify", help="1:N search: a candidate list for human review (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--purpose", default=None, help="why this search is made (required)")
-    p.add_argument("--case", default=None, help="case reference (required)")
+    p.add_argument("--purpose", default=None, help="why this search is made (required; logged as given, so no names)")
+    p.add_argument("--case", default=None, help="case reference (required; logged as given, so no names)")
     p.add_argument("--operator", default=None, help="who searches (required)")
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
     p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)")
