@@ -231,3 +231,24 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
     assert res.candidates[0].subject_ref == "bulk17" and res.gallery_version == 50
     assert g.ledger.verify().n_entries == 1 + 50 + 1
     g.close()
+
+
+
+def test_hnsw_gallery_finds_and_forgets(tmp_path):
+    class FakeEngine:
+        model_id, threshold, policy, dim = "fake-model", 0.5, "central", 128
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((200, 128)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    key = generate_key()
+    with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), index="hnsw") as g:
+        g.enroll_many(((f"s{i}", f"n{i}", X[i : i + 1]) for i in range(200)), consent=CONSENT, operator="o",
+                      model_id="fake-model")
+    with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), create=False) as g:
+        assert g.index_kind == "hnsw"
+        res = g.identify_template(X[42], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=5)
+        assert res.candidates[0].subject_ref == "s42" and res.candidates[0].above_threshold
+        g.erase("s42", reason="r", operator="o")
+        res = g.identify_template(X[42], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=5)
+        assert "s42" not in [c.subject_ref for c in res.candidates]

@@ -75,6 +75,7 @@ def connect(path: str | os.PathLike, *, create: bool = False) -> sqlite3.Connect
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
+    """The schema version of the file (``PRAGMA user_version``)."""
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 

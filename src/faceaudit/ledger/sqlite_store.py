@@ -57,10 +57,12 @@ class SQLiteLedgerStore:
         self.conn = conn
 
     def head(self) -> LedgerEntry | None:
+        """The entry with the highest ``seq`` (None when empty)."""
         row = self.conn.execute(f"{_SELECT} ORDER BY seq DESC, pos DESC LIMIT 1").fetchone()
         return None if row is None else _row_to_entry(row)
 
     def write(self, entry: LedgerEntry) -> None:
+        """Insert one entry (the caller's transaction commits it)."""
         d = entry.as_dict()
         d["params"] = json.dumps(d["params"], sort_keys=True, ensure_ascii=False)
         d["result"] = json.dumps(d["result"], sort_keys=True, ensure_ascii=False)
@@ -68,6 +70,7 @@ class SQLiteLedgerStore:
                           [d[c] for c in _COLUMNS])
 
     def entries(self, since_seq: int = 0) -> Iterator[LedgerEntry]:
+        """Entries in storage order (``pos``), those with ``seq > since_seq`` when it is positive."""
         if since_seq > 0:
             cursor = self.conn.execute(f"{_SELECT} WHERE seq > ? ORDER BY pos", (since_seq,))
         else:
@@ -76,4 +79,5 @@ class SQLiteLedgerStore:
             yield from (_row_to_entry(r) for r in rows)
 
     def count(self) -> int:
+        """The number of stored entries."""
         return int(self.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
