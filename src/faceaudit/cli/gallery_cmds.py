@@ -335,6 +335,8 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
     with _ledger(args) as gl:
         report = gl.ledger.verify(anchor=args.anchor)
     print(report.message())
+    if report.anchor_checked:
+        print(f"the anchored head is in the chain (head now entry {report.head_seq})", file=sys.stderr)
     return 0
 
 

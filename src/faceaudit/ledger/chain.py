@@ -87,8 +87,8 @@ class VerifyReport:
     anchor_checked: bool
 
     def message(self) -> str:
-        text = f"{self.n_entries} entries, chain intact"
-        return text + (" (anchor found)" if self.anchor_checked else "")
+        """The one-line verdict that ``faceaudit ledger verify`` prints."""
+        return f"{self.n_entries} entries, chain intact"
 
 
 def parse_anchor(anchor: str) -> tuple[int | None, str]:
