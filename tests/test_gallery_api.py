@@ -252,3 +252,32 @@ def test_hnsw_gallery_finds_and_forgets(tmp_path):
         g.erase("s42", reason="r", operator="o")
         res = g.identify_template(X[42], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=5)
         assert "s42" not in [c.subject_ref for c in res.candidates]
+
+
+def test_a_second_process_view_follows_changes(tmp_path):
+    """Two Gallery objects on one file (as two processes would be): each search sees the other's changes."""
+
+    class FakeEngine:
+        model_id, threshold, policy, dim = "fake-model", 0.5, "central", 128
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((12, 128)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    key = generate_key()
+    a = Gallery(tmp_path / "two.db", key=key, engine=FakeEngine())
+    b = Gallery(tmp_path / "two.db", key=key, engine=FakeEngine(), create=False)
+
+    def top(g: Gallery, i: int) -> str | None:
+        res = g.identify_template(X[i], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=1)
+        return res.candidates[0].subject_ref if res.candidates else None
+
+    for i in range(10):
+        a.enroll_templates(f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model")
+    assert top(b, 3) == "s3"
+    b.enroll_templates("s10", X[10:11], name="n10", consent=CONSENT, operator="o", model_id="fake-model")
+    assert top(a, 10) == "s10"  # a's index was rebuilt: the gallery version moved
+    a.erase("s3", reason="r", operator="o")
+    assert top(b, 3) != "s3"
+    assert a.ledger.verify().n_entries == 1 + 11 + 3 + 1
+    a.close()
+    b.close()

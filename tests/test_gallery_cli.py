@@ -138,3 +138,28 @@ def test_expire_command(tmp_path):
     assert b"Temporary" not in db.read_bytes()
     r = run_cli("gallery", "init", "--db", str(db), env=NOKEY)
     assert r.returncode == 2
+
+
+def test_enroll_manifest_refuses_a_subject_and_enrols_the_rest(tmp_path):
+    db = tmp_path / "m.db"
+    assert run_cli("gallery", "init", "--db", str(db), env=NOKEY).returncode == 0
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("subject_ref,path,name,consent_basis\n"
+                        "good,fairface_0001.jpg,Good One,\n"
+                        "bad,fairface_0002.jpg,Bad One,\n"
+                        "bad,fairface_0008.jpg,Bad One,\n"
+                        "own,fairface_0003.jpg,Own Basis,contract clause 4\n")
+    base = ["gallery", "enroll-manifest", str(manifest), "--root", str(FAIRFACE), "--operator", "bulk",
+            "--db", str(db)]
+    r = run_cli(*base, "--consent-by", "Ruth", env=NOKEY)
+    assert r.returncode == 2 and "consent basis" in r.stderr  # checked for every subject before any enrolment
+    assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM subjects").fetchone()[0] == 0
+    r = run_cli(*base, *CONSENT, env=NOKEY)
+    assert r.returncode == 3 and "refused bad" in r.stderr and "too blurred" in r.stderr
+    conn = sqlite3.connect(db)
+    rows = dict(conn.execute("SELECT subject_ref, consent_basis FROM subjects").fetchall())
+    assert rows == {"good": "signed consent form", "own": "contract clause 4"}
+    assert conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0] == 2  # nothing of 'bad'
+    conn.close()
+    r = run_cli(*base, *CONSENT, env=NOKEY)
+    assert r.returncode == 3 and "0 subject(s) enrolled, 2 already present, 1 refused" in r.stderr
