@@ -154,6 +154,38 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
     return out
 
 
+def bench_ledger(n: int, workdir: Path) -> dict:
+    """Append ``n`` identify-shaped entries (10 candidates each) in one transaction, then verify the chain."""
+    import sqlite3
+
+    from faceaudit.ledger import Ledger
+    from faceaudit.ledger.sqlite_store import SQLiteLedgerStore, create_schema
+
+    path = workdir / "ledger_bench.db"
+    path.unlink(missing_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    create_schema(conn)
+    ledger = Ledger(SQLiteLedgerStore(conn))
+    candidates = [{"subject": f"subj:{i:032x}", "similarity": 0.5, "above_threshold": False} for i in range(10)]
+    t0 = time.perf_counter()
+    conn.execute("BEGIN")
+    for i in range(n):
+        ledger.append("identify", "operator", purpose="benchmark", case_ref="BENCH", gallery_id="g",
+                      gallery_version=i, probe_sha256="a" * 64, params={"model": "m", "threshold": 0.363, "top_k": 10},
+                      result={"n_candidates": 10, "candidates": candidates})
+    conn.execute("COMMIT")
+    t_append = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    report = ledger.verify()
+    t_verify = time.perf_counter() - t0
+    conn.close()
+    path.unlink()
+    out = {"entries": report.n_entries, "append_per_s": round(n / t_append), "verify_s": round(t_verify, 2),
+           "verify_entries_per_s": round(n / t_verify)}
+    print(json.dumps({"ledger": out}), flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
@@ -164,6 +196,8 @@ def main() -> None:
     ap.add_argument("--workdir", default=None, help="where the gallery files go (default a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the gallery files")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--ledger-entries", type=int, default=0, help="also time appending and verifying this many "
+                    "ledger entries (0: skip)")
     args = ap.parse_args()
     tmp = None
     if args.workdir is None:
@@ -179,6 +213,8 @@ def main() -> None:
     env["faiss"] = faiss.__version__
     results = {"env": env, "sizes": {}}
     try:
+        if args.ledger_entries:
+            results["ledger"] = bench_ledger(args.ledger_entries, Path(args.workdir))
         for n in args.sizes:
             results["sizes"][str(n)] = bench_size(n, refs, probes, args, engine)
     finally:

@@ -281,3 +281,15 @@ def test_a_second_process_view_follows_changes(tmp_path):
     assert a.ledger.verify().n_entries == 1 + 11 + 3 + 1
     a.close()
     b.close()
+
+
+def test_images_are_stored_only_when_asked_and_sealed(gallery, faces):
+    gallery.enroll("plain", [faces["0001"]["orig"]], name="Plain", consent=CONSENT, operator="o")
+    gallery.enroll("kept", [faces["0002"]["orig"]], name="Kept", consent=CONSENT, operator="o", store_images=True)
+    conn = sqlite3.connect(gallery.path)
+    images = dict(conn.execute("SELECT s.subject_ref, t.image FROM templates t JOIN subjects s ON s.id = t.subject_id"))
+    conn.close()
+    raw = faces["0002"]["orig"].read_bytes()
+    assert images["plain"] is None
+    assert images["kept"] is not None and len(images["kept"]) == len(raw) + 28 and raw[:64] not in images["kept"]
+    assert raw[100:164] not in gallery.path.read_bytes() + Path(f"{gallery.path}-wal").read_bytes()
