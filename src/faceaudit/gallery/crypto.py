@@ -1,0 +1,138 @@
+"""Template sealing with AES-256-GCM, gallery keys, and the keyed subject pseudonyms written to the ledger."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from faceaudit.errors import FaceAuditError
+
+KEY_ENV = "FACEAUDIT_KEY"
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_KEY_CHECK = b"faceaudit gallery key check v1"
+
+
+class GalleryKeyError(FaceAuditError):
+    """The gallery key is missing, malformed or wrong. Nothing was changed."""
+
+    exit_code = 2
+
+
+def generate_key() -> bytes:
+    """A fresh random 256-bit gallery key."""
+    return os.urandom(KEY_BYTES)
+
+
+def parse_key(text: str | bytes, source: str = "key") -> bytes:
+    """A 32-byte key from 64 hex digits or base64 text (raw 32 bytes are accepted as they are)."""
+    if isinstance(text, bytes) and len(text) == KEY_BYTES:
+        return text
+    value = text.decode() if isinstance(text, bytes) else text
+    value = value.strip()
+    try:
+        key = bytes.fromhex(value) if len(value) == 2 * KEY_BYTES else base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise GalleryKeyError(f"{source}: a gallery key is 32 bytes written as 64 hex digits or base64")
+    return key
+
+
+def write_key_file(path: str | os.PathLike, key: bytes) -> None:
+    """Create ``path`` with mode 0600 holding ``key`` in hex; refuse to overwrite an existing file."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise GalleryKeyError(f"{path}: a key file already exists; keep it, or move it away first") from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex() + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None = None) -> bytes:
+    """The gallery key: ``key`` if given, else ``$FACEAUDIT_KEY``, else ``key_file``. Raises GalleryKeyError."""
+    if key is not None:
+        return parse_key(key, "key")
+    env = os.environ.get(KEY_ENV, "")
+    if env:
+        return parse_key(env, KEY_ENV)
+    if key_file is not None and Path(key_file).is_file():
+        mode = stat.S_IMODE(os.stat(key_file).st_mode)
+        if mode & 0o077:
+            raise GalleryKeyError(f"{key_file}: the key file is readable by others (mode {mode:o}); chmod 600 it")
+        return parse_key(Path(key_file).read_text(), str(key_file))
+    where = f" or keep the key in {key_file}" if key_file is not None else ""
+    raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
+
+
+def _derive(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+
+
+class TemplateSealer:
+    """Seal and open templates with AES-256-GCM; the associated data binds each to its gallery, subject and model.
+
+    The gallery key is never used directly: HKDF derives one key for templates and images and another for the
+    subject pseudonyms of the ledger.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(_derive(key, b"faceaudit template sealing v1"))
+        self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
+
+    @staticmethod
+    def associated_data(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
+        return "\x1f".join(("faceaudit", kind, "v1", gallery_id, subject_ref, model_id)).encode()
+
+    def seal_bytes(self, data: bytes, aad: bytes) -> bytes:
+        """nonce ‖ ciphertext ‖ tag."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, aad)
+
+    def open_bytes(self, blob: bytes, aad: bytes) -> bytes:
+        """Decrypt and authenticate; raises GalleryKeyError on a wrong key or altered data."""
+        try:
+            return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise GalleryKeyError("a template does not decrypt: wrong gallery key, or the row was altered "
+                                  "(moved to another subject or model)") from None
+
+    def seal(self, vector: np.ndarray, *, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
+        """Encrypt one float32 template."""
+        data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
+        return self.seal_bytes(data, self.associated_data("template", gallery_id, subject_ref, model_id))
+
+    def open(self, blob: bytes, *, gallery_id: str, subject_ref: str, model_id: str) -> np.ndarray:
+        """Decrypt one template back to float32."""
+        data = self.open_bytes(blob, self.associated_data("template", gallery_id, subject_ref, model_id))
+        return np.frombuffer(data, dtype="<f4")
+
+    def key_check(self, gallery_id: str) -> bytes:
+        """A sealed constant stored in the gallery, so a wrong key is caught before anything is written."""
+        return self.seal_bytes(_KEY_CHECK, gallery_id.encode())
+
+    def check_key(self, blob: bytes, gallery_id: str, where: str) -> None:
+        """Raise GalleryKeyError unless ``blob`` opens with this key."""
+        try:
+            ok = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], gallery_id.encode()) == _KEY_CHECK
+        except InvalidTag:
+            ok = False
+        if not ok:
+            raise GalleryKeyError(f"{where}: wrong gallery key (it does not open this gallery); nothing was changed")
+
+    def pseudonym(self, subject_ref: str) -> str:
+        """The keyed hash that stands for a subject in the ledger: HMAC-SHA256 of the subject ref, 128 bits."""
+        return "subj:" + hmac.new(self._pseudonym_key, subject_ref.encode(), hashlib.sha256).hexdigest()[:32]

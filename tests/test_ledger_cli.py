@@ -1,0 +1,105 @@
+"""``faceaudit ledger`` on a real gallery file, tampered with through the sqlite3 module, in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from conftest import run_cli
+
+from faceaudit.gallery import GalleryLedger
+
+N_EXTRA = 7
+
+
+@pytest.fixture()
+def db(tmp_path):
+    """A real gallery (init through the CLI) whose ledger holds 1 + N_EXTRA entries."""
+    path = tmp_path / "g.db"
+    r = run_cli("gallery", "init", "--db", str(path), "--operator", "admin", env={"FACEAUDIT_KEY": ""})
+    assert r.returncode == 0, r.stderr
+    with GalleryLedger(path) as gl:
+        conn = gl._conn
+        for i in range(N_EXTRA):
+            conn.execute("BEGIN IMMEDIATE")
+            gl.ledger.append("identify", f"op{i}", purpose="test", case_ref=f"C{i}", gallery_id=gl.gallery_id,
+                             gallery_version=0, probe_sha256="cd" * 32, params={"top_k": 10},
+                             result={"n_candidates": 0, "candidates": []})
+            conn.execute("COMMIT")
+    return path
+
+
+def verify(db, *extra):
+    return run_cli("ledger", "verify", "--db", str(db), *extra)
+
+
+def tamper(db, *statements):
+    conn = sqlite3.connect(db)
+    for s in statements:
+        conn.execute(s)
+    conn.commit()
+    conn.close()
+
+
+def test_intact_chain(db):
+    r = verify(db)
+    assert r.returncode == 0 and r.stdout.strip() == f"{1 + N_EXTRA} entries, chain intact"
+
+
+def test_edited_field(db):
+    tamper(db, "UPDATE ledger SET purpose = 'innocent' WHERE seq = 4")
+    r = verify(db)
+    assert r.returncode == 1 and "ledger entry 4: modified" in r.stderr
+
+
+def test_deleted_middle_entry(db):
+    tamper(db, "DELETE FROM ledger WHERE seq = 5")
+    r = verify(db)
+    assert r.returncode == 1 and "ledger entry 5: deleted" in r.stderr
+
+
+def test_swapped_entries(db):
+    tamper(db, "UPDATE ledger SET pos = -6 WHERE seq = 6", "UPDATE ledger SET pos = 6 WHERE seq = 7",
+           "UPDATE ledger SET pos = 7 WHERE seq = 6")
+    r = verify(db)
+    assert r.returncode == 1 and "ledger entry 6: reordered" in r.stderr
+
+
+def test_truncated_tail_with_anchor(db):
+    anchor = run_cli("ledger", "anchor", "--db", str(db))
+    assert anchor.returncode == 0
+    head = anchor.stdout.strip()
+    assert len(head) == 64
+    assert verify(db, "--anchor", head).returncode == 0
+    tamper(db, f"DELETE FROM ledger WHERE seq > {N_EXTRA - 1}")
+    assert verify(db).returncode == 0  # invisible without the anchor
+    r = verify(db, "--anchor", head)
+    assert r.returncode == 1 and f"ledger entry {N_EXTRA}: deleted" in r.stderr and "truncated" in r.stderr
+
+
+def test_export_is_logged_and_verifiable(db, tmp_path):
+    out = tmp_path / "ledger.jsonl"
+    r = run_cli("ledger", "export", "--db", str(db), "--since", "3", "--format", "jsonl", "--out", str(out),
+                "--operator", "auditor")
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [row["seq"] for row in rows] == list(range(4, 2 + N_EXTRA))
+    assert rows[0]["prev_hash"] and rows[0]["entry_hash"]
+    with GalleryLedger(db) as gl:
+        last = list(gl.ledger.store.entries())[-1]
+    assert last.action == "export" and last.actor == "auditor" and last.result["n_entries"] == len(rows)
+    assert verify(db).stdout.strip() == f"{2 + N_EXTRA} entries, chain intact"
+    r = run_cli("ledger", "export", "--db", str(db), "--since", "2000-01-01", "--format", "jsonl")
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 + N_EXTRA
+
+
+def test_signed_ledger(tmp_path):
+    path = tmp_path / "s.db"
+    env = {"FACEAUDIT_KEY": "", "FACEAUDIT_LEDGER_KEY": "ledger-secret"}
+    assert run_cli("gallery", "init", "--db", str(path), env=env).returncode == 0
+    assert run_cli("ledger", "verify", "--db", str(path), env=env).returncode == 0
+    r = run_cli("ledger", "verify", "--db", str(path), env={"FACEAUDIT_LEDGER_KEY": ""})
+    assert r.returncode == 2 and "FACEAUDIT_LEDGER_KEY" in r.stderr
+    r = run_cli("ledger", "verify", "--db", str(path), env={"FACEAUDIT_LEDGER_KEY": "wrong"})
+    assert r.returncode == 1 and "ledger entry 1" in r.stderr
