@@ -26,9 +26,15 @@ def cached_embed(paths: list[str], root: Path, cache: Path, model: str, policy: 
     t0 = time.perf_counter()
     done = [0]
 
+    tty = sys.stderr.isatty()
+
     def tick(n: int) -> None:
+        before = done[0]
         done[0] += n
-        print(f"\r  {model}/{policy}: {done[0]}/{len(paths)} images", end="", file=sys.stderr, flush=True)
+        if tty:
+            print(f"\r  {model}/{policy}: {done[0]}/{len(paths)} images", end="", file=sys.stderr, flush=True)
+        elif done[0] * 10 // len(paths) > before * 10 // len(paths):
+            print(f"  {model}/{policy}: {done[0]}/{len(paths)} images", file=sys.stderr, flush=True)
 
     res = embed_paths(paths, root, model=model, policy=policy, workers=workers, progress=tick)
     print(file=sys.stderr)
