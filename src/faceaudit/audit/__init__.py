@@ -140,8 +140,15 @@ def audit(
         if root is None:
             raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
         with progress(len(paths), "embedding") as advance:
-            er = embed_paths(paths, root, model=model, policy=policy, workers=workers, progress=advance,
-                             **(model_options or {}))
+            er = embed_paths(
+                paths,
+                root,
+                model=model,
+                policy=policy,
+                workers=workers,
+                progress=advance,
+                **(model_options or {}),
+            )
         vecs, status, n_faces = er.templates, er.status, er.n_faces
         model_id, used_policy = er.model_id, er.policy
     ok = np.array([s == "ok" for s in status], bool)
@@ -156,7 +163,8 @@ def audit(
         warn.append(f"{n_fail} images gave no template (no face or unreadable): see fte per group")
     if m.subject.size and len(np.unique(m.subject)) == len(m.subject):
         warn.append(
-            "no subject has two images: only the non-mated side (FMR) can be measured. For a full audit, use "
+            "no subject has two images (the data set has no repeat identities): only the non-mated side (FMR) "
+            "can be measured. For a full audit, use "
             "a data set with identities, e.g. `faceaudit audit lfw/manifest.csv --root lfw --group-by sex`"
         )
     config = {
@@ -193,14 +201,35 @@ def audit(
     )
     if compare_policies:
         result.policy_comparison = _compare_policies(
-            result, manifest, root, group_by, model=model, workers=workers, targets=targets, alpha=alpha,
-            label_source=label_source, progress=progress, model_options=model_options,
+            result,
+            manifest,
+            root,
+            group_by,
+            model=model,
+            workers=workers,
+            targets=targets,
+            alpha=alpha,
+            label_source=label_source,
+            progress=progress,
+            model_options=model_options,
         )
     return result
 
 
-def _compare_policies(result: AuditResult, manifest, root, group_by, *, model, workers, targets, alpha,
-                      label_source, progress, model_options) -> pd.DataFrame:
+def _compare_policies(
+    result: AuditResult,
+    manifest,
+    root,
+    group_by,
+    *,
+    model,
+    workers,
+    targets,
+    alpha,
+    label_source,
+    progress,
+    model_options,
+) -> pd.DataFrame:
     from faceaudit.types import SELECTION_POLICIES
 
     if root is None:
@@ -208,13 +237,33 @@ def _compare_policies(result: AuditResult, manifest, root, group_by, *, model, w
     results = {result.config["policy"]: result}
     for pol in SELECTION_POLICIES:
         if pol not in results:
-            results[pol] = audit(manifest, root, group_by, model=model, policy=pol, workers=workers,
-                                 target_fmr=targets, alpha=alpha, label_source=label_source, progress=progress,
-                                 model_options=model_options)
+            results[pol] = audit(
+                manifest,
+                root,
+                group_by,
+                model=model,
+                policy=pol,
+                workers=workers,
+                target_fmr=targets,
+                alpha=alpha,
+                label_source=label_source,
+                progress=progress,
+                model_options=model_options,
+            )
     frames = []
     for pol, r in results.items():
-        t = r.by_group[["threshold", "n_multi_face", "fmr", "fnmr", "fmr_ci_low", "fmr_ci_high", "fnmr_ci_low",
-                        "fnmr_ci_high"]].copy()
+        t = r.by_group[
+            [
+                "threshold",
+                "n_multi_face",
+                "fmr",
+                "fnmr",
+                "fmr_ci_low",
+                "fmr_ci_high",
+                "fnmr_ci_low",
+                "fnmr_ci_high",
+            ]
+        ].copy()
         t.insert(0, "policy", pol)
         frames.append(t.reset_index())
     return pd.concat(frames, ignore_index=True).set_index(["target_fmr", "group", "policy"]).sort_index()
@@ -244,7 +293,9 @@ def audit_scores(
     counts = count_scores(st.scores, st.mated, st.group_a, st.group_b, st.groups, grid)
     warn = []
     if bootstrap:
-        warn.append("--bootstrap needs subject ids, which a scores file lacks: Clopper–Pearson intervals only")
+        warn.append(
+            "--bootstrap needs subject ids, which a scores file lacks: Clopper–Pearson intervals only"
+        )
     config = {
         "input": "scores",
         "scores": str(scores_csv),
@@ -262,5 +313,3 @@ def audit_scores(
         "faceaudit_version": _version(),
     }
     return analyse(counts, targets=targets, alpha=alpha, config=config, warnings=warn)
-
-

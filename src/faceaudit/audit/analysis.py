@@ -81,9 +81,18 @@ def analyse(
             f"{n_cross_mated} mated comparisons join images with different or missing labels: "
             "they count in the overall FNMR only"
         )
-    for g_i, g in enumerate(groups):
-        if len(counts.mated_within(g_i)) == 0:
-            warn.append(f"group {g!r} has no mated pairs: its FNMR is {NOT_MEASURABLE} (the audit still runs)")
+    no_mated = [g for g_i, g in enumerate(groups) if len(counts.mated_within(g_i)) == 0]
+    if len(no_mated) == 1:
+        warn.append(
+            f"group {no_mated[0]!r} has no mated pairs: its FNMR is {NOT_MEASURABLE} (the audit still runs)"
+        )
+    elif no_mated:
+        which = (
+            "every group"
+            if len(no_mated) == len(groups)
+            else f"{len(no_mated)} groups ({', '.join(no_mated)})"
+        )
+        warn.append(f"{which} has no mated pairs: FNMR is {NOT_MEASURABLE} (the audit still runs)")
 
     rows = []
     thresholds: dict[str, dict] = {}
@@ -101,7 +110,10 @@ def analyse(
         fmr_c, fnmr_c = det_curve(counts.non_mated_within(g_i), counts.mated_within(g_i), n_bins)
         curves[g] = {"fmr": fmr_c, "fnmr": fnmr_c}
     curves["overall"] = dict(zip(("fmr", "fnmr"), det_curve(total_nm, mated_all, n_bins), strict=True))
-    dist["overall"] = {"non_mated": histogram_stats(total_nm, centres), "mated": exact_stats(counts.mated_scores)}
+    dist["overall"] = {
+        "non_mated": histogram_stats(total_nm, centres),
+        "mated": exact_stats(counts.mated_scores),
+    }
 
     for target in targets:
         key = f"{target:g}"
@@ -129,6 +141,7 @@ def analyse(
                 f"{min_comparisons(target)} (rule of three); the threshold at {target:g} is {NOT_MEASURABLE}"
             )
         fmr_by, fnmr_by = {}, {}
+        unmeasured: list[str] = []
         for g_i, g in enumerate(groups):
             h = counts.non_mated_within(g_i)
             mb = counts.mated_within(g_i)
@@ -149,7 +162,9 @@ def analyse(
                 **_rate_cols("fmr", fm),
                 **_rate_cols("fnmr", fn),
                 "tau_g": grid.edge(k_g) if tau_g_ok else None,
-                "tau_g_note": "" if tau_g_ok else f"{NOT_MEASURABLE}: {n_h} comparisons < {min_comparisons(target)}",
+                "tau_g_note": ""
+                if tau_g_ok
+                else f"{NOT_MEASURABLE}: {n_h} comparisons < {min_comparisons(target)}",
                 "eer": e_val,
             }
             if bootstrap:
@@ -160,13 +175,21 @@ def analyse(
                     row[f"{side}_{stat}"] = d[side].get(stat)
             rows.append(row)
             fmr_by[g], fnmr_by[g] = fm.value, fn.value
-            if fm.value is None and fm.trials > 0:
-                warn.append(f"group {g!r}: FMR at {target:g} is {NOT_MEASURABLE} ({fm.note.split(': ', 1)[-1]})")
+            if fm.value is None:
+                unmeasured.append(f"{g} ({fm.trials})")
+        if unmeasured:
+            warn.append(
+                f"FMR at {target:g} is {NOT_MEASURABLE} for {', '.join(unmeasured)}: zero false matches in fewer "
+                f"than {min_comparisons(target)} same-group non-mated comparisons (in brackets)"
+            )
         s = fairness.summarise(fmr_by, fnmr_by, alpha)
         s["threshold"] = tau
         s["target_fmr"] = target
         for which in ("fmr", "fnmr"):
-            if s[f"{which}_max_min_ratio"] is None and sum(v is not None for v in (fmr_by if which == "fmr" else fnmr_by).values()) >= 2:
+            if (
+                s[f"{which}_max_min_ratio"] is None
+                and sum(v is not None for v in (fmr_by if which == "fmr" else fnmr_by).values()) >= 2
+            ):
                 s[f"{which}_ratio_note"] = "undefined: a group has no errors at this threshold"
         summary[key] = s
         cm = np.full((len(groups), len(groups)), np.nan)
@@ -191,8 +214,10 @@ def analyse(
         curves=curves,
         grid=grid.as_dict(),
         histograms={g: counts.non_mated_within(i) for i, g in enumerate(groups)},
-        mated_scores={g: counts.mated_scores[(counts.mated_group_a == i) & (counts.mated_group_b == i)]
-                      for i, g in enumerate(groups)},
+        mated_scores={
+            g: counts.mated_scores[(counts.mated_group_a == i) & (counts.mated_group_b == i)]
+            for i, g in enumerate(groups)
+        },
         bin_centres=centres,
     )
     result.headline = headline(result)
@@ -207,7 +232,11 @@ def _bootstrap_fnmr(counts: ComparisonCounts, g_i: int, k: int, n_boot: int, see
         return {"fnmr_boot_low": None, "fnmr_boot_high": None, "fnmr_boot_method": ""}
     _, inv = np.unique(subj, return_inverse=True)
     lo, hi = cluster_bootstrap_ratio(np.bincount(inv, errs), np.bincount(inv), n_boot, seed=seed)
-    return {"fnmr_boot_low": lo, "fnmr_boot_high": hi, "fnmr_boot_method": f"{BOOTSTRAP_METHOD}, {n_boot} resamples"}
+    return {
+        "fnmr_boot_low": lo,
+        "fnmr_boot_high": hi,
+        "fnmr_boot_method": f"{BOOTSTRAP_METHOD}, {n_boot} resamples",
+    }
 
 
 def _dedupe(items: Sequence[str]) -> list[str]:

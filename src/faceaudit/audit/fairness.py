@@ -69,7 +69,9 @@ def garbe(fmr: Sequence[float | None], fnmr: Sequence[float | None], alpha: floa
     return float(alpha * a + (1.0 - alpha) * b)
 
 
-def inequity_rate(fmr: Sequence[float | None], fnmr: Sequence[float | None], alpha: float = 0.5) -> float | None:
+def inequity_rate(
+    fmr: Sequence[float | None], fnmr: Sequence[float | None], alpha: float = 0.5
+) -> float | None:
     """IR ``(maxFMR/minFMR)^alpha · (maxFNMR/minFNMR)^(1 - alpha)``; None when a ratio is undefined."""
     a, b = max_min_ratio(fmr), max_min_ratio(fnmr)
     if a is None or b is None:
@@ -130,9 +132,13 @@ def read_rates_csv(path: str | os.PathLike) -> list[tuple[str, dict[str, float],
                         try:
                             value = float(cell)
                         except ValueError:
-                            raise InputError(path, f"line {line}: column {c!r}: {cell!r} is not a number") from None
+                            raise InputError(
+                                path, f"line {line}: column {c!r}: {cell!r} is not a number"
+                            ) from None
                         if not 0.0 <= value <= 1.0:
-                            raise InputError(path, f"line {line}: column {c!r}: {value} is not a rate in [0, 1]")
+                            raise InputError(
+                                path, f"line {line}: column {c!r}: {value} is not a rate in [0, 1]"
+                            )
                         target[c[len(prefix) :]] = value
                 rows.append((name or f"row {line - 1}", fm, fn))
     except FileNotFoundError:

@@ -80,7 +80,11 @@ def fmr_rate(hist: np.ndarray, k: int, target_fmr: float) -> Rate:
     """FMR at k. With zero false matches and fewer than 3/target comparisons it is not measurable."""
     e, n = non_mated_errors(hist, k)
     ok = e > 0 or n >= min_comparisons(target_fmr)
-    note = "" if ok else f"{NOT_MEASURABLE}: 0 false matches in {n} comparisons; need {min_comparisons(target_fmr)}"
+    note = (
+        ""
+        if ok
+        else f"{NOT_MEASURABLE}: 0 false matches in {n} comparisons; need {min_comparisons(target_fmr)}"
+    )
     return make_rate(e, n, measurable=ok, note=note)
 
 

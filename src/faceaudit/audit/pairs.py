@@ -112,7 +112,9 @@ def load_manifest(path: str | os.PathLike, group_by, *, label_source_text: str |
     if "path" not in df.columns:
         raise InputError(path, f"manifest has no 'path' column (columns: {', '.join(df.columns)})")
     if "subject_id" not in df.columns:
-        raise InputError(path, "manifest has no 'subject_id' column (leave it empty for one image per person)")
+        raise InputError(
+            path, "manifest has no 'subject_id' column (leave it empty for one image per person)"
+        )
     check_columns(df, cols, path)
     if (df["path"].str.strip() == "").any():
         line = int(np.flatnonzero((df["path"].str.strip() == "").to_numpy())[0]) + 2
@@ -143,7 +145,9 @@ class ScoreTable:
     label_source: str
 
 
-def load_scores(path: str | os.PathLike, group_by=None, *, label_source_text: str | None = None) -> ScoreTable:
+def load_scores(
+    path: str | os.PathLike, group_by=None, *, label_source_text: str | None = None
+) -> ScoreTable:
     """Read a scores CSV: ``score``, ``mated`` (1/0) and ``group_a``/``group_b`` or ``<label>_a``/``<label>_b``."""
     df = read_csv(path)
     for col in ("score", "mated"):

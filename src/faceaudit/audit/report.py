@@ -52,7 +52,7 @@ def det_figure(result: AuditResult) -> str | None:
         if len(idx):
             idx = idx[_thin(len(idx))]
             ax.plot(fmr[idx], fnmr[idx], label=g)
-    for key, t in result.thresholds.items():
+    for t in result.thresholds.values():
         ax.axvline(t["target_fmr"], color="grey", ls=":", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -74,7 +74,13 @@ def fmr_threshold_figure(result: AuditResult) -> str:
         idx = np.flatnonzero(fmr > 0)
         if len(idx):
             idx = idx[_thin(len(idx))]
-            ax.plot(edges[idx], fmr[idx], label=g, lw=2 if g == "overall" else 1.2, ls="--" if g == "overall" else "-")
+            ax.plot(
+                edges[idx],
+                fmr[idx],
+                label=g,
+                lw=2 if g == "overall" else 1.2,
+                ls="--" if g == "overall" else "-",
+            )
     for t in result.thresholds.values():
         if t.get("threshold") is not None:
             ax.axvline(t["threshold"], color="grey", ls=":", lw=0.8)
@@ -95,7 +101,9 @@ def rates_figure(result: AuditResult) -> str | None:
         return None
     plt = _pyplot()
     targets = list(dict.fromkeys(bg.index.get_level_values(0)))
-    fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 + 0.45 * len(result.groups) * len(targets) + 1), squeeze=False)
+    fig, axes = plt.subplots(
+        1, 2, figsize=(9, 0.5 + 0.45 * len(result.groups) * len(targets) + 1), squeeze=False
+    )
     groups = result.groups
     for ax, which in zip(axes[0], ("fmr", "fnmr"), strict=True):
         ylabels, y = [], 0
@@ -107,11 +115,18 @@ def rates_figure(result: AuditResult) -> str | None:
                 label = f"{g} @ {t:.0e}"
                 ylabels.append(label)
                 if v is not None and not (isinstance(v, float) and math.isnan(v)) and v > 0:
-                    ax.errorbar([v], [y], xerr=[[v - lo], [hi - v]], fmt="o", capsize=3, color=f"C{targets.index(t)}")
+                    ax.errorbar(
+                        [v], [y], xerr=[[v - lo], [hi - v]], fmt="o", capsize=3, color=f"C{targets.index(t)}"
+                    )
                 elif hi is not None and not (isinstance(hi, float) and math.isnan(hi)) and hi > 0:
                     ax.plot([hi], [y], marker="<", color="grey")
-                    ax.annotate("0 errors (upper bound)" if v == 0 else "not measurable", (hi, y), fontsize=7,
-                                xytext=(4, 2), textcoords="offset points")
+                    ax.annotate(
+                        "0 errors (upper bound)" if v == 0 else "not measurable",
+                        (hi, y),
+                        fontsize=7,
+                        xytext=(4, 2),
+                        textcoords="offset points",
+                    )
                 y += 1
         ax.set_yticks(range(len(ylabels)), ylabels)
         ax.invert_yaxis()
@@ -137,7 +152,9 @@ def heatmap_figure(result: AuditResult) -> str | None:
     fig, ax = plt.subplots(figsize=(1.6 + 0.75 * n, 1.2 + 0.65 * n))
     if len(pos):
         shown = np.where(vals > 0, vals, np.nan)
-        im = ax.imshow(shown, cmap="viridis", norm=LogNorm(vmin=pos.min(), vmax=max(pos.max(), pos.min() * 1.01)))
+        im = ax.imshow(
+            shown, cmap="viridis", norm=LogNorm(vmin=pos.min(), vmax=max(pos.max(), pos.min() * 1.01))
+        )
         fig.colorbar(im, ax=ax, label="FMR")
     else:
         ax.imshow(np.zeros_like(vals), cmap="Greys", vmin=0, vmax=1)
@@ -217,7 +234,9 @@ def render_html(result: AuditResult) -> str:
         "distributions": distribution_figure(result),
     }
     policy_rows = (
-        result.policy_comparison.reset_index().to_dict(orient="records") if result.policy_comparison is not None else []
+        result.policy_comparison.reset_index().to_dict(orient="records")
+        if result.policy_comparison is not None
+        else []
     )
     return env.get_template("report.html.j2").render(
         r=result,

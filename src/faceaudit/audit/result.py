@@ -72,7 +72,9 @@ class AuditResult:
             "thresholds": self.thresholds,
             "summary": self.summary,
             "by_group": table,
-            "cross_group_fmr": {k: {"groups": list(v.index), "fmr": v.to_numpy()} for k, v in self.cross_fmr.items()},
+            "cross_group_fmr": {
+                k: {"groups": list(v.index), "fmr": v.to_numpy()} for k, v in self.cross_fmr.items()
+            },
             "score_distributions": self.distributions,
             "warnings": self.warnings,
         }
@@ -116,7 +118,9 @@ class AuditResult:
         return pd.DataFrame(
             {
                 "non-mated": t["n_non_mated"],
-                "FMR [95% CI]": [fmt(v, lo, hi) for v, lo, hi in zip(t.fmr, t.fmr_ci_low, t.fmr_ci_high, strict=True)],
+                "FMR [95% CI]": [
+                    fmt(v, lo, hi) for v, lo, hi in zip(t.fmr, t.fmr_ci_low, t.fmr_ci_high, strict=True)
+                ],
                 "mated": t["n_mated"],
                 "FNMR [95% CI]": [
                     fmt(v, lo, hi) for v, lo, hi in zip(t.fnmr, t.fnmr_ci_low, t.fnmr_ci_high, strict=True)

@@ -45,7 +45,9 @@ class ScoreGrid:
         return cls(lo=-1.0 - width, width=width, n_bins=n)
 
     @classmethod
-    def from_scores(cls, scores: np.ndarray, n_bins: int = 20_000, higher_is_better: bool = True) -> ScoreGrid:
+    def from_scores(
+        cls, scores: np.ndarray, n_bins: int = 20_000, higher_is_better: bool = True
+    ) -> ScoreGrid:
         """A grid that spans the observed ``scores`` with ``n_bins`` bins (vendor scores of any range)."""
         s = np.asarray(scores, np.float64)
         if not higher_is_better:
@@ -172,7 +174,9 @@ def compare_templates(
     n_groups = len(groups)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     if np.any(norms == 0):
-        raise InputError("templates", "a template is all zeros (a failed image); drop failures before comparing")
+        raise InputError(
+            "templates", "a template is all zeros (a failed image); drop failures before comparing"
+        )
     # Sort by group (unlabelled, coded n_groups, last) so each tile splits into few (group_a, group_b) rectangles.
     code = np.where(gi < 0, n_groups, gi)
     order = np.argsort(code, kind="stable")
@@ -254,7 +258,10 @@ def compare_templates(
                     v[rows, cols] = sentinel
                     masked += len(rows)
             step = -(-(r1 - r0) // n_threads)
-            futures = [pool.submit(bin_rows, v, r0, c0, lo, min(lo + step, r1 - r0)) for lo in range(0, r1 - r0, step)]
+            futures = [
+                pool.submit(bin_rows, v, r0, c0, lo, min(lo + step, r1 - r0))
+                for lo in range(0, r1 - r0, step)
+            ]
             pending.append((futures, masked))
             if progress:
                 progress((r1 - r0) * (c1 - c0))
@@ -309,7 +316,9 @@ def count_scores(
     bins = grid.quantise(scores)
     nm = ~mated
     cell = (lo_g[nm] * (n_groups + 1) + hi_g[nm]) * grid.n_bins + bins[nm]
-    hist = np.bincount(cell, minlength=(n_groups + 1) ** 2 * grid.n_bins).reshape(n_groups + 1, n_groups + 1, -1)
+    hist = np.bincount(cell, minlength=(n_groups + 1) ** 2 * grid.n_bins).reshape(
+        n_groups + 1, n_groups + 1, -1
+    )
     unlabelled = hist[:, unl].sum(axis=0) + hist[unl, :unl].sum(axis=0)
     m_lo, m_hi = lo_g[mated], hi_g[mated]
     return ComparisonCounts(
@@ -320,6 +329,8 @@ def count_scores(
         mated_bins=bins[mated],
         mated_group_a=np.where(m_lo == unl, -1, m_lo),
         mated_group_b=np.where(m_hi == unl, -1, m_hi),
-        mated_subject=(np.asarray(subject, np.intp)[mated] if subject is not None else np.arange(int(mated.sum()))),
+        mated_subject=(
+            np.asarray(subject, np.intp)[mated] if subject is not None else np.arange(int(mated.sum()))
+        ),
         non_mated_unlabelled=unlabelled.astype(np.int64),
     )
