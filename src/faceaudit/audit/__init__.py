@@ -7,6 +7,8 @@ streaming comparator, and returns an :class:`AuditResult`; ``audit_scores`` audi
 from __future__ import annotations
 
 import os
+import sys
+import types
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -313,3 +315,14 @@ def audit_scores(
         "faceaudit_version": _version(),
     }
     return analyse(counts, targets=targets, alpha=alpha, config=config, warnings=warn)
+
+
+class _CallableModule(types.ModuleType):
+    """Importing ``faceaudit.audit`` binds this subpackage to the name ``faceaudit.audit``, hiding the
+    ``faceaudit.__getattr__`` facade; making the module callable keeps ``faceaudit.audit(...)`` working."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> AuditResult:
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -200,7 +200,9 @@ def distribution_figure(result: AuditResult) -> str | None:
 
 
 def _fmt(v, kind: str = "g") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    import jinja2
+
+    if v is None or isinstance(v, jinja2.Undefined) or (isinstance(v, float) and math.isnan(v)):
         return "—"
     if kind == "rate":
         return f"{v:.2e}"
