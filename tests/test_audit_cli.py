@@ -20,7 +20,8 @@ def labelled(tmp_path_factory):
     d = tmp_path_factory.mktemp("labelled")
     for p in FAIRFACE.glob("*.jpg"):
         shutil.copy(p, d / p.name)
-    rows = list(csv.DictReader(open(FAIRFACE / "manifest.csv", encoding="utf-8")))
+    with open(FAIRFACE / "manifest.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
     subjects = {"fairface_0002.jpg": "s1", "fairface_0004.jpg": "s1", "fairface_0005.jpg": "s2",
                 "fairface_0008.jpg": "s2", "fairface_0003.jpg": "s2"}  # fmt: skip
     for r in rows:

@@ -139,6 +139,18 @@ def _segments(sorted_codes: np.ndarray, n_groups: int) -> np.ndarray:
     return np.searchsorted(sorted_codes, np.arange(n_groups + 1), side="left")
 
 
+def _same_subject_pairs(sr: np.ndarray, sc: np.ndarray, ri: np.ndarray, ci: np.ndarray):
+    """(row, col) positions with ``sr[row] == sc[col]`` among rows ``ri`` and cols ``ci``, by sorting."""
+    o = np.argsort(sc[ci], kind="stable")
+    cs = sc[ci][o]
+    lo = np.searchsorted(cs, sr[ri], "left")
+    cnt = np.searchsorted(cs, sr[ri], "right") - lo
+    total = int(cnt.sum())
+    rows = np.repeat(ri, cnt)
+    starts = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt) + np.arange(total)
+    return rows, ci[o[starts]]
+
+
 def compare_templates(
     templates: np.ndarray,
     group_index: Sequence[int] | np.ndarray,
@@ -199,6 +211,7 @@ def compare_templates(
     mated: list[tuple[np.ndarray, ...]] = []
     n_threads = threads or min(4, os.cpu_count() or 1)
     buffers = [np.empty((block, block), np.float32) for _ in range(2)]
+    tril = np.tri(min(block, n), dtype=bool)  # self-pairs and the lower triangle of diagonal tiles
 
     def bin_rows(v: np.ndarray, r0: int, c0: int, lo: int, hi: int) -> list[tuple[int, int, np.ndarray]]:
         """Histograms of rows [lo, hi) of tile ``v`` (origin r0, c0), one per (group_a, group_b) rectangle."""
@@ -241,16 +254,15 @@ def compare_templates(
             np.matmul(rows_aug[r0:r1], cols_aug[c0:c1].T, out=v)
             masked = 0
             if c0 == r0:  # diagonal tile: keep j > i only
-                il = np.tril_indices(r1 - r0, 0, c1 - c0)
-                v[il] = sentinel
-                masked += len(il[0])
+                lower = tril[: r1 - r0, : c1 - c0]
+                np.copyto(v, sentinel, where=lower)
+                masked += int(np.count_nonzero(lower))
             sr, sc = subj[r0:r1], subj[c0:c1]
             common = np.intersect1d(sr, sc)
             if len(common):
                 ri = np.flatnonzero(np.isin(sr, common))
                 ci = np.flatnonzero(np.isin(sc, common))
-                a, b = np.nonzero(sr[ri][:, None] == sc[ci][None, :])
-                rows, cols = ri[a], ci[b]
+                rows, cols = _same_subject_pairs(sr, sc, ri, ci)
                 keep = (rows + r0) < (cols + c0)
                 rows, cols = rows[keep], cols[keep]
                 if len(rows):
