@@ -20,7 +20,8 @@ from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.intervals import clopper_pearson
 from faceaudit.audit.pairs import UNLABELLED, load_manifest, load_scores
 from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores
+from faceaudit.audit.metrics import threshold_index
+from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores, false_matches_by_subject
 from faceaudit.errors import InputError, UsageError
 
 __all__ = ["audit", "audit_scores", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
@@ -62,11 +63,28 @@ def audit_templates(
 ) -> AuditResult:
     """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
     n = len(templates)
+    targets = _targets(target_fmr)
     with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+    fmr_clusters = None
+    if bootstrap:
+        total = counts.non_mated_total()
+        ks = [threshold_index(total, t) for t in targets]
+        use = [(t, k) for t, k in zip(targets, ks, strict=True) if k is not None]
+        if use:
+            _, cgroup, errors, trials = false_matches_by_subject(
+                templates, group_index, subject, len(groups), [k for _, k in use], grid=counts.grid
+            )
+            fmr_clusters = {
+                "targets": [t for t, _ in use],
+                "group": cgroup,
+                "errors": errors,
+                "trials": trials,
+            }
     return analyse(
         counts,
-        targets=_targets(target_fmr),
+        fmr_clusters=fmr_clusters,
+        targets=targets,
         alpha=alpha,
         group_info=group_info,
         config=config,

@@ -63,8 +63,13 @@ def analyse(
     bootstrap: int = 0,
     seed: int = 0,
     warnings: Sequence[str] = (),
+    fmr_clusters: Mapping | None = None,
 ) -> AuditResult:
-    """Every metric of the audit from ``counts``; ``group_info`` adds per-group image facts (FTE, faces)."""
+    """Every metric of the audit from ``counts``; ``group_info`` adds per-group image facts (FTE, faces).
+
+    ``fmr_clusters`` (from :func:`~faceaudit.audit.scores.false_matches_by_subject`, keys ``targets``,
+    ``group``, ``errors``, ``trials``) enables the subject-clustered bootstrap of FMR.
+    """
     grid = counts.grid
     groups = counts.groups
     n_bins = grid.n_bins
@@ -169,6 +174,7 @@ def analyse(
             }
             if bootstrap:
                 row.update(_bootstrap_fnmr(counts, g_i, k, bootstrap, seed))
+                row.update(_bootstrap_fmr(fmr_clusters, target, g_i, bootstrap, seed))
             d = dist[g]
             for side in ("mated", "non_mated"):
                 for stat in ("mean", "q0.05", "q0.5", "q0.95"):
@@ -222,6 +228,18 @@ def analyse(
     )
     result.headline = headline(result)
     return result
+
+
+def _bootstrap_fmr(fmr_clusters, target: float, g_i: int, n_boot: int, seed: int) -> dict:
+    if not fmr_clusters or target not in fmr_clusters.get("targets", ()):
+        return {"fmr_boot_low": None, "fmr_boot_high": None, "fmr_boot_method": ""}
+    t = fmr_clusters["targets"].index(target)
+    sel = fmr_clusters["group"] == g_i
+    lo, hi = cluster_bootstrap_ratio(
+        fmr_clusters["errors"][sel, t], fmr_clusters["trials"][sel], n_boot, seed=seed
+    )
+    method = f"{BOOTSTRAP_METHOD}, {n_boot} resamples; each pair split between its two subjects"
+    return {"fmr_boot_low": lo, "fmr_boot_high": hi, "fmr_boot_method": method}
 
 
 def _bootstrap_fnmr(counts: ComparisonCounts, g_i: int, k: int, n_boot: int, seed: int) -> dict:

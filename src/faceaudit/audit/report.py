@@ -131,6 +131,7 @@ def rates_figure(result: AuditResult) -> str | None:
         ax.set_yticks(range(len(ylabels)), ylabels)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.margins(x=0.15)
         ax.set_title(f"{which.upper()} at the global threshold (95 % interval)")
         ax.grid(True, which="both", axis="x", alpha=0.3)
     fig.tight_layout()

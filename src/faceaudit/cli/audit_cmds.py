@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also N subject-clustered bootstrap resamples for FNMR intervals",
+        help="also N subject-clustered bootstrap resamples for FMR and FNMR intervals",
     )
     p.add_argument(
         "--compare-policies",
