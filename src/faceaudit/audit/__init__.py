@@ -18,9 +18,9 @@ import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.intervals import clopper_pearson
+from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.pairs import UNLABELLED, load_manifest, load_scores
 from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores, false_matches_by_subject
 from faceaudit.errors import InputError, UsageError
 
