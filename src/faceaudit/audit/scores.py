@@ -192,17 +192,18 @@ def compare_templates(
     # Sort by group (unlabelled, coded n_groups, last) so each tile splits into few (group_a, group_b) rectangles.
     code = np.where(gi < 0, n_groups, gi)
     order = np.argsort(code, kind="stable")
-    unit = x[order] / norms[order]
     code, subj = code[order], subj[order]
     scale = np.float32(1.0 / grid.width)
     offset = np.float32(-grid.lo / grid.width)
-    rows_aug = np.empty((n, unit.shape[1] + 1), np.float32)
-    np.multiply(unit, scale, out=rows_aug[:, :-1])
-    rows_aug[:, -1] = offset
-    cols_aug = np.empty_like(rows_aug)
-    cols_aug[:, :-1] = unit
+    # the two augmented copies are the only N-sized allocations (filled in chunks: no full temporary)
+    cols_aug = np.empty((n, x.shape[1] + 1), np.float32)
+    for i in range(0, n, 8192):
+        idx = order[i : i + 8192]
+        np.divide(x[idx], norms[idx], out=cols_aug[i : i + 8192, :-1])
     cols_aug[:, -1] = 1.0
-    del unit
+    rows_aug = np.empty_like(cols_aug)
+    np.multiply(cols_aug[:, :-1], scale, out=rows_aug[:, :-1])
+    rows_aug[:, -1] = offset
     seg = _segments(code, n_groups + 1)
     n_bins = grid.n_bins
     trash = n_bins  # masked entries (self-pairs, lower triangle, mated pairs) are binned here and dropped
@@ -244,12 +245,15 @@ def compare_templates(
         if n_trash != masked:
             raise FaceAuditError(f"internal error: {n_trash - masked} scores fell outside [-1, 1]")
 
-    tiles = [(r0, c0) for r0 in range(0, n, block) for c0 in range(r0, n, block)]
+    # blocks never straddle a group boundary, so each tile is one (group_a, group_b) rectangle: one bincount
+    bounds = [
+        (a, min(seg[g + 1], a + block)) for g in range(n_groups + 1) for a in range(seg[g], seg[g + 1], block)
+    ]
+    tiles = [(bounds[i], bounds[j]) for i in range(len(bounds)) for j in range(i, len(bounds))]
     with ThreadPoolExecutor(n_threads) as pool:
-        for t, (r0, c0) in enumerate(tiles):
+        for t, ((r0, r1), (c0, c1)) in enumerate(tiles):
             if len(pending) >= len(buffers):
                 collect(pending.pop(0))
-            r1, c1 = min(n, r0 + block), min(n, c0 + block)
             v = buffers[t % len(buffers)][: r1 - r0, : c1 - c0]
             np.matmul(rows_aug[r0:r1], cols_aug[c0:c1].T, out=v)
             masked = 0
