@@ -284,7 +284,8 @@ def headline(result: AuditResult) -> str:
     elif s["fmr_max_min_ratio"] is not None:
         parts.append(
             f", {pair_name(hi_g)} non-mated comparisons false-match {s['fmr_max_min_ratio']:.1f}× as often as "
-            f"{pair_name(lo_g)} (FMR {_fmt_rate(table.loc[hi_g, 'fmr'])} vs {_fmt_rate(table.loc[lo_g, 'fmr'])})."
+            f"{pair_name(lo_g)} (FMR {_fmt_rate(table.loc[hi_g, 'fmr'])} in {int(table.loc[hi_g, 'fmr_trials']):,} "
+            f"comparisons vs {_fmt_rate(table.loc[lo_g, 'fmr'])} in {int(table.loc[lo_g, 'fmr_trials']):,})."
         )
     else:
         n0 = int(table.loc[lo_g, "fmr_trials"])
