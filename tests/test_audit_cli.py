@@ -166,3 +166,16 @@ def test_compare_policies_side_by_side(tmp_path, labelled):
     assert set(pc.index.get_level_values("group")) == {"female", "male"}
     assert "policy_comparison" in json.loads(r.to_json())
     assert "Face-selection policies compared" in r.to_html()
+
+
+def test_audit_scores_finds_label_columns_and_skips_subjects(tmp_path):
+    from faceaudit.audit import audit_scores
+
+    f = tmp_path / "s.csv"
+    rows = [(0.9, 1, "f", "f", "s1", "s1"), (0.2, 0, "f", "m", "s1", "s2"), (0.3, 0, "m", "m", "s2", "s3")]
+    _write_scores(f, rows * 20, header=("score", "mated", "sex_a", "sex_b", "subject_a", "subject_b"))
+    r = audit_scores(f, target_fmr=0.5, label_source="vendor's enrolment records")
+    assert r.groups == ["f", "m"]
+    assert r.by_group.loc[(0.5, "f"), "n_mated"] == 20 and r.by_group.loc[(0.5, "m"), "n_non_mated"] == 20
+    assert r.config["label_source"] == "vendor's enrolment records"
+    assert "vendor&#39;s enrolment records" in r.to_html()

@@ -160,7 +160,10 @@ def load_scores(
     elif {"group_a", "group_b"} <= set(df.columns):
         cols = ["group"]
     else:
-        cols = sorted({c[:-2] for c in df.columns if c.endswith("_a") and f"{c[:-2]}_b" in df.columns})
+        not_labels = {"subject", "subject_id", "path", "image", "template", "id"}
+        cols = sorted(
+            {c[:-2] for c in df.columns if c.endswith("_a") and f"{c[:-2]}_b" in df.columns} - not_labels
+        )
         if not cols:
             raise UsageError(f"{path}: give group_a/group_b columns, or <label>_a/<label>_b with --group-by")
     scores = pd.to_numeric(df["score"].str.strip(), errors="coerce").to_numpy(np.float64)

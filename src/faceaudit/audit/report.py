@@ -60,7 +60,8 @@ def det_figure(result: AuditResult) -> str | None:
     ax.set_ylabel("FNMR")
     ax.set_title("DET curves per group")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _svg(fig)
 
 
@@ -90,7 +91,8 @@ def fmr_threshold_figure(result: AuditResult) -> str:
     ax.set_ylabel("FMR")
     ax.set_title("FMR by threshold (dotted: global thresholds)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _svg(fig)
 
 
@@ -101,11 +103,18 @@ def rates_figure(result: AuditResult) -> str | None:
         return None
     plt = _pyplot()
     targets = list(dict.fromkeys(bg.index.get_level_values(0)))
+    # a panel only for a side that has comparisons (FairFace-like data has no mated pairs)
+    sides = [w for w in ("fmr", "fnmr") if (bg[f"{w}_trials"] > 0).any()]
+    if not sides:
+        return None
     fig, axes = plt.subplots(
-        1, 2, figsize=(9, 0.5 + 0.45 * len(result.groups) * len(targets) + 1), squeeze=False
+        1,
+        len(sides),
+        figsize=(4.5 * len(sides) + 1, 0.5 + 0.45 * len(result.groups) * len(targets) + 1),
+        squeeze=False,
     )
     groups = result.groups
-    for ax, which in zip(axes[0], ("fmr", "fnmr"), strict=True):
+    for ax, which in zip(axes[0], sides, strict=True):
         ylabels, y = [], 0
         for t in targets:
             tab = bg.xs(t, level="target_fmr")
@@ -195,7 +204,8 @@ def distribution_figure(result: AuditResult) -> str | None:
     ax.set_xlabel("comparison score")
     ax.set_ylabel("density")
     ax.set_title("Score distributions (dotted: global thresholds)")
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
     ax.grid(True, alpha=0.3)
     return _svg(fig)
 
