@@ -179,3 +179,38 @@ def test_audit_scores_finds_label_columns_and_skips_subjects(tmp_path):
     assert r.by_group.loc[(0.5, "f"), "n_mated"] == 20 and r.by_group.loc[(0.5, "m"), "n_non_mated"] == 20
     assert r.config["label_source"] == "vendor's enrolment records"
     assert "vendor&#39;s enrolment records" in r.to_html()
+
+
+def test_failure_to_enrol_per_group_from_templates(tmp_path):
+    """An npz with a no-face image and an unreadable one: they count in FTE and in no comparison."""
+    import faceaudit
+    from faceaudit.pipeline.batch import EmbedResult
+
+    rng = np.random.default_rng(0)
+    n = 12
+    paths = [f"img{i}.jpg" for i in range(n)]
+    status = ["ok"] * n
+    status[1], status[7] = "no_face", "error: not an image"
+    x = rng.standard_normal((n, 8)).astype(np.float32)
+    x[[1, 7]] = 0
+    nan = np.full(n, np.nan, np.float32)
+    n_faces = np.array([1] * n, np.int32)
+    n_faces[[0, 3]] = 2
+    n_faces[[1, 7]] = 0
+    EmbedResult(paths, x, status, n_faces, nan, nan, nan, nan, "test-model", "largest").save(
+        tmp_path / "t.npz"
+    )
+    sex = ["female"] * 6 + ["male"] * 6
+    subj = ["a", "a", "b", "b", "", "", "c", "c", "c", "", "", ""]
+    pd.DataFrame({"path": paths, "subject_id": subj, "sex": sex}).to_csv(tmp_path / "m.csv", index=False)
+    r = faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.2)
+    f, m = r.by_group.loc[(0.2, "female")], r.by_group.loc[(0.2, "male")]
+    assert (f["n_fte"], f["n_no_face"], f["n_unreadable"], f["fte"]) == (1, 1, 0, 1 / 6)
+    assert (m["n_fte"], m["n_no_face"], m["n_unreadable"]) == (1, 0, 1)
+    assert f["n_multi_face"] == 2 and f["policy"] == "largest" and r.config["model_id"] == "test-model"
+    # female: 5 templates -> 10 pairs; subject a lost one image, b keeps its pair -> 1 mated, 9 non-mated
+    assert (f["n_mated"], f["n_non_mated"]) == (1, 9)
+    # male: 5 templates; subject c keeps 2 of 3 images -> 1 mated, 9 non-mated
+    assert (m["n_mated"], m["n_non_mated"]) == (1, 9)
+    assert list(r.ratio().columns) == ["fmr", "fnmr"] and len(r.difference()) == 1
+    assert "no template" in " ".join(r.warnings)

@@ -93,7 +93,11 @@ def audit_templates(
     )
 
 
-def _group_info(groups: list[str], gi: np.ndarray, ok: np.ndarray, n_faces: np.ndarray, policy: str) -> dict:
+def _group_info(
+    groups: list[str], gi: np.ndarray, status: list[str], n_faces: np.ndarray, policy: str
+) -> dict:
+    ok = np.array([s == "ok" for s in status], bool)
+    no_face = np.array([s == "no_face" for s in status], bool)
     info = {}
     for g_i, g in enumerate(groups):
         sel = gi == g_i
@@ -103,6 +107,8 @@ def _group_info(groups: list[str], gi: np.ndarray, ok: np.ndarray, n_faces: np.n
             "n_images": n_img,
             "n_templates": n_ok,
             "n_fte": n_img - n_ok,
+            "n_no_face": int((sel & no_face).sum()),
+            "n_unreadable": int((sel & ~ok & ~no_face).sum()),
             "fte": (n_img - n_ok) / n_img if n_img else None,
             "fte_ci_low": lo,
             "fte_ci_high": hi,
@@ -214,7 +220,7 @@ def audit(
         target_fmr=targets,
         alpha=alpha,
         bootstrap=bootstrap,
-        group_info=_group_info(m.groups, m.group_index, ok, np.asarray(n_faces), used_policy),
+        group_info=_group_info(m.groups, m.group_index, status, np.asarray(n_faces), used_policy),
         config=config,
         warnings=warn,
         progress=progress,

@@ -102,6 +102,25 @@ class AuditResult:
         paths["html"].write_text(self.to_html(), encoding="utf-8")
         return paths
 
+    def difference(self) -> pd.DataFrame:
+        """Largest gap between groups, per target: ``fmr`` and ``fnmr`` (as fairlearn's ``difference()``)."""
+        return pd.DataFrame(
+            {
+                k: {"fmr": s["fmr_max_abs_diff"], "fnmr": s["fnmr_max_abs_diff"]}
+                for k, s in self.summary.items()
+            }
+        ).T
+
+    def ratio(self) -> pd.DataFrame:
+        """max/min across groups, per target (larger in the numerator, as NIST reports it; fairlearn's
+        ``ratio()`` is the reciprocal). NaN where a group has no errors."""
+        return pd.DataFrame(
+            {
+                k: {"fmr": s["fmr_max_min_ratio"], "fnmr": s["fnmr_max_min_ratio"]}
+                for k, s in self.summary.items()
+            }
+        ).T.astype(float)
+
     def table(self, target_fmr: float | None = None) -> pd.DataFrame:
         """A short per-group table for the terminal: FMR and FNMR (with intervals) at one target."""
         if not len(self.by_group):
