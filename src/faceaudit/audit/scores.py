@@ -280,7 +280,8 @@ def compare_templates(
             ]
             pending.append((futures, masked))
             if progress:
-                progress((r1 - r0) * (c1 - c0))
+                h, w = r1 - r0, c1 - c0
+                progress(h * (h - 1) // 2 if c0 == r0 else h * w)
         while pending:
             collect(pending.pop(0))
 
