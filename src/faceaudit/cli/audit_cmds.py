@@ -1,0 +1,236 @@
+"""Audit commands: audit, audit-scores, fairness, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from faceaudit.cli.engine_cmds import add_model_options, model_options
+from faceaudit.errors import InputError, UsageError
+
+DEMO_SAMPLE = Path("examples") / "fairface-sample"
+
+
+def _target_list(values: list[str] | None) -> list[float]:
+    if not values:
+        return [1e-3, 1e-4]
+    out = []
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                out.append(float(part))
+            except ValueError:
+                raise UsageError(f"--target-fmr {part!r} is not a number (e.g. 1e-3)") from None
+    return out
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target-fmr",
+        action="append",
+        metavar="FMR",
+        help="target overall FMR(s) for the global threshold; repeat or comma-separate (default 1e-3,1e-4)",
+    )
+    p.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of FMR in FDR, GARBE and IR (default 0.5)"
+    )
+    p.add_argument(
+        "--label-source",
+        default=None,
+        help="where the demographic labels came from (shown in the report; default: *_label_source "
+        "columns, else 'manifest columns, source not stated')",
+    )
+    p.add_argument("--out", required=True, help="output folder for audit.json, by_group.csv and report.html")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("audit", help="demographic differential audit of a labelled manifest")
+    p.add_argument("manifest", help="CSV with path, subject_id and label columns")
+    p.add_argument("--root", default=None, help="folder the manifest's paths are relative to")
+    p.add_argument("--group-by", required=True, help="label column(s), comma-separated, e.g. sex or sex,race")
+    p.add_argument("--templates", default=None, help="reuse the .npz written by `faceaudit embed`")
+    p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also N subject-clustered bootstrap resamples for FMR and FNMR intervals",
+    )
+    p.add_argument(
+        "--compare-policies",
+        action="store_true",
+        help="rerun with every face-selection policy and show the differences side by side",
+    )
+    _add_metric_options(p)
+    add_model_options(p)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("audit-scores", help="audit another system's comparison scores (CSV)")
+    p.add_argument("scores", help="CSV with score, mated (1/0), and group_a/group_b or <label>_a/<label>_b")
+    p.add_argument("--group-by", default=None, help="label column(s) whose _a/_b columns give the groups")
+    p.add_argument(
+        "--lower-is-better", action="store_true", help="scores are distances (a match is score <= τ)"
+    )
+    _add_metric_options(p)
+    p.set_defaults(func=cmd_audit_scores)
+
+    p = sub.add_parser("fairness", help="summary measures (FDR, GARBE, IR, ratios) of per-group rates (CSV)")
+    p.add_argument("rates", help="CSV, one row per system, columns FMR.<group> and FNMR.<group>")
+    p.add_argument("--alpha", type=float, default=0.5, help="weight of FMR (default 0.5)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_fairness)
+
+    p = sub.add_parser("demo", help="audit the bundled FairFace sample by race × sex and by sex")
+    p.add_argument("--out", default="demo-report", help="output folder (default demo-report)")
+    p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
+    p.add_argument("--sample", default=None, help=f"sample folder (default {DEMO_SAMPLE})")
+    p.set_defaults(func=cmd_demo)
+
+
+def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None:
+    import pandas as pd
+
+    print(result.headline, file=file)
+    for key in result.summary:
+        target = result.summary[key]["target_fmr"]
+        s = result.summary[key]
+        print(f"\nAt FMR {target:g} overall: threshold {s['threshold']:.4f}", file=file)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(result.table(target).to_string(), file=file)
+
+        def f(v):
+            return "undefined" if v is None else f"{v:.4g}"
+
+        print(
+            f"FMR max/min {f(s['fmr_max_min_ratio'])}  FNMR max/min {f(s['fnmr_max_min_ratio'])}  "
+            f"FDR {f(s['fdr'])}  GARBE {f(s['garbe'])}  IR {f(s['ir'])}",
+            file=file,
+        )
+    for w in result.warnings:
+        print(f"faceaudit: warning: {w}", file=sys.stderr)
+    if paths:
+        print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=file)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from faceaudit.audit import audit
+    from faceaudit.cli.progress import progress_bar
+
+    result = audit(
+        args.manifest,
+        args.root,
+        args.group_by,
+        templates=args.templates,
+        model=args.model,
+        policy=args.policy,
+        workers=args.workers,
+        target_fmr=_target_list(args.target_fmr),
+        alpha=args.alpha,
+        bootstrap=args.bootstrap,
+        label_source=args.label_source,
+        compare_policies=args.compare_policies,
+        progress=progress_bar,
+        model_options=model_options(args),
+    )
+    paths = result.save(args.out)
+    _print_result(result, paths)
+    if result.policy_comparison is not None:
+        print("\nFace-selection policies compared:")
+        print(result.policy_comparison[["threshold", "n_multi_face", "fmr", "fnmr"]].to_string())
+    return 0
+
+
+def cmd_audit_scores(args: argparse.Namespace) -> int:
+    from faceaudit.audit import audit_scores
+
+    result = audit_scores(
+        args.scores,
+        group_by=args.group_by,
+        lower_is_better=args.lower_is_better,
+        target_fmr=_target_list(args.target_fmr),
+        alpha=args.alpha,
+        label_source=args.label_source,
+    )
+    paths = result.save(args.out)
+    _print_result(result, paths)
+    return 0
+
+
+def cmd_fairness(args: argparse.Namespace) -> int:
+    from faceaudit.audit.fairness import read_rates_csv, summarise
+
+    rows = []
+    for name, fmr, fnmr in read_rates_csv(args.rates):
+        rows.append(
+            {"name": name, "groups": sorted(set(fmr) | set(fnmr)), **summarise(fmr, fnmr, args.alpha)}
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+
+    def f(v):
+        return "—" if v is None else f"{v:.4g}"
+
+    width = max([len(r["name"]) for r in rows] + [6])
+    print(
+        f"{'system':<{width}}  {'FMR max/min':>11}  {'FNMR max/min':>12}  {'FDR':>7}  {'GARBE':>7}  {'IR':>8}"
+    )
+    for r in rows:
+        print(
+            f"{r['name']:<{width}}  {f(r['fmr_max_min_ratio']):>11}  {f(r['fnmr_max_min_ratio']):>12}  "
+            f"{f(r['fdr']):>7}  {f(r['garbe']):>7}  {f(r['ir']):>8}"
+        )
+    print(f"(alpha = {args.alpha}; FDR: de Freitas Pereira & Marcel 2021; GARBE, IR: Howard et al. 2022)")
+    return 0
+
+
+def find_demo_sample(given: str | None) -> Path:
+    """The FairFace sample folder: ``given``, ./examples/fairface-sample, or the one beside the source tree."""
+    candidates = [Path(given)] if given else [DEMO_SAMPLE, Path(__file__).resolve().parents[3] / DEMO_SAMPLE]
+    for c in candidates:
+        if (c / "manifest.csv").is_file():
+            return c
+    raise InputError(
+        candidates[0], "demo sample not found (run from the faceaudit checkout, or give --sample)"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from faceaudit.audit import audit
+    from faceaudit.cli.progress import progress_bar
+    from faceaudit.pipeline.batch import embed_paths, read_manifest_paths
+
+    sample = find_demo_sample(args.sample)
+    out = Path(args.out)
+    manifest = sample / "manifest.csv"
+    paths = read_manifest_paths(manifest)
+    with progress_bar(len(paths), "embedding") as advance:
+        er = embed_paths(paths, sample, workers=args.workers, progress=advance)
+    npz = out / "templates.npz"
+    er.save(npz)
+    caveat = (
+        "FairFace has no repeat identities, so this demo measures the non-mated side (FMR) only; FNMR needs "
+        "mated pairs. For a full audit run `faceaudit audit` on a data set with identities, e.g. LFW: "
+        "faceaudit audit lfw/manifest.csv --root lfw --group-by sex --out lfw-audit"
+    )
+    label_src = (
+        "FairFace labels (Kärkkäinen & Joo, WACV 2021), annotated by crowd workers; see ATTRIBUTION.md"
+    )
+    print("== faceaudit demo: 540 FairFace images (CC BY 4.0), model and policy defaults\n")
+    print(f"NOTE: {caveat}\n")
+    by_sex = audit(manifest, sample, "sex", templates=npz, label_source=label_src)
+    print("-- by sex --")
+    _print_result(by_sex, by_sex.save(out / "by-sex"))
+    by_race_sex = audit(manifest, sample, "race,sex", templates=npz, label_source=label_src)
+    print("\n-- by race × sex --")
+    _print_result(by_race_sex, by_race_sex.save(out))
+    print(
+        f"\nOpen {out / 'report.html'} (race × sex) and {out / 'by-sex' / 'report.html'} (sex) in a browser."
+    )
+    return 0
