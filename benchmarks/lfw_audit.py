@@ -1,4 +1,4 @@
-"""LFW by sex: the audit of the in_min5_subset rows of ../shared/datasets/lfw (docs/benchmarks-audit.md).
+"""LFW by sex: the audit of the in_min5_subset rows of ../shared/datasets/lfw (docs/benchmarks.md).
 
     PYTHONPATH=src python benchmarks/lfw_audit.py [--lfw ../shared/datasets/lfw] [--work /tmp] [--workers 1]
 
