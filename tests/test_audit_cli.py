@@ -214,3 +214,26 @@ def test_failure_to_enrol_per_group_from_templates(tmp_path):
     assert (m["n_mated"], m["n_non_mated"]) == (1, 9)
     assert list(r.ratio().columns) == ["fmr", "fnmr"] and len(r.difference()) == 1
     assert "no template" in " ".join(r.warnings)
+
+
+def _two_group_scores(path, n_non: int, fm_f: int, fm_m: int) -> None:
+    """n_non same-group non-mated scores per sex, fm_* of them high (false matches at any τ ≤ 0.9)."""
+    rows = []
+    for sex, fm in (("f", fm_f), ("m", fm_m)):
+        rows += [(0.95, 0, sex, sex)] * fm + [(0.1, 0, sex, sex)] * (n_non - fm)
+        rows += [(0.97, 1, sex, sex)] * 50
+    _write_scores(path, rows)
+
+
+def test_headline_warns_when_the_intervals_overlap(tmp_path):
+    from faceaudit.audit import audit_scores
+
+    few = tmp_path / "few.csv"
+    _two_group_scores(few, n_non=2000, fm_f=3, fm_m=1)  # 3 vs 1 errors: a 3× ratio that the data cannot carry
+    r = audit_scores(few, group_by="sex", target_fmr=1e-2)
+    assert "3.0× as often as" in r.headline and "intervals overlap" in r.headline
+
+    many = tmp_path / "many.csv"
+    _two_group_scores(many, n_non=20000, fm_f=60, fm_m=10)  # 6× with tight intervals
+    r = audit_scores(many, group_by="sex", target_fmr=1e-2)
+    assert "6.0× as often as" in r.headline and "overlap" not in r.headline

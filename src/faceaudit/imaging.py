@@ -8,6 +8,7 @@ before their pixels are decoded (decompression bombs).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import warnings
@@ -35,23 +36,26 @@ def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS, name: str |
     """
     if isinstance(source, np.ndarray):
         return _array_to_bgr(source, name or "<array>")
-    if isinstance(source, bytes | bytearray | memoryview):
-        label = name or "<bytes>"
-        data = bytes(source)
-    else:
-        path = Path(source)
-        label = name or str(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise InputError(label, "file not found") from None
-        except IsADirectoryError:
-            raise InputError(label, "is a directory, not an image file") from None
-        except PermissionError:
-            raise InputError(label, "permission denied") from None
-        except OSError as exc:
-            raise InputError(label, f"cannot be read ({exc.strerror or exc})") from None
+    data, label = read_source(source, name=name)
     return decode_bytes(data, label, max_pixels=max_pixels)
+
+
+def read_source(source: str | os.PathLike | bytes, *, name: str | None = None) -> tuple[bytes, str]:
+    """The encoded bytes of a path (or bytes) and the label that names it in errors; nothing is decoded."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return bytes(source), name or "<bytes>"
+    path = Path(source)
+    label = name or str(path)
+    try:
+        return path.read_bytes(), label
+    except FileNotFoundError:
+        raise InputError(label, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(label, "is a directory, not an image file") from None
+    except PermissionError:
+        raise InputError(label, "permission denied") from None
+    except OSError as exc:
+        raise InputError(label, f"cannot be read ({exc.strerror or exc})") from None
 
 
 def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -128,9 +132,7 @@ def _array_to_bgr(arr: np.ndarray, label: str) -> np.ndarray:
 
 
 def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    import hashlib
-
+    """Hex SHA-256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

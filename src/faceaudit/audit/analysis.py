@@ -287,6 +287,7 @@ def headline(result: AuditResult) -> str:
             f"{pair_name(lo_g)} (FMR {_fmt_rate(table.loc[hi_g, 'fmr'])} in {int(table.loc[hi_g, 'fmr_trials']):,} "
             f"comparisons vs {_fmt_rate(table.loc[lo_g, 'fmr'])} in {int(table.loc[lo_g, 'fmr_trials']):,})."
         )
+        parts.append(_overlap_caution(table, hi_g, lo_g, "fmr"))
     else:
         n0 = int(table.loc[lo_g, "fmr_trials"])
         parts.append(
@@ -304,4 +305,18 @@ def headline(result: AuditResult) -> str:
             f" Mated comparisons of {hi_n} fail to match {how} those of {lo_n} "
             f"(FNMR {_fmt_rate(table.loc[hi_n, 'fnmr'], True)} vs {_fmt_rate(table.loc[lo_n, 'fnmr'], True)})."
         )
+        text += _overlap_caution(table, hi_n, lo_n, "fnmr")
     return text
+
+
+def _overlap_caution(table, hi_g: str, lo_g: str, rate: str) -> str:
+    """A warning sentence when the two groups' 95 % Clopper–Pearson intervals overlap (else empty)."""
+    hi_low, lo_high = table.loc[hi_g, f"{rate}_ci_low"], table.loc[lo_g, f"{rate}_ci_high"]
+    if hi_low is None or lo_high is None or pd.isna(hi_low) or pd.isna(lo_high) or hi_low > lo_high:
+        return ""
+    pct = rate == "fnmr"
+    return (
+        f" Their 95 % intervals overlap ({_fmt_rate(table.loc[hi_g, f'{rate}_ci_low'], pct)}–"
+        f"{_fmt_rate(table.loc[hi_g, f'{rate}_ci_high'], pct)} vs {_fmt_rate(table.loc[lo_g, f'{rate}_ci_low'], pct)}–"
+        f"{_fmt_rate(lo_high, pct)}), so this {rate.upper()} ratio is not established by this data."
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,19 +10,15 @@ import numpy as np
 import pandas as pd
 
 from faceaudit.errors import InputError, UsageError
+from faceaudit.imaging import sha256_file
 
 UNLABELLED = -1
 DEFAULT_LABEL_SOURCE = "manifest columns, source not stated"
 GROUP_SEP = "/"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes (the manifest hash recorded in ``audit.json``)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+file_sha256 = sha256_file
+"""SHA-256 of a file's bytes (the manifest hash recorded in ``audit.json``)."""
 
 
 def read_csv(path: str | os.PathLike) -> pd.DataFrame:

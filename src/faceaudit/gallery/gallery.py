@@ -25,6 +25,7 @@ from faceaudit.errors import ConsentError, InputError, PolicyError, UsageError
 from faceaudit.gallery import store
 from faceaudit.gallery.crypto import NONCE_BYTES, TemplateSealer, load_key
 from faceaudit.gallery.index import INDEX_KINDS, TemplateIndex
+from faceaudit.imaging import read_source
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 from faceaudit.pipeline.quality import QualityGate
@@ -168,19 +169,8 @@ def _read_source(source: ImageSource) -> tuple[Any, str, str]:
     """(decodable data, label, SHA-256 hex) of an image given as a path, bytes or an array."""
     if isinstance(source, np.ndarray):
         return source, "<array>", hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
-    if isinstance(source, bytes | bytearray | memoryview):
-        data = bytes(source)
-        return data, "<bytes>", hashlib.sha256(data).hexdigest()
-    path = Path(source)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "is a directory, not an image") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read ({exc.strerror})") from None
-    return data, str(path), hashlib.sha256(data).hexdigest()
+    data, label = read_source(source)
+    return data, label, hashlib.sha256(data).hexdigest()
 
 
 class Gallery:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from faceaudit.errors import ModelIntegrityError
+from faceaudit.imaging import sha256_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +66,7 @@ DLIB_MMOD = ModelFile(
 )
 
 
-def sha256_of(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_of = sha256_file
 
 
 _VERIFIED: dict[str, str] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
@@ -129,8 +128,3 @@ def sface_embedder(threads: int | None = None) -> OnnxEmbedder:
 
 SFACE_THRESHOLD = 0.3594
 """Cosine threshold for SFace: FMR 1e-3 over all 48.6 M non-mated LFW pairs (docs/calibration.md)."""
-
-
-def model_digest(path: str | Path) -> str:
-    """Short digest used in model ids."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
