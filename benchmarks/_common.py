@@ -17,7 +17,9 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def cached_embed(paths: list[str], root: Path, cache: Path, model: str, policy: str, workers: int) -> tuple[EmbedResult, float]:
+def cached_embed(
+    paths: list[str], root: Path, cache: Path, model: str, policy: str, workers: int
+) -> tuple[EmbedResult, float]:
     """Embed ``paths`` (or load them from ``cache``); returns the result and the seconds spent embedding."""
     if cache.is_file():
         res = load_templates(cache)
@@ -49,9 +51,16 @@ def subset(res: EmbedResult, paths: list[str]) -> EmbedResult:
     index = {p: i for i, p in enumerate(res.paths)}
     rows = np.array([index[p] for p in paths], dtype=np.int64)
     return EmbedResult(
-        paths=list(paths), templates=res.templates[rows], status=[res.status[i] for i in rows],
-        n_faces=res.n_faces[rows], detector_score=res.detector_score[rows], inter_eye_px=res.inter_eye_px[rows],
-        sharpness=res.sharpness[rows], yaw=res.yaw[rows], model_id=res.model_id, policy=res.policy,
+        paths=list(paths),
+        templates=res.templates[rows],
+        status=[res.status[i] for i in rows],
+        n_faces=res.n_faces[rows],
+        detector_score=res.detector_score[rows],
+        inter_eye_px=res.inter_eye_px[rows],
+        sharpness=res.sharpness[rows],
+        yaw=res.yaw[rows],
+        model_id=res.model_id,
+        policy=res.policy,
     )
 
 
@@ -59,8 +68,10 @@ def print_table(headers: list[str], rows: list[list[object]]) -> str:
     """Print and return a GitHub-markdown table."""
     cells = [[str(c) for c in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    lines = ["| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    lines = [
+        "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |",
+        "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+    ]
     lines += ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
     text = "\n".join(lines)
     print(text)

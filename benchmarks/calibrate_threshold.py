@@ -26,7 +26,9 @@ EDGES = np.round(np.arange(-1.0, 1.0 + BIN, BIN), 4)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, required=True)
-    ap.add_argument("--templates", type=Path, required=True, help="npz from `faceaudit embed` over the manifest")
+    ap.add_argument(
+        "--templates", type=Path, required=True, help="npz from `faceaudit embed` over the manifest"
+    )
     ap.add_argument("--target-fmr", type=float, nargs="+", default=[1e-3, 1e-4])
     args = ap.parse_args()
 
@@ -50,8 +52,10 @@ def main() -> None:
     mated = np.concatenate(mated)
     n_non = int(hist.sum())
     at_or_above = np.cumsum(hist[::-1])[::-1]  # non-mated scores in bin ≥ k
-    print(f"{res.model_id} ({res.policy}): {n} templates ({(~ok).sum()} failed), {n_non:,} non-mated and "
-          f"{len(mated):,} mated pairs; bin width {BIN}")
+    print(
+        f"{res.model_id} ({res.policy}): {n} templates ({(~ok).sum()} failed), {n_non:,} non-mated and "
+        f"{len(mated):,} mated pairs; bin width {BIN}"
+    )
     rows = []
     for target in args.target_fmr:
         k = int(np.argmax(at_or_above / n_non <= target))

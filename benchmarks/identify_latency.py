@@ -30,7 +30,9 @@ KEY = bytes(range(32))
 CONSENT = Consent("benchmark (synthetic subjects)", "benchmark")
 
 
-def lfw_templates(n_ids: int, root: Path) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
+def lfw_templates(
+    n_ids: int, root: Path
+) -> tuple[list[tuple[str, np.ndarray]], list[tuple[str, np.ndarray]]]:
     """(references: (identity, 2×128), probes: (identity, 128)) from the LFW min5 subset; empty when absent."""
     manifest = root / "manifest.csv"
     if not manifest.is_file():
@@ -87,8 +89,9 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
 
     g = Gallery(db, key=KEY, engine=engine, operator="benchmark")
     t0 = time.perf_counter()
-    g.enroll_many(records(), consent=CONSENT, operator="benchmark", model_id=engine.model_id,
-                  batch_size=args.batch)
+    g.enroll_many(
+        records(), consent=CONSENT, operator="benchmark", model_id=engine.model_id, batch_size=args.batch
+    )
     t_enrol = time.perf_counter() - t0
     g.close()
     size_mb = sum(p.stat().st_size for p in work.glob(f"gallery_{n_total}.db*")) / 2**20
@@ -131,17 +134,27 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
     lat_e2e, rank1 = [], 0
     for ident, q in probes[: args.e2e]:
         t0 = time.perf_counter()
-        res = g.identify_template(q, probe_sha256="0" * 64, purpose="benchmark", case="BENCH", operator="benchmark")
+        res = g.identify_template(
+            q, probe_sha256="0" * 64, purpose="benchmark", case="BENCH", operator="benchmark"
+        )
         lat_e2e.append(time.perf_counter() - t0)
         rank1 += int(bool(res.candidates) and res.candidates[0].subject_ref == f"lfw:{ident}")
     g.close()
     out = {
-        "n_templates": int(n_loaded), "n_lfw_templates": n_real, "db_mb": round(size_mb, 1),
-        "enrol_s": round(t_enrol, 1), "enrol_templates_per_s": round(n_total / t_enrol),
-        "open_s": round(t_open, 3), "rebuild_s": round(t_rebuild, 2), "index_build_only_s": round(t_index_only, 2),
-        "index_p50_ms": round(pct(lat_index, 50), 2), "index_p99_ms": round(pct(lat_index, 99), 2),
-        "numpy_p50_ms": round(pct(lat_numpy, 50), 2), "numpy_p99_ms": round(pct(lat_numpy, 99), 2),
-        "faiss_flat_p50_ms": round(pct(lat_flat, 50), 2), "faiss_flat_p99_ms": round(pct(lat_flat, 99), 2),
+        "n_templates": int(n_loaded),
+        "n_lfw_templates": n_real,
+        "db_mb": round(size_mb, 1),
+        "enrol_s": round(t_enrol, 1),
+        "enrol_templates_per_s": round(n_total / t_enrol),
+        "open_s": round(t_open, 3),
+        "rebuild_s": round(t_rebuild, 2),
+        "index_build_only_s": round(t_index_only, 2),
+        "index_p50_ms": round(pct(lat_index, 50), 2),
+        "index_p99_ms": round(pct(lat_index, 99), 2),
+        "numpy_p50_ms": round(pct(lat_numpy, 50), 2),
+        "numpy_p99_ms": round(pct(lat_numpy, 99), 2),
+        "faiss_flat_p50_ms": round(pct(lat_flat, 50), 2),
+        "faiss_flat_p99_ms": round(pct(lat_flat, 99), 2),
         "exact_agreement": f"{agree}/{len(queries)}",
         "identify_e2e_p50_ms": round(pct(lat_e2e, 50), 2) if lat_e2e else None,
         "identify_e2e_p99_ms": round(pct(lat_e2e, 99), 2) if lat_e2e else None,
@@ -166,13 +179,23 @@ def bench_ledger(n: int, workdir: Path) -> dict:
     conn = sqlite3.connect(path, isolation_level=None)
     create_schema(conn)
     ledger = Ledger(SQLiteLedgerStore(conn))
-    candidates = [{"subject": f"subj:{i:032x}", "similarity": 0.5, "above_threshold": False} for i in range(10)]
+    candidates = [
+        {"subject": f"subj:{i:032x}", "similarity": 0.5, "above_threshold": False} for i in range(10)
+    ]
     t0 = time.perf_counter()
     conn.execute("BEGIN")
     for i in range(n):
-        ledger.append("identify", "operator", purpose="benchmark", case_ref="BENCH", gallery_id="g",
-                      gallery_version=i, probe_sha256="a" * 64, params={"model": "m", "threshold": 0.363, "top_k": 10},
-                      result={"n_candidates": 10, "candidates": candidates})
+        ledger.append(
+            "identify",
+            "operator",
+            purpose="benchmark",
+            case_ref="BENCH",
+            gallery_id="g",
+            gallery_version=i,
+            probe_sha256="a" * 64,
+            params={"model": "m", "threshold": 0.363, "top_k": 10},
+            result={"n_candidates": 10, "candidates": candidates},
+        )
     conn.execute("COMMIT")
     t_append = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -180,8 +203,12 @@ def bench_ledger(n: int, workdir: Path) -> dict:
     t_verify = time.perf_counter() - t0
     conn.close()
     path.unlink()
-    out = {"entries": report.n_entries, "append_per_s": round(n / t_append), "verify_s": round(t_verify, 2),
-           "verify_entries_per_s": round(n / t_verify)}
+    out = {
+        "entries": report.n_entries,
+        "append_per_s": round(n / t_append),
+        "verify_s": round(t_verify, 2),
+        "verify_entries_per_s": round(n / t_verify),
+    }
     print(json.dumps({"ledger": out}), flush=True)
     return out
 
@@ -190,14 +217,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--queries", type=int, default=200, help="search queries per size (half LFW probes)")
-    ap.add_argument("--e2e", type=int, default=50, help="end-to-end identify calls (search + lookup + ledger)")
+    ap.add_argument(
+        "--e2e", type=int, default=50, help="end-to-end identify calls (search + lookup + ledger)"
+    )
     ap.add_argument("--lfw-ids", type=int, default=150, help="LFW identities mixed in (3 images each)")
     ap.add_argument("--batch", type=int, default=2000, help="subjects per enrolment transaction")
     ap.add_argument("--workdir", default=None, help="where the gallery files go (default a temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the gallery files")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
-    ap.add_argument("--ledger-entries", type=int, default=0, help="also time appending and verifying this many "
-                    "ledger entries (0: skip)")
+    ap.add_argument(
+        "--ledger-entries",
+        type=int,
+        default=0,
+        help="also time appending and verifying this many ledger entries (0: skip)",
+    )
     args = ap.parse_args()
     tmp = None
     if args.workdir is None:
@@ -206,8 +239,13 @@ def main() -> None:
 
     engine = Engine("sface")
     refs, probes = lfw_templates(args.lfw_ids, LFW)
-    env = {"cpus": os.cpu_count(), "python": platform.python_version(), "numpy": np.__version__,
-           "machine": platform.machine(), "load_avg_start": os.getloadavg()}
+    env = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "load_avg_start": os.getloadavg(),
+    }
     import faiss
 
     env["faiss"] = faiss.__version__
@@ -223,14 +261,18 @@ def main() -> None:
     results["env"]["load_avg_end"] = os.getloadavg()
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
-    print("| templates | index p50 / p99 ms | numpy brute force p50 / p99 ms | FAISS flat p50 / p99 ms | exact agreement "
-          "| identify e2e p50 / p99 ms | open + rebuild s | enrol templates/s |")
+    print(
+        "| templates | index p50 / p99 ms | numpy brute force p50 / p99 ms | FAISS flat p50 / p99 ms | exact agreement "
+        "| identify e2e p50 / p99 ms | open + rebuild s | enrol templates/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for n, r in results["sizes"].items():
-        print(f"| {int(n):,} | {r['index_p50_ms']} / {r['index_p99_ms']} | {r['numpy_p50_ms']} / {r['numpy_p99_ms']} | "
-              f"{r['faiss_flat_p50_ms']} / {r['faiss_flat_p99_ms']} | {r['exact_agreement']} | "
-              f"{r['identify_e2e_p50_ms']} / {r['identify_e2e_p99_ms']} | {r['open_s'] + r['rebuild_s']:.1f} | "
-              f"{r['enrol_templates_per_s']:,} |")
+        print(
+            f"| {int(n):,} | {r['index_p50_ms']} / {r['index_p99_ms']} | {r['numpy_p50_ms']} / {r['numpy_p99_ms']} | "
+            f"{r['faiss_flat_p50_ms']} / {r['faiss_flat_p99_ms']} | {r['exact_agreement']} | "
+            f"{r['identify_e2e_p50_ms']} / {r['identify_e2e_p99_ms']} | {r['open_s'] + r['rebuild_s']:.1f} | "
+            f"{r['enrol_templates_per_s']:,} |"
+        )
 
 
 if __name__ == "__main__":

@@ -60,26 +60,47 @@ def main() -> None:
     same = np.array([p["same_identity"] == "1" for p in pairs])
     fold = np.array([int(p["fold"]) for p in pairs])
     paths = sorted(set(a) | set(b))
-    print(f"LFW View-2: {len(pairs)} pairs ({same.sum()} mated), {len(paths)} images, {len(np.unique(fold))} folds")
+    print(
+        f"LFW View-2: {len(pairs)} pairs ({same.sum()} mated), {len(paths)} images, {len(np.unique(fold))} folds"
+    )
 
     rows = []
     for model in args.models.split(","):
         for policy in args.policies.split(","):
-            res, secs = cached_embed(paths, args.lfw, args.cache / f"lfw-view2-{model}-{policy}.npz", model, policy, args.workers)
+            res, secs = cached_embed(
+                paths, args.lfw, args.cache / f"lfw-view2-{model}-{policy}.npz", model, policy, args.workers
+            )
             scores, failed = scores_for_pairs(res, a, b)
             accs = ten_fold(scores, same, fold)
             tar, thr = tar_at_far(scores, same, 1e-3)
             n_noface = sum(s == "no_face" for s in res.status)
             n_err = sum(s.startswith("error") for s in res.status)
-            rows.append([
-                model, policy, f"{accs.mean() * 100:.2f} ± {accs.std() * 100:.2f}", f"{tar * 100:.2f}", f"{thr:.4f}",
-                f"{n_noface} / {n_err}", int(failed.sum()), int((res.n_faces > 1).sum()),
-                "cached" if np.isnan(secs) else f"{secs:.0f}",
-            ])
+            rows.append(
+                [
+                    model,
+                    policy,
+                    f"{accs.mean() * 100:.2f} ± {accs.std() * 100:.2f}",
+                    f"{tar * 100:.2f}",
+                    f"{thr:.4f}",
+                    f"{n_noface} / {n_err}",
+                    int(failed.sum()),
+                    int((res.n_faces > 1).sum()),
+                    "cached" if np.isnan(secs) else f"{secs:.0f}",
+                ]
+            )
     print()
     print_table(
-        ["model", "policy", "accuracy % (10-fold)", "TAR@FAR=1e-3 %", "τ@FAR=1e-3", "no face / unreadable images",
-         "pairs scored -inf", "multi-face images", "embed s"],
+        [
+            "model",
+            "policy",
+            "accuracy % (10-fold)",
+            "TAR@FAR=1e-3 %",
+            "τ@FAR=1e-3",
+            "no face / unreadable images",
+            "pairs scored -inf",
+            "multi-face images",
+            "embed s",
+        ],
         rows,
     )
 

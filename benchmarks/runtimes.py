@@ -1,6 +1,6 @@
 """Which runtime for YuNet and SFace? Per-call latency of cv2.dnn and onnxruntime on the same inputs.
 
-    python benchmarks/runtimes.py
+python benchmarks/runtimes.py
 """
 
 from __future__ import annotations
@@ -58,8 +58,15 @@ def main() -> None:
         s = make_session(str(fixed_model_path(verified_path(YUNET), batch_dim=False)), threads=threads)
         x = np.zeros((1, 3, 640, 640), np.float32)
         name = s.get_inputs()[0].name
-        rows.append(["YuNet", "onnxruntime 640×640 (graph only, no decoding)", threads, "1",
-                     f"{timed(s.run, None, {name: x}):.1f}"])
+        rows.append(
+            [
+                "YuNet",
+                "onnxruntime 640×640 (graph only, no decoding)",
+                threads,
+                "1",
+                f"{timed(s.run, None, {name: x}):.1f}",
+            ]
+        )
     print_table(["model", "runtime", "threads", "batch", "ms per face / image"], rows)
 
 

@@ -43,7 +43,11 @@ def run_faceaudit(paths: list[str], root: str, workers: int) -> int:
     from faceaudit.pipeline.batch import embed_paths
 
     rel = [os.path.relpath(p, root) for p in paths]
-    res = embed_paths(rel, root, workers=workers, threads=1) if workers == 1 else embed_paths(rel, root, workers=workers)
+    res = (
+        embed_paths(rel, root, workers=workers, threads=1)
+        if workers == 1
+        else embed_paths(rel, root, workers=workers)
+    )
     return int(res.ok.sum())
 
 
@@ -55,7 +59,9 @@ def child(which: str, workers: int, root: str, paths: list[str]) -> None:
     else:
         run_face_recognition(paths[:2], 1)
     t0 = time.perf_counter()
-    faces = run_faceaudit(paths, root, workers) if which == "faceaudit" else run_face_recognition(paths, workers)
+    faces = (
+        run_faceaudit(paths, root, workers) if which == "faceaudit" else run_face_recognition(paths, workers)
+    )
     secs = time.perf_counter() - t0
     rss_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rss_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -78,8 +84,20 @@ def main() -> None:
     for workers in (1, 2):
         for which in ("face_recognition", "faceaudit"):
             out = subprocess.run(
-                [sys.executable, __file__, "--lfw", str(args.lfw), "--n", str(args.n), "--child", which, str(workers)],
-                capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--lfw",
+                    str(args.lfw),
+                    "--n",
+                    str(args.n),
+                    "--child",
+                    which,
+                    str(workers),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             )
             results[(which, workers)] = json.loads(out.stdout.strip().splitlines()[-1])
             r = results[(which, workers)]
@@ -90,14 +108,32 @@ def main() -> None:
         for which in ("face_recognition", "faceaudit"):
             r = results[(which, workers)]
             ips = len(paths) / r["secs"]
-            table.append([
-                which, workers, f"{ips:.1f}", f"{1000 * r['secs'] / len(paths):.1f}", r["faces"],
-                f"{r['rss_mb']:.0f}", f"{r['rss_worker_mb']:.0f}" if workers > 1 else "-",
-                f"{base['secs'] / r['secs']:.2f}×",
-            ])
+            table.append(
+                [
+                    which,
+                    workers,
+                    f"{ips:.1f}",
+                    f"{1000 * r['secs'] / len(paths):.1f}",
+                    r["faces"],
+                    f"{r['rss_mb']:.0f}",
+                    f"{r['rss_worker_mb']:.0f}" if workers > 1 else "-",
+                    f"{base['secs'] / r['secs']:.2f}×",
+                ]
+            )
     print(f"\n{len(paths)} LFW images (250×250), decode + detect + embed, {os.cpu_count()} cores\n")
-    print_table(["library", "workers", "images/s", "ms/image", "templates", "peak RSS MB (main)",
-                 "peak RSS MB (a worker)", "speed-up vs face_recognition"], table)
+    print_table(
+        [
+            "library",
+            "workers",
+            "images/s",
+            "ms/image",
+            "templates",
+            "peak RSS MB (main)",
+            "peak RSS MB (a worker)",
+            "speed-up vs face_recognition",
+        ],
+        table,
+    )
 
 
 if __name__ == "__main__":

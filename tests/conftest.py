@@ -36,5 +36,10 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
     """Run ``python -m faceaudit ARGS`` in a real subprocess; returns CompletedProcess (text)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "faceaudit", *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=timeout
+        [sys.executable, "-m", "faceaudit", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=full_env,
+        timeout=timeout,
     )

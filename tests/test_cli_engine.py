@@ -73,7 +73,9 @@ def test_embed_manifest_errors(tmp_path):
     manifest.write_text("file,sex\na.jpg,x\n")
     res = run_cli("embed", str(manifest), "--root", str(tmp_path), "--out", str(tmp_path / "o.npz"))
     assert res.returncode == 3 and "m.csv" in res.stderr and "'path'" in res.stderr
-    res = run_cli("embed", str(tmp_path / "nope.csv"), "--root", str(tmp_path), "--out", str(tmp_path / "o.npz"))
+    res = run_cli(
+        "embed", str(tmp_path / "nope.csv"), "--root", str(tmp_path), "--out", str(tmp_path / "o.npz")
+    )
     assert res.returncode == 3 and "nope.csv" in res.stderr
 
 
@@ -108,9 +110,20 @@ def test_embed_draws_a_progress_bar_on_a_terminal(tmp_path):
     manifest.write_text("path\nfairface_0001.jpg\nfairface_0002.jpg\n")
     master, slave = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "faceaudit", "embed", str(manifest), "--root", str(FAIRFACE), "--out",
-         str(tmp_path / "o.npz")],
-        stdout=subprocess.PIPE, stderr=slave, env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
+        [
+            sys.executable,
+            "-m",
+            "faceaudit",
+            "embed",
+            str(manifest),
+            "--root",
+            str(FAIRFACE),
+            "--out",
+            str(tmp_path / "o.npz"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env={**os.environ, "COLUMNS": "100", "TERM": "xterm"},
     )
     os.close(slave)
     chunks = []

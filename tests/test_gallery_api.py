@@ -65,13 +65,17 @@ def gallery(tmp_path, engine):
 
 def enroll_all(g: Gallery, faces) -> None:
     for n in GOOD:
-        g.enroll(f"S{n}", [faces[n]["orig"], faces[n]["rot"]], name=f"Person {n}", consent=CONSENT, operator="op")
+        g.enroll(
+            f"S{n}", [faces[n]["orig"], faces[n]["rot"]], name=f"Person {n}", consent=CONSENT, operator="op"
+        )
 
 
 def test_identify_ranks_the_mated_subject_first(gallery, faces):
     enroll_all(gallery, faces)
     for n in GOOD:
-        res = gallery.identify(faces[n]["flip"], purpose="unit test", case="T-1", operator="investigator", top_k=3)
+        res = gallery.identify(
+            faces[n]["flip"], purpose="unit test", case="T-1", operator="investigator", top_k=3
+        )
         assert res.candidates[0].subject_ref == f"S{n}"
         assert res.candidates[0].above_threshold
         assert len(res.candidates) == 3 and len({c.subject_ref for c in res.candidates}) == 3
@@ -99,11 +103,21 @@ def test_enrolment_refuses_bad_consent_and_low_quality(gallery, faces):
     with pytest.raises(ConsentError):
         gallery.enroll("X", [faces["0001"]["orig"]], name="X", consent=Consent("", "Ruth"), operator="o")
     with pytest.raises(ConsentError):
-        gallery.enroll("X", [faces["0001"]["orig"]], name="X",
-                       consent=Consent("form", "Ruth", date.today() - timedelta(days=1)), operator="o")
+        gallery.enroll(
+            "X",
+            [faces["0001"]["orig"]],
+            name="X",
+            consent=Consent("form", "Ruth", date.today() - timedelta(days=1)),
+            operator="o",
+        )
     with pytest.raises(InputError, match="too blurred") as err:
-        gallery.enroll("X", [faces["0001"]["orig"], FAIRFACE / "fairface_0008.jpg"], name="X", consent=CONSENT,
-                       operator="o")
+        gallery.enroll(
+            "X",
+            [faces["0001"]["orig"], FAIRFACE / "fairface_0008.jpg"],
+            name="X",
+            consent=CONSENT,
+            operator="o",
+        )
     assert err.value.exit_code == 3
     assert not gallery.has_subject("X")  # all or nothing
     assert gallery.ledger.store.count() == 1  # only the init entry
@@ -151,7 +165,9 @@ def test_erase_removes_from_search_and_database(gallery, faces):
 
 def test_expire_erases_expired_consent_and_search_skips_it(gallery, faces):
     soon = date.today() + timedelta(days=3)
-    gallery.enroll("temp", [faces["0002"]["orig"]], name="Temp", consent=Consent("form", "Ruth", soon), operator="o")
+    gallery.enroll(
+        "temp", [faces["0002"]["orig"]], name="Temp", consent=Consent("form", "Ruth", soon), operator="o"
+    )
     gallery.enroll("perm", [faces["0003"]["orig"]], name="Perm", consent=CONSENT, operator="o")
     assert gallery.expire(date.today(), operator="cron") == []
     assert gallery.expire(soon, operator="cron") == ["temp"]
@@ -167,12 +183,16 @@ def test_templates_are_sealed_and_bound_to_their_subject(gallery, faces):
     vec = gallery.engine.template(faces["0001"]["orig"]).vector
     assert vec.astype("<f4").tobytes() not in blob and len(blob) == 12 + 128 * 4 + 16
     # moving a template to another subject breaks its associated data
-    conn.execute("UPDATE templates SET subject_id = (SELECT id FROM subjects WHERE subject_ref = 'S0002') "
-                 "WHERE id = (SELECT MIN(id) FROM templates)")
+    conn.execute(
+        "UPDATE templates SET subject_id = (SELECT id FROM subjects WHERE subject_ref = 'S0002') "
+        "WHERE id = (SELECT MIN(id) FROM templates)"
+    )
     conn.commit()
     conn.close()
-    with Gallery(gallery.path, key=gallery.test_key, engine=gallery.engine, create=False) as again, \
-            pytest.raises(GalleryKeyError, match="altered"):
+    with (
+        Gallery(gallery.path, key=gallery.test_key, engine=gallery.engine, create=False) as again,
+        pytest.raises(GalleryKeyError, match="altered"),
+    ):
         again.identify(faces["0001"]["flip"], purpose="p", case="c", operator="o")
 
 
@@ -216,7 +236,9 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
 
     g = Gallery(tmp_path / "t.db", key=generate_key(), engine=FakeEngine())
     for i in range(20):
-        g.enroll_templates(f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model")
+        g.enroll_templates(
+            f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model"
+        )
     index = g._ensure_index()
     ids, scores = index.search(X[4], 1)
     assert scores[0] == pytest.approx(1.0, abs=1e-5)
@@ -224,14 +246,18 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
     # bulk enrolment: one ledger entry per subject, several subjects per transaction; the live index follows
     Y = rng.standard_normal((30, 128)).astype(np.float32)
     Y /= np.linalg.norm(Y, axis=1, keepdims=True)
-    n = g.enroll_many(((f"bulk{i}", f"b{i}", Y[i : i + 1]) for i in range(30)), consent=CONSENT, operator="o",
-                      model_id="fake-model", batch_size=7)
+    n = g.enroll_many(
+        ((f"bulk{i}", f"b{i}", Y[i : i + 1]) for i in range(30)),
+        consent=CONSENT,
+        operator="o",
+        model_id="fake-model",
+        batch_size=7,
+    )
     assert n == 30 and len(g.subjects()) == 50
     res = g.identify_template(Y[17], probe_sha256="00" * 32, purpose="p", case="c", operator="o", top_k=3)
     assert res.candidates[0].subject_ref == "bulk17" and res.gallery_version == 50
     assert g.ledger.verify().n_entries == 1 + 50 + 1
     g.close()
-
 
 
 def test_hnsw_gallery_finds_and_forgets(tmp_path):
@@ -243,8 +269,12 @@ def test_hnsw_gallery_finds_and_forgets(tmp_path):
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     key = generate_key()
     with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), index="hnsw") as g:
-        g.enroll_many(((f"s{i}", f"n{i}", X[i : i + 1]) for i in range(200)), consent=CONSENT, operator="o",
-                      model_id="fake-model")
+        g.enroll_many(
+            ((f"s{i}", f"n{i}", X[i : i + 1]) for i in range(200)),
+            consent=CONSENT,
+            operator="o",
+            model_id="fake-model",
+        )
     with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), create=False) as g:
         assert g.index_kind == "hnsw"
         res = g.identify_template(X[42], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=5)
@@ -272,7 +302,9 @@ def test_a_second_process_view_follows_changes(tmp_path):
         return res.candidates[0].subject_ref if res.candidates else None
 
     for i in range(10):
-        a.enroll_templates(f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model")
+        a.enroll_templates(
+            f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model"
+        )
     assert top(b, 3) == "s3"
     b.enroll_templates("s10", X[10:11], name="n10", consent=CONSENT, operator="o", model_id="fake-model")
     assert top(a, 10) == "s10"  # a's index was rebuilt: the gallery version moved
@@ -285,11 +317,17 @@ def test_a_second_process_view_follows_changes(tmp_path):
 
 def test_images_are_stored_only_when_asked_and_sealed(gallery, faces):
     gallery.enroll("plain", [faces["0001"]["orig"]], name="Plain", consent=CONSENT, operator="o")
-    gallery.enroll("kept", [faces["0002"]["orig"]], name="Kept", consent=CONSENT, operator="o", store_images=True)
+    gallery.enroll(
+        "kept", [faces["0002"]["orig"]], name="Kept", consent=CONSENT, operator="o", store_images=True
+    )
     conn = sqlite3.connect(gallery.path)
-    images = dict(conn.execute("SELECT s.subject_ref, t.image FROM templates t JOIN subjects s ON s.id = t.subject_id"))
+    images = dict(
+        conn.execute("SELECT s.subject_ref, t.image FROM templates t JOIN subjects s ON s.id = t.subject_id")
+    )
     conn.close()
     raw = faces["0002"]["orig"].read_bytes()
     assert images["plain"] is None
-    assert images["kept"] is not None and len(images["kept"]) == len(raw) + 28 and raw[:64] not in images["kept"]
+    assert (
+        images["kept"] is not None and len(images["kept"]) == len(raw) + 28 and raw[:64] not in images["kept"]
+    )
     assert raw[100:164] not in gallery.path.read_bytes() + Path(f"{gallery.path}-wal").read_bytes()

@@ -31,9 +31,12 @@ def images(tmp_path_factory) -> Path:
     for n in GOOD:
         img = cv2.imread(str(FAIRFACE / f"fairface_{n}.jpg"))
         h, w = img.shape[:2]
-        for name, im in {"orig": img, "flip": cv2.flip(img, 1),
-                         "rot": cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), -4, 1.0), (w, h)),
-                         "scale": cv2.resize(img, None, fx=0.9, fy=0.9)}.items():
+        for name, im in {
+            "orig": img,
+            "flip": cv2.flip(img, 1),
+            "rot": cv2.warpAffine(img, cv2.getRotationMatrix2D((w / 2, h / 2), -4, 1.0), (w, h)),
+            "scale": cv2.resize(img, None, fx=0.9, fy=0.9),
+        }.items():
             cv2.imwrite(str(root / f"{n}_{name}.jpg"), im)
     return root
 
@@ -54,8 +57,24 @@ def write_manifest(path: Path, refs: list[str]) -> dict[str, int]:
 
 
 def manifest_cmd(db: Path, manifest: Path, root: Path) -> list[str]:
-    return [sys.executable, "-m", "faceaudit", "gallery", "enroll-manifest", str(manifest), "--root", str(root),
-            "--consent-basis", "signed form", "--consent-by", "Registrar", "--operator", "bulk", "--db", str(db)]
+    return [
+        sys.executable,
+        "-m",
+        "faceaudit",
+        "gallery",
+        "enroll-manifest",
+        str(manifest),
+        "--root",
+        str(root),
+        "--consent-basis",
+        "signed form",
+        "--consent-by",
+        "Registrar",
+        "--operator",
+        "bulk",
+        "--db",
+        str(db),
+    ]
 
 
 def check_consistent(db: Path, expected: dict[str, int], engine) -> set[str]:
@@ -96,8 +115,9 @@ def test_killed_mid_enrolment_recovers(tmp_path, images, engine, monkeypatch):
         start = count_subjects(db)
         if start == len(refs):
             break
-        proc = subprocess.Popen(manifest_cmd(db, manifest, images), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            manifest_cmd(db, manifest, images), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while proc.poll() is None and count_subjects(db) <= start and time.monotonic() < deadline:
             time.sleep(0.02)  # wait until this run has committed something new
@@ -124,8 +144,12 @@ def test_two_processes_enrolling_at_once_lose_nothing(tmp_path, images, engine, 
     b_refs = shared + [f"b-{i:02d}" for i in range(8)]
     expected = write_manifest(tmp_path / "a.csv", a_refs)
     expected.update(write_manifest(tmp_path / "b.csv", b_refs))
-    procs = [subprocess.Popen(manifest_cmd(db, tmp_path / m, images), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for m in ("a.csv", "b.csv")]
+    procs = [
+        subprocess.Popen(
+            manifest_cmd(db, tmp_path / m, images), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for m in ("a.csv", "b.csv")
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert check_consistent(db, expected, engine) == set(a_refs) | set(b_refs)

@@ -68,7 +68,7 @@ def test_greyscale_alpha_and_16bit_become_8bit_bgr(tmp_path):
     assert (alpha[:10, :10] == 255).all()
     assert np.array_equal(alpha[20:, 20:], rgb[20:, 20:, ::-1])
 
-    sixteen = (rgb[..., 0].astype(np.uint16) * 257)
+    sixteen = rgb[..., 0].astype(np.uint16) * 257
     assert cv2.imwrite(str(tmp_path / "deep.png"), sixteen)
     deep = load_image(tmp_path / "deep.png")
     assert deep.dtype == np.uint8 and deep.shape == (448, 448, 3)

@@ -17,9 +17,17 @@ def make_ledger(n: int = 8, key: bytes | None = None) -> tuple[sqlite3.Connectio
     create_schema(conn)
     ledger = Ledger(SQLiteLedgerStore(conn), key=key)
     for i in range(n):
-        ledger.append("identify", f"operator-{i}", purpose="test", case_ref=f"case-{i}", gallery_id="g",
-                      gallery_version=i, probe_sha256="ab" * 32, params={"top_k": 10, "threshold": 0.363},
-                      result={"n_candidates": 1, "candidates": [{"subject": f"subj:{i:032x}", "similarity": 0.5}]})
+        ledger.append(
+            "identify",
+            f"operator-{i}",
+            purpose="test",
+            case_ref=f"case-{i}",
+            gallery_id="g",
+            gallery_version=i,
+            probe_sha256="ab" * 32,
+            params={"top_k": 10, "threshold": 0.363},
+            result={"n_candidates": 1, "candidates": [{"subject": f"subj:{i:032x}", "similarity": 0.5}]},
+        )
     return conn, ledger
 
 
@@ -46,8 +54,16 @@ def test_empty_ledger_verifies():
     assert ledger.head_hash() == (0, GENESIS)
 
 
-@pytest.mark.parametrize("column,value", [("actor", "mallory"), ("purpose", "other"), ("params", '{"top_k":1}'),
-                                          ("started_at", "2020-01-01T00:00:00.000000Z"), ("gallery_version", 99)])
+@pytest.mark.parametrize(
+    "column,value",
+    [
+        ("actor", "mallory"),
+        ("purpose", "other"),
+        ("params", '{"top_k":1}'),
+        ("started_at", "2020-01-01T00:00:00.000000Z"),
+        ("gallery_version", 99),
+    ],
+)
 def test_modified_field_names_the_entry(column, value):
     conn, ledger = make_ledger()
     conn.execute(f"UPDATE ledger SET {column} = ? WHERE seq = 4", (value,))
@@ -90,8 +106,10 @@ def test_forged_entry_with_recomputed_hash_but_wrong_link_is_named():
     forged = entries[3]
     body = {**forged.body(), "actor": "mallory"}
     fake_prev = "f" * 64
-    conn.execute("UPDATE ledger SET actor = 'mallory', prev_hash = ?, entry_hash = ? WHERE seq = 4",
-                 (fake_prev, compute_hash(fake_prev, body, None)))
+    conn.execute(
+        "UPDATE ledger SET actor = 'mallory', prev_hash = ?, entry_hash = ? WHERE seq = 4",
+        (fake_prev, compute_hash(fake_prev, body, None)),
+    )
     with pytest.raises(LedgerIntegrityError) as err:
         ledger.verify()
     assert err.value.entry_seq == 4 and "link" in err.value.what
@@ -131,8 +149,10 @@ def test_hmac_chain_cannot_be_rebuilt_without_the_key():
     for e in entries[2:]:
         body = {**e.body(), "actor": "mallory" if e.seq == 3 else e.actor}
         h = compute_hash(prev, body, None)
-        conn.execute("UPDATE ledger SET actor = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
-                     (body["actor"], prev, h, e.seq))
+        conn.execute(
+            "UPDATE ledger SET actor = ?, prev_hash = ?, entry_hash = ? WHERE seq = ?",
+            (body["actor"], prev, h, e.seq),
+        )
         prev = h
     with pytest.raises(LedgerIntegrityError) as err:
         ledger.verify()
@@ -143,7 +163,9 @@ def test_hmac_chain_cannot_be_rebuilt_without_the_key():
     for e in list(signed.store.entries()):
         body = {**e.body(), "alg": "sha256"}
         h = compute_hash(prev, body, None)
-        conn2.execute("UPDATE ledger SET alg = 'sha256', prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, e.seq))
+        conn2.execute(
+            "UPDATE ledger SET alg = 'sha256', prev_hash = ?, entry_hash = ? WHERE seq = ?", (prev, h, e.seq)
+        )
         prev = h
     with pytest.raises(LedgerIntegrityError) as err:
         signed.verify()

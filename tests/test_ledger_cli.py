@@ -23,9 +23,17 @@ def db(tmp_path):
         conn = gl._conn
         for i in range(N_EXTRA):
             conn.execute("BEGIN IMMEDIATE")
-            gl.ledger.append("identify", f"op{i}", purpose="test", case_ref=f"C{i}", gallery_id=gl.gallery_id,
-                             gallery_version=0, probe_sha256="cd" * 32, params={"top_k": 10},
-                             result={"n_candidates": 0, "candidates": []})
+            gl.ledger.append(
+                "identify",
+                f"op{i}",
+                purpose="test",
+                case_ref=f"C{i}",
+                gallery_id=gl.gallery_id,
+                gallery_version=0,
+                probe_sha256="cd" * 32,
+                params={"top_k": 10},
+                result={"n_candidates": 0, "candidates": []},
+            )
             conn.execute("COMMIT")
     return path
 
@@ -60,8 +68,12 @@ def test_deleted_middle_entry(db):
 
 
 def test_swapped_entries(db):
-    tamper(db, "UPDATE ledger SET pos = -6 WHERE seq = 6", "UPDATE ledger SET pos = 6 WHERE seq = 7",
-           "UPDATE ledger SET pos = 7 WHERE seq = 6")
+    tamper(
+        db,
+        "UPDATE ledger SET pos = -6 WHERE seq = 6",
+        "UPDATE ledger SET pos = 6 WHERE seq = 7",
+        "UPDATE ledger SET pos = 7 WHERE seq = 6",
+    )
     r = verify(db)
     assert r.returncode == 1 and "ledger entry 6: reordered" in r.stderr
 
@@ -80,8 +92,20 @@ def test_truncated_tail_with_anchor(db):
 
 def test_export_is_logged_and_verifiable(db, tmp_path):
     out = tmp_path / "ledger.jsonl"
-    r = run_cli("ledger", "export", "--db", str(db), "--since", "3", "--format", "jsonl", "--out", str(out),
-                "--operator", "auditor")
+    r = run_cli(
+        "ledger",
+        "export",
+        "--db",
+        str(db),
+        "--since",
+        "3",
+        "--format",
+        "jsonl",
+        "--out",
+        str(out),
+        "--operator",
+        "auditor",
+    )
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [row["seq"] for row in rows] == list(range(4, 2 + N_EXTRA))

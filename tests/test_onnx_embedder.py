@@ -70,7 +70,9 @@ def test_normalisation_is_read_from_model_metadata(tmp_path):
     from faceaudit.models.onnx_embedder import OnnxEmbedder
 
     crop = np.random.default_rng(2).integers(0, 255, (112, 112, 3), dtype=np.uint8)
-    tagged = OnnxEmbedder(_tiny_embedder(tmp_path / "t.onnx", metadata={"mean": "0", "std": "1", "channels": "bgr"}))
+    tagged = OnnxEmbedder(
+        _tiny_embedder(tmp_path / "t.onnx", metadata={"mean": "0", "std": "1", "channels": "bgr"})
+    )
     plain = OnnxEmbedder(_tiny_embedder(tmp_path / "p.onnx"), mean=0.0, std=1.0, channels="bgr")
     assert (tagged._mean, tagged._std, tagged._channels) == (0.0, 1.0, "bgr")
     assert float(tagged.embed([crop])[0] @ plain.embed([crop])[0]) == pytest.approx(1.0, abs=1e-6)

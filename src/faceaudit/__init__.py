@@ -37,7 +37,9 @@ def embed(image: ImageSource, model: str = "sface", policy: str = "central") -> 
     return engine(model, policy).template(image)
 
 
-def verify(a: ImageSource, b: ImageSource, model: str = "sface", threshold: float | None = None) -> VerifyResult:
+def verify(
+    a: ImageSource, b: ImageSource, model: str = "sface", threshold: float | None = None
+) -> VerifyResult:
     """1:1 verification: cosine similarity, threshold and match decision."""
     return engine(model).verify(a, b, threshold=threshold)
 

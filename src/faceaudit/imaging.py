@@ -67,14 +67,22 @@ def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InputError(label, "not a recognised image (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)") from None
+        raise InputError(
+            label, "not a recognised image (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)"
+        ) from None
     except Image.DecompressionBombError:
         raise InputError(label, f"image is too large (limit {max_pixels:,} pixels)") from None
     except Exception as exc:  # Pillow raises many types for corrupt headers
-        kind = "truncated image (file ends inside the header)" if "truncat" in str(exc).lower() else "corrupt image header"
+        kind = (
+            "truncated image (file ends inside the header)"
+            if "truncat" in str(exc).lower()
+            else "corrupt image header"
+        )
         raise InputError(label, f"{kind} ({exc})") from None
     if img.format not in ALLOWED_FORMATS:
-        raise InputError(label, f"unsupported image format {img.format!r} (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)")
+        raise InputError(
+            label, f"unsupported image format {img.format!r} (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)"
+        )
     w, h = img.size
     if w <= 0 or h <= 0:
         raise InputError(label, f"image has no pixels ({w}x{h})")

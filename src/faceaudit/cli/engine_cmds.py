@@ -13,15 +13,31 @@ from faceaudit.types import SELECTION_POLICIES
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
     """--model, --policy and the options of a user's ONNX embedder."""
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"backend: {', '.join(BACKEND_NAMES)} (default {DEFAULT_MODEL})")
-    p.add_argument("--policy", default=DEFAULT_POLICY, choices=SELECTION_POLICIES,
-                   help=f"which face to use when an image holds several (default {DEFAULT_POLICY})")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"backend: {', '.join(BACKEND_NAMES)} (default {DEFAULT_MODEL})",
+    )
+    p.add_argument(
+        "--policy",
+        default=DEFAULT_POLICY,
+        choices=SELECTION_POLICIES,
+        help=f"which face to use when an image holds several (default {DEFAULT_POLICY})",
+    )
     g = p.add_argument_group("own ONNX embedder (--model onnx:PATH)")
     g.add_argument("--onnx-mean", type=float, default=None, help="pixel mean subtracted (default 127.5)")
     g.add_argument("--onnx-std", type=float, default=None, help="pixel scale divided by (default 127.5)")
-    g.add_argument("--onnx-channels", choices=("rgb", "bgr"), default=None, help="channel order (default rgb)")
-    g.add_argument("--onnx-size", type=int, nargs=2, metavar=("W", "H"), default=None,
-                   help="input size when the model does not fix it")
+    g.add_argument(
+        "--onnx-channels", choices=("rgb", "bgr"), default=None, help="channel order (default rgb)"
+    )
+    g.add_argument(
+        "--onnx-size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="input size when the model does not fix it",
+    )
 
 
 def model_options(args: argparse.Namespace) -> dict:
@@ -45,7 +61,9 @@ def model_options(args: argparse.Namespace) -> dict:
 def make_engine(args: argparse.Namespace):
     from faceaudit.pipeline.engine import Engine
 
-    return Engine(args.model, policy=args.policy, threshold=getattr(args, "threshold", None), **model_options(args))
+    return Engine(
+        args.model, policy=args.policy, threshold=getattr(args, "threshold", None), **model_options(args)
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -58,7 +76,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="1:1 verification of two images")
     p.add_argument("image_a")
     p.add_argument("image_b")
-    p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     add_model_options(p)
     p.set_defaults(func=cmd_verify)
@@ -86,8 +106,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
         for i, r in enumerate(rows):
             x, y, w, h = r["box"]
             q = r["quality"]
-            print(f"  [{i}] box=({x:.0f},{y:.0f},{w:.0f},{h:.0f}) score={r['score']:.3f} "
-                  f"inter_eye={q['inter_eye_px']:.1f}px sharpness={q['sharpness']:.0f} yaw={q['yaw']:+.2f}")
+            print(
+                f"  [{i}] box=({x:.0f},{y:.0f},{w:.0f},{h:.0f}) score={r['score']:.3f} "
+                f"inter_eye={q['inter_eye_px']:.1f}px sharpness={q['sharpness']:.0f} yaw={q['yaw']:+.2f}"
+            )
     return 0
 
 
@@ -97,7 +119,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(json.dumps(result.as_dict()))
     else:
         verdict = "MATCH" if result.match else "no match"
-        print(f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} ({result.model})")
+        print(
+            f"{verdict}: similarity {result.similarity:.4f} vs threshold {result.threshold:.4f} ({result.model})"
+        )
     return 0
 
 
@@ -107,15 +131,25 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     paths = read_manifest_paths(args.manifest)
     with progress_bar(len(paths), "embedding") as advance:
-        result = embed_paths(paths, args.root, model=args.model, policy=args.policy, workers=args.workers,
-                             progress=advance, **model_options(args))
+        result = embed_paths(
+            paths,
+            args.root,
+            model=args.model,
+            policy=args.policy,
+            workers=args.workers,
+            progress=advance,
+            **model_options(args),
+        )
     result.save(args.out)
     n_ok = int(result.ok.sum())
     n_noface = sum(s == "no_face" for s in result.status)
     n_err = len(paths) - n_ok - n_noface
     multi = int((result.n_faces > 1).sum())
-    print(f"{args.out}: {len(paths)} images, {n_ok} templates, {n_noface} without a face, {n_err} unreadable; "
-          f"{multi} held several faces (policy {result.policy}); model {result.model_id}", file=sys.stderr)
+    print(
+        f"{args.out}: {len(paths)} images, {n_ok} templates, {n_noface} without a face, {n_err} unreadable; "
+        f"{multi} held several faces (policy {result.policy}); model {result.model_id}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -127,8 +161,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     for r in rows:
-        print(f"{r['name']}: model {r['model_id']}, detector {r['detector']}, dim {r['dim']}, "
-              f"default threshold {r['default_threshold']} ({r['metric']}), runtime {r['runtime']}")
+        print(
+            f"{r['name']}: model {r['model_id']}, detector {r['detector']}, dim {r['dim']}, "
+            f"default threshold {r['default_threshold']} ({r['metric']}), runtime {r['runtime']}"
+        )
         for f in r["files"]:
-            print(f"    {f['file']}\n      sha256 {f['sha256']}{'' if f['verified'] else '  MISMATCH'}\n      licence {f['licence']}")
+            print(
+                f"    {f['file']}\n      sha256 {f['sha256']}{'' if f['verified'] else '  MISMATCH'}\n      licence {f['licence']}"
+            )
     return 0

@@ -20,8 +20,11 @@ DEFAULT_DB = "faceaudit.db"
 def _db_options(p: argparse.ArgumentParser, *, key: bool = True) -> None:
     p.add_argument("--db", default=DEFAULT_DB, help=f"gallery database file (default {DEFAULT_DB})")
     if key:
-        p.add_argument("--key-file", default=None,
-                       help="gallery key file, used when FACEAUDIT_KEY is unset (default: DB.key)")
+        p.add_argument(
+            "--key-file",
+            default=None,
+            help="gallery key file, used when FACEAUDIT_KEY is unset (default: DB.key)",
+        )
 
 
 def _date(text: str) -> date:
@@ -34,8 +37,13 @@ def _date(text: str) -> date:
 def _consent_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--consent-basis", default=None, help="legal basis of the consent (required)")
     p.add_argument("--consent-by", default=None, help="who recorded the consent (required)")
-    p.add_argument("--consent-expires", type=_date, default=None, metavar="YYYY-MM-DD",
-                   help="the day the consent expires (optional)")
+    p.add_argument(
+        "--consent-expires",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the day the consent expires (optional)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,8 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = gsub.add_parser("init", help="create a gallery database and its key file (mode 0600)")
     _db_options(p)
-    p.add_argument("--index", choices=("exact", "hnsw"), default="exact",
-                   help="search index: exact (default) or hnsw (approximate, for very large galleries)")
+    p.add_argument(
+        "--index",
+        choices=("exact", "hnsw"),
+        default="exact",
+        help="search index: exact (default) or hnsw (approximate, for very large galleries)",
+    )
     p.add_argument("--operator", default=None, help="who creates the gallery (default: the OS user)")
     p.set_defaults(func=cmd_init)
 
@@ -56,16 +68,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="the subject's display name (required)")
     _consent_options(p)
     p.add_argument("--operator", default=None, help="who enrols (required)")
-    p.add_argument("--store-images", action="store_true", help="also keep the images (sealed); off by default")
+    p.add_argument(
+        "--store-images", action="store_true", help="also keep the images (sealed); off by default"
+    )
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_enroll)
 
-    p = gsub.add_parser("enroll-manifest", help="bulk enrolment from a CSV; each subject all or nothing; re-runnable")
-    p.add_argument("manifest", metavar="MANIFEST.csv",
-                   help="CSV with subject_ref and path columns; optional name, consent_basis, consent_by, "
-                        "consent_expires (override the options)")
+    p = gsub.add_parser(
+        "enroll-manifest", help="bulk enrolment from a CSV; each subject all or nothing; re-runnable"
+    )
+    p.add_argument(
+        "manifest",
+        metavar="MANIFEST.csv",
+        help="CSV with subject_ref and path columns; optional name, consent_basis, consent_by, "
+        "consent_expires (override the options)",
+    )
     p.add_argument("--root", required=True, help="folder the manifest's paths are relative to")
     _consent_options(p)
     p.add_argument("--operator", default=None, help="who enrols (required)")
@@ -82,18 +101,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_erase)
 
     p = gsub.add_parser("expire", help="erase every subject whose consent has expired")
-    p.add_argument("--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)")
+    p.add_argument(
+        "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)"
+    )
     p.add_argument("--operator", default=None, help="who runs it (default: the OS user)")
     _db_options(p)
     p.set_defaults(func=cmd_expire)
 
     p = sub.add_parser("identify", help="1:N search: a candidate list for human review (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--purpose", default=None, help="why this search is made (required; logged as given, so no names)")
+    p.add_argument(
+        "--purpose", default=None, help="why this search is made (required; logged as given, so no names)"
+    )
     p.add_argument("--case", default=None, help="case reference (required; logged as given, so no names)")
     p.add_argument("--operator", default=None, help="who searches (required)")
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
-    p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
+    )
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
@@ -105,7 +130,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--operator", default=None, help="who verifies (required)")
     p.add_argument("--purpose", default=None, help="why (optional; logged)")
     p.add_argument("--case", default=None, help="case reference (optional; logged)")
-    p.add_argument("--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
+    )
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
@@ -114,15 +141,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     led = sub.add_parser("ledger", help="the accountability ledger: verify, anchor, export")
     lsub = led.add_subparsers(dest="ledger_command", metavar="ACTION")
     lsub.required = True
-    p = lsub.add_parser("verify", help="check the hash chain; names the first entry modified/deleted/inserted/reordered")
-    p.add_argument("--anchor", default=None, metavar="HASH", help="a head hash from 'ledger anchor' (detects truncation)")
+    p = lsub.add_parser(
+        "verify", help="check the hash chain; names the first entry modified/deleted/inserted/reordered"
+    )
+    p.add_argument(
+        "--anchor", default=None, metavar="HASH", help="a head hash from 'ledger anchor' (detects truncation)"
+    )
     _db_options(p, key=False)
     p.set_defaults(func=cmd_ledger_verify)
     p = lsub.add_parser("anchor", help="print the head hash, to keep elsewhere")
     _db_options(p, key=False)
     p.set_defaults(func=cmd_ledger_anchor)
     p = lsub.add_parser("export", help="export entries (hashes included) as JSON lines; logged")
-    p.add_argument("--since", default="0", help="entries after this seq number, or from this UTC date/time (ISO 8601)")
+    p.add_argument(
+        "--since", default="0", help="entries after this seq number, or from this UTC date/time (ISO 8601)"
+    )
     p.add_argument("--format", choices=("jsonl",), default="jsonl")
     p.add_argument("--out", default=None, help="output file (default stdout)")
     p.add_argument("--operator", default=None, help="who exports (default: the OS user)")
@@ -136,7 +169,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _open(args: argparse.Namespace, *, engine: bool = False, create: bool = False, **kw):
     from faceaudit.gallery import Gallery
 
-    return Gallery(args.db, key_file=args.key_file, engine=make_engine(args) if engine else None, create=create, **kw)
+    return Gallery(
+        args.db, key_file=args.key_file, engine=make_engine(args) if engine else None, create=create, **kw
+    )
 
 
 def _consent(basis: str | None, by: str | None, expires: date | None):
@@ -179,9 +214,13 @@ def cmd_init(args: argparse.Namespace) -> int:
         else:
             write_key_file(key_file, generate_key())
             note = f"new key in {key_file} (mode 0600): keep a copy somewhere safe; without it the gallery is lost"
-    gallery = Gallery(db, key_file=key_file, create=True, index=args.index, operator=args.operator or _os_user())
+    gallery = Gallery(
+        db, key_file=key_file, create=True, index=args.index, operator=args.operator or _os_user()
+    )
     with gallery:
-        print(f"initialised gallery {gallery.gallery_id} at {db} ({args.index} index); {note}", file=sys.stderr)
+        print(
+            f"initialised gallery {gallery.gallery_id} at {db} ({args.index} index); {note}", file=sys.stderr
+        )
     return 0
 
 
@@ -190,13 +229,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     name = _require(args.name, "--name", "enrolment")
     operator = _require(args.operator, "--operator", "enrolment")
     with _open(args, engine=True) as gallery:
-        result = gallery.enroll(args.subject_ref, args.images, name=name, consent=consent, operator=operator,
-                                store_images=args.store_images)
+        result = gallery.enroll(
+            args.subject_ref,
+            args.images,
+            name=name,
+            consent=consent,
+            operator=operator,
+            store_images=args.store_images,
+        )
     if args.json:
-        print(json.dumps({"subject_ref": result.subject_ref, "n_templates": result.n_templates,
-                          "ledger_seq": result.ledger_seq}))
+        print(
+            json.dumps(
+                {
+                    "subject_ref": result.subject_ref,
+                    "n_templates": result.n_templates,
+                    "ledger_seq": result.ledger_seq,
+                }
+            )
+        )
     else:
-        print(f"enrolled {result.subject_ref}: {result.n_templates} template(s); ledger entry {result.ledger_seq}")
+        print(
+            f"enrolled {result.subject_ref}: {result.n_templates} template(s); ledger entry {result.ledger_seq}"
+        )
     return 0
 
 
@@ -205,15 +259,21 @@ def _read_manifest(path: str) -> list[dict[str, str]]:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             cols = set(reader.fieldnames or [])
-            ref_col = "subject_ref" if "subject_ref" in cols else "subject_id" if "subject_id" in cols else None
+            ref_col = (
+                "subject_ref" if "subject_ref" in cols else "subject_id" if "subject_id" in cols else None
+            )
             if ref_col is None or "path" not in cols:
-                raise InputError(path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(cols)})")
+                raise InputError(
+                    path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(cols)})"
+                )
             rows = []
             for line, row in enumerate(reader, start=2):
                 ref, img = (row.get(ref_col) or "").strip(), (row.get("path") or "").strip()
                 if not ref or not img:
                     raise InputError(path, f"line {line}: empty subject_ref or path")
-                rows.append({**{k: (v or "").strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img})
+                rows.append(
+                    {**{k: (v or "").strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img}
+                )
     except FileNotFoundError:
         raise InputError(path, "manifest file not found") from None
     except UnicodeDecodeError:
@@ -240,9 +300,14 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
         try:
             expires_date = date.fromisoformat(expires) if expires else args.consent_expires
         except ValueError:
-            raise InputError(args.manifest, f"subject {ref}: consent_expires {expires!r} is not YYYY-MM-DD") from None
-        consent = _consent(first.get("consent_basis") or args.consent_basis,
-                           first.get("consent_by") or args.consent_by, expires_date)
+            raise InputError(
+                args.manifest, f"subject {ref}: consent_expires {expires!r} is not YYYY-MM-DD"
+            ) from None
+        consent = _consent(
+            first.get("consent_basis") or args.consent_basis,
+            first.get("consent_by") or args.consent_by,
+            expires_date,
+        )
         plans.append((ref, first.get("name") or ref, consent, [root / r["path"] for r in items]))
     enrolled = present = 0
     refused: list[str] = []
@@ -261,8 +326,10 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
             advance(len(images))
     for line in refused:
         print(f"faceaudit: refused {line}", file=sys.stderr)
-    print(f"{args.manifest}: {enrolled} subject(s) enrolled, {present} already present, {len(refused)} refused",
-          file=sys.stderr)
+    print(
+        f"{args.manifest}: {enrolled} subject(s) enrolled, {present} already present, {len(refused)} refused",
+        file=sys.stderr,
+    )
     return 3 if refused else 0
 
 
@@ -278,8 +345,11 @@ def cmd_erase(args: argparse.Namespace) -> int:
 def cmd_expire(args: argparse.Namespace) -> int:
     with _open(args) as gallery:
         erased = gallery.expire(args.as_of, operator=args.operator or _os_user())
-    print(f"{len(erased)} subject(s) with expired consent erased" + (f": {', '.join(erased)}" if erased else ""),
-          file=sys.stderr)
+    print(
+        f"{len(erased)} subject(s) with expired consent erased"
+        + (f": {', '.join(erased)}" if erased else ""),
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -289,19 +359,27 @@ def cmd_expire(args: argparse.Namespace) -> int:
 def cmd_identify(args: argparse.Namespace) -> int:
     from faceaudit.errors import PolicyError
 
-    missing = [opt for opt, v in (("--purpose", args.purpose), ("--case", args.case), ("--operator", args.operator))
-               if v is None or not v.strip()]
+    missing = [
+        opt
+        for opt, v in (("--purpose", args.purpose), ("--case", args.case), ("--operator", args.operator))
+        if v is None or not v.strip()
+    ]
     if missing:
-        raise PolicyError(f"identification needs a stated purpose, a case reference and an operator: "
-                          f"give {', '.join(missing)}")
+        raise PolicyError(
+            f"identification needs a stated purpose, a case reference and an operator: "
+            f"give {', '.join(missing)}"
+        )
     with _open(args, engine=True) as gallery:
-        result = gallery.identify(args.image, purpose=args.purpose, case=args.case, operator=args.operator,
-                                  top_k=args.top_k)
+        result = gallery.identify(
+            args.image, purpose=args.purpose, case=args.case, operator=args.operator, top_k=args.top_k
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
         return 0
-    print(f"{len(result.candidates)} candidate(s) for human review (threshold {result.threshold:.4f}, "
-          f"{result.model_id}); no match decision is made. Ledger entry {result.ledger_seq}.")
+    print(
+        f"{len(result.candidates)} candidate(s) for human review (threshold {result.threshold:.4f}, "
+        f"{result.model_id}); no match decision is made. Ledger entry {result.ledger_seq}."
+    )
     for c in result.candidates:
         flag = "above" if c.above_threshold else "below"
         print(f"  {c.rank:>3}. {c.subject_ref:<24} {c.name:<30} {c.similarity:.4f}  {flag} threshold")
@@ -311,14 +389,17 @@ def cmd_identify(args: argparse.Namespace) -> int:
 def cmd_verify_subject(args: argparse.Namespace) -> int:
     operator = _require(args.operator, "--operator", "verification")
     with _open(args, engine=True) as gallery:
-        result = gallery.verify_subject(args.image, args.subject_ref, operator=operator, purpose=args.purpose,
-                                        case=args.case)
+        result = gallery.verify_subject(
+            args.image, args.subject_ref, operator=operator, purpose=args.purpose, case=args.case
+        )
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
         flag = "above" if result.above_threshold else "below"
-        print(f"{result.subject_ref} ({result.name}): similarity {result.similarity:.4f}, {flag} threshold "
-              f"{result.threshold:.4f} ({result.model_id}); ledger entry {result.ledger_seq}")
+        print(
+            f"{result.subject_ref} ({result.name}): similarity {result.similarity:.4f}, {flag} threshold "
+            f"{result.threshold:.4f} ({result.model_id}); ledger entry {result.ledger_seq}"
+        )
     return 0
 
 
@@ -344,8 +425,10 @@ def cmd_ledger_anchor(args: argparse.Namespace) -> int:
     with _ledger(args) as gl:
         seq, head = gl.ledger.head_hash()
     print(head)
-    print(f"head of {seq} entries; keep this hash elsewhere and check with 'faceaudit ledger verify --anchor HASH'",
-          file=sys.stderr)
+    print(
+        f"head of {seq} entries; keep this hash elsewhere and check with 'faceaudit ledger verify --anchor HASH'",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -18,6 +18,16 @@ from faceaudit.gallery.gallery import (
 from faceaudit.gallery.store import GalleryNotFoundError
 
 __all__ = [
-    "Candidate", "Consent", "EnrollResult", "Gallery", "GalleryKeyError", "GalleryLedger", "GalleryNotFoundError",
-    "IdentifyResult", "SubjectExistsError", "SubjectNotFoundError", "SubjectVerifyResult", "default_key_file",
+    "Candidate",
+    "Consent",
+    "EnrollResult",
+    "Gallery",
+    "GalleryKeyError",
+    "GalleryLedger",
+    "GalleryNotFoundError",
+    "IdentifyResult",
+    "SubjectExistsError",
+    "SubjectNotFoundError",
+    "SubjectVerifyResult",
+    "default_key_file",
 ]

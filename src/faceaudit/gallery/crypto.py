@@ -72,7 +72,9 @@ def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None 
     if key_file is not None and Path(key_file).is_file():
         mode = stat.S_IMODE(os.stat(key_file).st_mode)
         if mode & 0o077:
-            raise GalleryKeyError(f"{key_file}: the key file is readable by others (mode {mode:o}); chmod 600 it")
+            raise GalleryKeyError(
+                f"{key_file}: the key file is readable by others (mode {mode:o}); chmod 600 it"
+            )
         return parse_key(Path(key_file).read_text(), str(key_file))
     where = f" or keep the key in {key_file}" if key_file is not None else ""
     raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
@@ -107,8 +109,10 @@ class TemplateSealer:
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except InvalidTag:
-            raise GalleryKeyError("a template does not decrypt: wrong gallery key, or the row was altered "
-                                  "(moved to another subject or model)") from None
+            raise GalleryKeyError(
+                "a template does not decrypt: wrong gallery key, or the row was altered "
+                "(moved to another subject or model)"
+            ) from None
 
     def seal(self, vector: np.ndarray, *, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
         """Encrypt one float32 template."""
@@ -131,7 +135,9 @@ class TemplateSealer:
         except InvalidTag:
             ok = False
         if not ok:
-            raise GalleryKeyError(f"{where}: wrong gallery key (it does not open this gallery); nothing was changed")
+            raise GalleryKeyError(
+                f"{where}: wrong gallery key (it does not open this gallery); nothing was changed"
+            )
 
     def pseudonym(self, subject_ref: str) -> str:
         """The keyed hash that stands for a subject in the ledger: HMAC-SHA256 of the subject ref, 128 bits."""

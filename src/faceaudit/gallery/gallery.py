@@ -73,12 +73,20 @@ class Consent:
 
     def validate(self, today: date | None = None) -> None:
         """Raise ConsentError unless the record is complete and unexpired."""
-        _require(self.basis, "enrolment needs a consent record: give the consent basis (--consent-basis)",
-                 ConsentError)
-        _require(self.recorded_by, "enrolment needs a consent record: say who recorded it (--consent-by)",
-                 ConsentError)
+        _require(
+            self.basis,
+            "enrolment needs a consent record: give the consent basis (--consent-basis)",
+            ConsentError,
+        )
+        _require(
+            self.recorded_by,
+            "enrolment needs a consent record: say who recorded it (--consent-by)",
+            ConsentError,
+        )
         if self.expires is not None and self.expires <= (today or _today()):
-            raise ConsentError(f"the consent expires on {self.expires.isoformat()}, which is not in the future")
+            raise ConsentError(
+                f"the consent expires on {self.expires.isoformat()}, which is not in the future"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +100,13 @@ class Candidate:
     above_threshold: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"rank": self.rank, "subject_ref": self.subject_ref, "name": self.name,
-                "similarity": self.similarity, "above_threshold": self.above_threshold}
+        return {
+            "rank": self.rank,
+            "subject_ref": self.subject_ref,
+            "name": self.name,
+            "similarity": self.similarity,
+            "above_threshold": self.above_threshold,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,9 +132,14 @@ class IdentifyResult:
             "n_above_threshold": sum(c.above_threshold for c in self.candidates),
             "decision": None,
             "note": "candidate list for human review; faceaudit makes no match decision",
-            "threshold": self.threshold, "model": self.model_id, "top_k": self.top_k,
-            "probe_sha256": self.probe_sha256, "purpose": self.purpose, "case": self.case_ref,
-            "operator": self.operator, "gallery": {"id": self.gallery_id, "version": self.gallery_version},
+            "threshold": self.threshold,
+            "model": self.model_id,
+            "top_k": self.top_k,
+            "probe_sha256": self.probe_sha256,
+            "purpose": self.purpose,
+            "case": self.case_ref,
+            "operator": self.operator,
+            "gallery": {"id": self.gallery_id, "version": self.gallery_version},
             "ledger_seq": self.ledger_seq,
         }
 
@@ -141,10 +159,17 @@ class SubjectVerifyResult:
     ledger_seq: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {"subject_ref": self.subject_ref, "name": self.name, "similarity": self.similarity,
-                "threshold": self.threshold, "above_threshold": self.above_threshold,
-                "n_references": self.n_references, "model": self.model_id, "probe_sha256": self.probe_sha256,
-                "ledger_seq": self.ledger_seq}
+        return {
+            "subject_ref": self.subject_ref,
+            "name": self.name,
+            "similarity": self.similarity,
+            "threshold": self.threshold,
+            "above_threshold": self.above_threshold,
+            "n_references": self.n_references,
+            "model": self.model_id,
+            "probe_sha256": self.probe_sha256,
+            "ledger_seq": self.ledger_seq,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,10 +225,13 @@ class Gallery:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise store.GalleryNotFoundError(
-                f"{self.path}: no gallery here; create one with 'faceaudit gallery init --db {self.path}'")
+                f"{self.path}: no gallery here; create one with 'faceaudit gallery init --db {self.path}'"
+            )
         if index not in INDEX_KINDS:
             raise UsageError(f"--index must be one of {', '.join(INDEX_KINDS)}")
-        self._sealer = TemplateSealer(load_key(key, key_file if key_file is not None else default_key_file(path)))
+        self._sealer = TemplateSealer(
+            load_key(key, key_file if key_file is not None else default_key_file(path))
+        )
         self._engine = engine
         self.quality_gate = quality_gate or QualityGate()
         self._conn = store.connect(self.path, create=True)
@@ -221,8 +249,9 @@ class Gallery:
             raise
         self.gallery_id = meta["gallery_id"]
         self.index_kind = meta.get("index_kind", "exact")
-        self._ledger = Ledger(SQLiteLedgerStore(self._conn),
-                              key=ledger_key if ledger_key is not None else ledger_key_from_env())
+        self._ledger = Ledger(
+            SQLiteLedgerStore(self._conn), key=ledger_key if ledger_key is not None else ledger_key_from_env()
+        )
         self._index: TemplateIndex | None = None
         self._index_version = -1
         self._index_model = ""
@@ -236,13 +265,27 @@ class Gallery:
             if store.read_meta(self._conn):  # another process initialised it meanwhile
                 return
             gallery_id = str(uuid.uuid4())
-            meta = {"format": GALLERY_FORMAT, "gallery_id": gallery_id, "created_at": utc_now(), "version": "0",
-                    "index_kind": index, "key_check": self._sealer.key_check(gallery_id).hex()}
+            meta = {
+                "format": GALLERY_FORMAT,
+                "gallery_id": gallery_id,
+                "created_at": utc_now(),
+                "version": "0",
+                "index_kind": index,
+                "key_check": self._sealer.key_check(gallery_id).hex(),
+            }
             self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-            ledger.append("configure", operator, gallery_id=gallery_id,
-                          gallery_version=0, params={"event": "init", "index": index,
-                                                     "schema_version": store.SCHEMA_VERSION,
-                                                     "ledger_signed": ledger.key is not None})
+            ledger.append(
+                "configure",
+                operator,
+                gallery_id=gallery_id,
+                gallery_version=0,
+                params={
+                    "event": "init",
+                    "index": index,
+                    "schema_version": store.SCHEMA_VERSION,
+                    "ledger_signed": ledger.key is not None,
+                },
+            )
 
     def close(self) -> None:
         """Close the database (checkpointing the WAL) and drop the in-memory index."""
@@ -295,25 +338,44 @@ class Gallery:
         self._conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'version'")
         return self.version
 
-    def _record(self, action: str, actor: str, started_at: str, version: int | None = None,
-                **fields: Any) -> LedgerEntry:
-        return self._ledger.append(action, actor, started_at=started_at, gallery_id=self.gallery_id,
-                                   gallery_version=self.version if version is None else version, **fields)
+    def _record(
+        self, action: str, actor: str, started_at: str, version: int | None = None, **fields: Any
+    ) -> LedgerEntry:
+        return self._ledger.append(
+            action,
+            actor,
+            started_at=started_at,
+            gallery_id=self.gallery_id,
+            gallery_version=self.version if version is None else version,
+            **fields,
+        )
 
     # --- queries ----------------------------------------------------------------------------------------
 
     def has_subject(self, subject_ref: str) -> bool:
         """Whether ``subject_ref`` is enrolled."""
-        return self._conn.execute("SELECT 1 FROM subjects WHERE subject_ref = ?", (subject_ref,)).fetchone() is not None
+        return (
+            self._conn.execute("SELECT 1 FROM subjects WHERE subject_ref = ?", (subject_ref,)).fetchone()
+            is not None
+        )
 
     def subjects(self) -> list[dict[str, Any]]:
         """Every enrolled subject with its consent record and number of templates."""
         rows = self._conn.execute(
             "SELECT s.subject_ref, s.display_name, s.consent_basis, s.consent_by, s.consent_at, s.consent_expires, "
             "s.created_at, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id "
-            "GROUP BY s.id ORDER BY s.id").fetchall()
-        keys = ("subject_ref", "name", "consent_basis", "consent_by", "consent_at", "consent_expires", "created_at",
-                "n_templates")
+            "GROUP BY s.id ORDER BY s.id"
+        ).fetchall()
+        keys = (
+            "subject_ref",
+            "name",
+            "consent_basis",
+            "consent_by",
+            "consent_at",
+            "consent_expires",
+            "created_at",
+            "n_templates",
+        )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     # --- enrolment --------------------------------------------------------------------------------------
@@ -351,11 +413,20 @@ class Gallery:
                 raise InputError(label, "reference quality too low: " + "; ".join(reasons))
             crops.append(crop)
             q = {**quality.as_dict(), "n_faces": n_faces, "policy": engine.policy}
-            refs.append(_Reference(np.empty(0), q, digest, data if store_images and isinstance(data, bytes) else None))
+            refs.append(
+                _Reference(np.empty(0), q, digest, data if store_images and isinstance(data, bytes) else None)
+            )
         for ref, vector in zip(refs, engine.embed_crops(crops), strict=True):
             ref.vector = vector
-        return self._store_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
-                                   model_id=engine.model_id, started_at=started)
+        return self._store_subject(
+            subject_ref,
+            refs,
+            name=name,
+            consent=consent,
+            operator=operator,
+            model_id=engine.model_id,
+            started_at=started,
+        )
 
     def enroll_templates(
         self,
@@ -374,8 +445,15 @@ class Gallery:
         templates = np.asarray(templates, np.float32).reshape(len(templates), -1)
         digests = list(source_sha256) if source_sha256 is not None else ["" for _ in templates]
         refs = [_Reference(v, {}, d) for v, d in zip(templates, digests, strict=True)]
-        return self._store_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
-                                   model_id=model_id, started_at=started)
+        return self._store_subject(
+            subject_ref,
+            refs,
+            name=name,
+            consent=consent,
+            operator=operator,
+            model_id=model_id,
+            started_at=started,
+        )
 
     def enroll_many(
         self,
@@ -404,12 +482,21 @@ class Gallery:
                 for subject_ref, name, templates in batch:
                     templates = np.asarray(templates, np.float32).reshape(len(templates), -1)
                     refs = [_Reference(v, {}, "") for v in templates]
-                    ids, _ = self._insert_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
-                                                  model_id=model_id, started_at=started)
+                    ids, _ = self._insert_subject(
+                        subject_ref,
+                        refs,
+                        name=name,
+                        consent=consent,
+                        operator=operator,
+                        model_id=model_id,
+                        started_at=started,
+                    )
                     added_ids += ids
                     added_vectors.append(templates)
                 version = self.version
-            self._after_change(before, version, add=(model_id, np.array(added_ids), np.concatenate(added_vectors)))
+            self._after_change(
+                before, version, add=(model_id, np.array(added_ids), np.concatenate(added_vectors))
+            )
             batch.clear()
 
         for record in records:
@@ -420,59 +507,119 @@ class Gallery:
         flush()
         return n
 
-    def _store_subject(self, subject_ref: str, refs: list[_Reference], *, name: str, consent: Consent,
-                       operator: str, model_id: str, started_at: str) -> EnrollResult:
+    def _store_subject(
+        self,
+        subject_ref: str,
+        refs: list[_Reference],
+        *,
+        name: str,
+        consent: Consent,
+        operator: str,
+        model_id: str,
+        started_at: str,
+    ) -> EnrollResult:
         with self._write():
             before = self.version
-            ids, entry = self._insert_subject(subject_ref, refs, name=name, consent=consent, operator=operator,
-                                              model_id=model_id, started_at=started_at)
+            ids, entry = self._insert_subject(
+                subject_ref,
+                refs,
+                name=name,
+                consent=consent,
+                operator=operator,
+                model_id=model_id,
+                started_at=started_at,
+            )
             version = entry.gallery_version
-        self._after_change(before, version,
-                           add=(model_id, np.array(ids), np.stack([r.vector for r in refs]).astype(np.float32)))
+        self._after_change(
+            before,
+            version,
+            add=(model_id, np.array(ids), np.stack([r.vector for r in refs]).astype(np.float32)),
+        )
         return EnrollResult(subject_ref, len(refs), ids, entry.seq)
 
-    def _insert_subject(self, subject_ref: str, refs: list[_Reference], *, name: str, consent: Consent,
-                        operator: str, model_id: str, started_at: str) -> tuple[list[int], LedgerEntry]:
+    def _insert_subject(
+        self,
+        subject_ref: str,
+        refs: list[_Reference],
+        *,
+        name: str,
+        consent: Consent,
+        operator: str,
+        model_id: str,
+        started_at: str,
+    ) -> tuple[list[int], LedgerEntry]:
         """Insert one subject, its sealed templates and its ledger entry, inside the caller's transaction."""
         now = utc_now()
         seal = self._sealer
         conn = self._conn
         if self.has_subject(subject_ref):
-            raise SubjectExistsError(f"subject {subject_ref!r} is already enrolled; erase it first to re-enrol")
+            raise SubjectExistsError(
+                f"subject {subject_ref!r} is already enrolled; erase it first to re-enrol"
+            )
         cur = conn.execute(
             "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
             "consent_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (subject_ref, name.strip(), consent.basis.strip(), consent.recorded_by.strip(), now,
-             consent.expires.isoformat() if consent.expires else None, now))
+            (
+                subject_ref,
+                name.strip(),
+                consent.basis.strip(),
+                consent.recorded_by.strip(),
+                now,
+                consent.expires.isoformat() if consent.expires else None,
+                now,
+            ),
+        )
         subject_id = cur.lastrowid
         ids = []
         for ref in refs:
-            sealed = seal.seal(ref.vector, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id)
+            sealed = seal.seal(
+                ref.vector, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id
+            )
             image = None
             if ref.image is not None:
-                image = seal.seal_bytes(ref.image, seal.associated_data("image", self.gallery_id, subject_ref,
-                                                                         model_id))
+                image = seal.seal_bytes(
+                    ref.image, seal.associated_data("image", self.gallery_id, subject_ref, model_id)
+                )
             cur = conn.execute(
                 "INSERT INTO templates (subject_id, model_id, quality, source_sha256, sealed, image, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (subject_id, model_id, json.dumps(ref.quality, sort_keys=True), ref.source_sha256, sealed, image,
-                 now))
+                (
+                    subject_id,
+                    model_id,
+                    json.dumps(ref.quality, sort_keys=True),
+                    ref.source_sha256,
+                    sealed,
+                    image,
+                    now,
+                ),
+            )
             ids.append(int(cur.lastrowid))
         version = self._bump_version()
         entry = self._record(
-            "enroll", operator, started_at, version,
-            params={"model": model_id, "consent_basis": consent.basis.strip(),
-                    "consent_by": consent.recorded_by.strip(),
-                    "consent_expires": consent.expires.isoformat() if consent.expires else None,
-                    "images_stored": any(r.image is not None for r in refs)},
-            result={"subject": self.pseudonym(subject_ref), "n_templates": len(refs),
-                    "source_sha256": [r.source_sha256 for r in refs]})
+            "enroll",
+            operator,
+            started_at,
+            version,
+            params={
+                "model": model_id,
+                "consent_basis": consent.basis.strip(),
+                "consent_by": consent.recorded_by.strip(),
+                "consent_expires": consent.expires.isoformat() if consent.expires else None,
+                "images_stored": any(r.image is not None for r in refs),
+            },
+            result={
+                "subject": self.pseudonym(subject_ref),
+                "n_templates": len(refs),
+                "source_sha256": [r.source_sha256 for r in refs],
+            },
+        )
         return ids, entry
 
     # --- the in-memory index ------------------------------------------------------------------------------
 
-    def _after_change(self, before: int, version: int, *, add: tuple | None = None,
-                      remove: list[int] | None = None) -> None:
+    def _after_change(
+        self, before: int, version: int, *, add: tuple | None = None, remove: list[int] | None = None
+    ) -> None:
         if self._index is None:
             return
         if self._index_version != before:  # another process changed the gallery meanwhile
@@ -498,10 +645,16 @@ class Gallery:
         self._conn.execute("BEGIN")  # one consistent snapshot for the version and the rows
         try:
             version = self.version
-            n = int(self._conn.execute("SELECT COUNT(*) FROM templates WHERE model_id = ?", (model_id,)).fetchone()[0])
+            n = int(
+                self._conn.execute(
+                    "SELECT COUNT(*) FROM templates WHERE model_id = ?", (model_id,)
+                ).fetchone()[0]
+            )
             cursor = self._conn.execute(
                 "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
-                "WHERE t.model_id = ? ORDER BY t.id", (model_id,))
+                "WHERE t.model_id = ? ORDER BY t.id",
+                (model_id,),
+            )
             ids, vectors = self._open_templates(cursor, n, model_id)
         finally:
             self._conn.execute("COMMIT")
@@ -525,10 +678,14 @@ class Gallery:
                 if i >= n:
                     break
                 try:
-                    data = decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], (prefix + subject_ref + suffix).encode())
+                    data = decrypt(
+                        blob[:NONCE_BYTES], blob[NONCE_BYTES:], (prefix + subject_ref + suffix).encode()
+                    )
                 except Exception:
                     # the same check, with the clear error
-                    self._sealer.open(blob, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id)
+                    self._sealer.open(
+                        blob, gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=model_id
+                    )
                     raise
                 if vectors is None:
                     vectors = np.empty((n, len(data) // 4), np.float32)
@@ -541,8 +698,9 @@ class Gallery:
 
     # --- search -----------------------------------------------------------------------------------------
 
-    def _probe(self, probe: ImageSource, action: str, operator: str, started: str,
-               **fields: Any) -> tuple[np.ndarray, str]:
+    def _probe(
+        self, probe: ImageSource, action: str, operator: str, started: str, **fields: Any
+    ) -> tuple[np.ndarray, str]:
         """The probe's template and SHA-256; refused probes (no face, quality gate) are logged, then raised."""
         data, label, digest = _read_source(probe)
         engine = self.engine
@@ -553,13 +711,20 @@ class Gallery:
                 raise InputError(label, "probe quality too low: " + "; ".join(reasons))
         except InputError as exc:
             with self._write():
-                self._record(action, operator, started, probe_sha256=digest,
-                             result={"status": "refused", "reason": exc.reason}, **fields)
+                self._record(
+                    action,
+                    operator,
+                    started,
+                    probe_sha256=digest,
+                    result={"status": "refused", "reason": exc.reason},
+                    **fields,
+                )
             raise
         return engine.embed_crops([crop])[0], digest
 
-    def identify(self, probe: ImageSource, *, purpose: str, case: str, operator: str,
-                 top_k: int = 10) -> IdentifyResult:
+    def identify(
+        self, probe: ImageSource, *, purpose: str, case: str, operator: str, top_k: int = 10
+    ) -> IdentifyResult:
         """1:N search: the ``top_k`` most similar subjects, each flagged above/below the threshold.
 
         It needs a purpose, a case reference and an operator (else PolicyError). The search, its reason and its
@@ -573,19 +738,42 @@ class Gallery:
             raise UsageError("--top-k must be at least 1")
         engine = self.engine
         params = self._search_params(top_k)
-        vector, digest = self._probe(probe, "identify", operator, started, purpose=purpose, case_ref=case,
-                                     params=params)
-        return self.identify_template(vector, probe_sha256=digest, purpose=purpose, case=case, operator=operator,
-                                      top_k=top_k, started_at=started, threshold=engine.threshold)
+        vector, digest = self._probe(
+            probe, "identify", operator, started, purpose=purpose, case_ref=case, params=params
+        )
+        return self.identify_template(
+            vector,
+            probe_sha256=digest,
+            purpose=purpose,
+            case=case,
+            operator=operator,
+            top_k=top_k,
+            started_at=started,
+            threshold=engine.threshold,
+        )
 
     def _search_params(self, top_k: int, threshold: float | None = None) -> dict[str, Any]:
         engine = self.engine
-        return {"model": engine.model_id, "threshold": engine.threshold if threshold is None else threshold,
-                "top_k": top_k, "policy": engine.policy, "index": self.index_kind}
+        return {
+            "model": engine.model_id,
+            "threshold": engine.threshold if threshold is None else threshold,
+            "top_k": top_k,
+            "policy": engine.policy,
+            "index": self.index_kind,
+        }
 
-    def identify_template(self, vector: np.ndarray, *, probe_sha256: str, purpose: str, case: str, operator: str,
-                          top_k: int = 10, threshold: float | None = None,
-                          started_at: str | None = None) -> IdentifyResult:
+    def identify_template(
+        self,
+        vector: np.ndarray,
+        *,
+        probe_sha256: str,
+        purpose: str,
+        case: str,
+        operator: str,
+        top_k: int = 10,
+        threshold: float | None = None,
+        started_at: str | None = None,
+    ) -> IdentifyResult:
         """1:N search with a probe template computed elsewhere (same model); logged like :meth:`identify`."""
         started = started_at or utc_now()
         purpose = _require(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
@@ -598,15 +786,43 @@ class Gallery:
         candidates = self._candidates(index, np.asarray(vector, np.float32), top_k, threshold)
         with self._write():
             entry = self._record(
-                "identify", operator, started, self._index_version, purpose=purpose, case_ref=case,
-                probe_sha256=probe_sha256, params=params,
-                result={"n_candidates": len(candidates),
-                        "candidates": [{"subject": self.pseudonym(c.subject_ref), "similarity": c.similarity,
-                                        "above_threshold": c.above_threshold} for c in candidates]})
-        return IdentifyResult(candidates, threshold, engine.model_id, top_k, probe_sha256, purpose, case, operator,
-                              self.gallery_id, self._index_version, entry.seq)
+                "identify",
+                operator,
+                started,
+                self._index_version,
+                purpose=purpose,
+                case_ref=case,
+                probe_sha256=probe_sha256,
+                params=params,
+                result={
+                    "n_candidates": len(candidates),
+                    "candidates": [
+                        {
+                            "subject": self.pseudonym(c.subject_ref),
+                            "similarity": c.similarity,
+                            "above_threshold": c.above_threshold,
+                        }
+                        for c in candidates
+                    ],
+                },
+            )
+        return IdentifyResult(
+            candidates,
+            threshold,
+            engine.model_id,
+            top_k,
+            probe_sha256,
+            purpose,
+            case,
+            operator,
+            self.gallery_id,
+            self._index_version,
+            entry.seq,
+        )
 
-    def _candidates(self, index: TemplateIndex, vector: np.ndarray, top_k: int, threshold: float) -> list[Candidate]:
+    def _candidates(
+        self, index: TemplateIndex, vector: np.ndarray, top_k: int, threshold: float
+    ) -> list[Candidate]:
         today = _today().isoformat()
         fetch = min(len(index), top_k * 4)
         while True:
@@ -617,7 +833,9 @@ class Gallery:
                 marks = ",".join("?" * len(part))
                 rows = self._conn.execute(
                     f"SELECT t.id, s.subject_ref, s.display_name, s.consent_expires FROM templates t "
-                    f"JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({marks})", part).fetchall()
+                    f"JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({marks})",
+                    part,
+                ).fetchall()
                 info = {r[0]: r[1:] for r in rows}
                 for tid, score in zip(part, scores[chunk : chunk + 500], strict=True):
                     if tid not in info:
@@ -631,39 +849,77 @@ class Gallery:
                 break
             fetch = min(len(index), fetch * 4)
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:top_k]
-        return [Candidate(i + 1, ref, name, round(score, 6), bool(score >= threshold))
-                for i, (ref, (score, name)) in enumerate(ranked)]
+        return [
+            Candidate(i + 1, ref, name, round(score, 6), bool(score >= threshold))
+            for i, (ref, (score, name)) in enumerate(ranked)
+        ]
 
-    def verify_subject(self, probe: ImageSource, subject_ref: str, *, operator: str, purpose: str | None = None,
-                       case: str | None = None) -> SubjectVerifyResult:
+    def verify_subject(
+        self,
+        probe: ImageSource,
+        subject_ref: str,
+        *,
+        operator: str,
+        purpose: str | None = None,
+        case: str | None = None,
+    ) -> SubjectVerifyResult:
         """1:1 comparison of a probe with one enrolled subject's references (the best one counts). Logged."""
         started = utc_now()
         operator = _require(operator, "verification needs the operator's name (--operator)", PolicyError)
         engine = self.engine
-        row = self._conn.execute("SELECT id, display_name, consent_expires FROM subjects WHERE subject_ref = ?",
-                                 (subject_ref,)).fetchone()
+        row = self._conn.execute(
+            "SELECT id, display_name, consent_expires FROM subjects WHERE subject_ref = ?", (subject_ref,)
+        ).fetchone()
         if row is None:
             raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
         if row[2] is not None and row[2] <= _today().isoformat():
             raise PolicyError(f"the consent of subject {subject_ref!r} expired on {row[2]}")
-        params = {"model": engine.model_id, "threshold": engine.threshold, "policy": engine.policy,
-                  "subject": self.pseudonym(subject_ref)}
-        vector, digest = self._probe(probe, "verify", operator, started, purpose=purpose, case_ref=case,
-                                     params=params)
-        blobs = self._conn.execute("SELECT sealed FROM templates WHERE subject_id = ? AND model_id = ?",
-                                   (row[0], engine.model_id)).fetchall()
+        params = {
+            "model": engine.model_id,
+            "threshold": engine.threshold,
+            "policy": engine.policy,
+            "subject": self.pseudonym(subject_ref),
+        }
+        vector, digest = self._probe(
+            probe, "verify", operator, started, purpose=purpose, case_ref=case, params=params
+        )
+        blobs = self._conn.execute(
+            "SELECT sealed FROM templates WHERE subject_id = ? AND model_id = ?", (row[0], engine.model_id)
+        ).fetchall()
         if not blobs:
             raise SubjectNotFoundError(f"subject {subject_ref!r} has no template of model {engine.model_id}")
-        refs = np.stack([self._sealer.open(b[0], gallery_id=self.gallery_id, subject_ref=subject_ref,
-                                           model_id=engine.model_id) for b in blobs])
+        refs = np.stack(
+            [
+                self._sealer.open(
+                    b[0], gallery_id=self.gallery_id, subject_ref=subject_ref, model_id=engine.model_id
+                )
+                for b in blobs
+            ]
+        )
         similarity = round(float(np.max(refs @ vector)), 6)
         above = bool(similarity >= engine.threshold)
         with self._write():
-            entry = self._record("verify", operator, started, purpose=purpose, case_ref=case, probe_sha256=digest,
-                                 params=params, result={"similarity": similarity, "above_threshold": above,
-                                                        "n_references": len(refs)})
-        return SubjectVerifyResult(subject_ref, row[1], similarity, engine.threshold, above, len(refs),
-                                   engine.model_id, digest, entry.seq)
+            entry = self._record(
+                "verify",
+                operator,
+                started,
+                purpose=purpose,
+                case_ref=case,
+                probe_sha256=digest,
+                params=params,
+                result={"similarity": similarity, "above_threshold": above, "n_references": len(refs)},
+            )
+        return SubjectVerifyResult(
+            subject_ref,
+            row[1],
+            similarity,
+            engine.threshold,
+            above,
+            len(refs),
+            engine.model_id,
+            digest,
+            entry.seq,
+        )
 
     # --- erasure ----------------------------------------------------------------------------------------
 
@@ -681,12 +937,20 @@ class Gallery:
             row = conn.execute("SELECT id FROM subjects WHERE subject_ref = ?", (subject_ref,)).fetchone()
             if row is None:
                 raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled (already erased?)")
-            tids = [r[0] for r in conn.execute("SELECT id FROM templates WHERE subject_id = ?", row).fetchall()]
+            tids = [
+                r[0] for r in conn.execute("SELECT id FROM templates WHERE subject_id = ?", row).fetchall()
+            ]
             conn.execute("DELETE FROM templates WHERE subject_id = ?", row)
             conn.execute("DELETE FROM subjects WHERE id = ?", row)
             version = self._bump_version()
-            entry = self._record("erase", operator, started, version, purpose=reason,
-                                 result={"subject": self.pseudonym(subject_ref), "n_templates": len(tids)})
+            entry = self._record(
+                "erase",
+                operator,
+                started,
+                version,
+                purpose=reason,
+                result={"subject": self.pseudonym(subject_ref), "n_templates": len(tids)},
+            )
         self._after_change(before, version, remove=tids)
         self.scrub(vacuum=vacuum)
         return entry.seq
@@ -697,17 +961,31 @@ class Gallery:
         as_of = as_of or _today()
         with self._write() as conn:
             before = self.version
-            rows = conn.execute("SELECT id, subject_ref FROM subjects WHERE consent_expires IS NOT NULL AND "
-                                "consent_expires <= ? ORDER BY id", (as_of.isoformat(),)).fetchall()
+            rows = conn.execute(
+                "SELECT id, subject_ref FROM subjects WHERE consent_expires IS NOT NULL AND "
+                "consent_expires <= ? ORDER BY id",
+                (as_of.isoformat(),),
+            ).fetchall()
             tids: list[int] = []
             for subject_id, _ in rows:
-                tids += [r[0] for r in conn.execute("SELECT id FROM templates WHERE subject_id = ?", (subject_id,))]
+                tids += [
+                    r[0] for r in conn.execute("SELECT id FROM templates WHERE subject_id = ?", (subject_id,))
+                ]
                 conn.execute("DELETE FROM templates WHERE subject_id = ?", (subject_id,))
                 conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
             version = self._bump_version() if rows else before
-            self._record("expire", operator, started, version, params={"as_of": as_of.isoformat()},
-                         result={"n_subjects": len(rows), "subjects": [self.pseudonym(r[1]) for r in rows],
-                                 "n_templates": len(tids)})
+            self._record(
+                "expire",
+                operator,
+                started,
+                version,
+                params={"as_of": as_of.isoformat()},
+                result={
+                    "n_subjects": len(rows),
+                    "subjects": [self.pseudonym(r[1]) for r in rows],
+                    "n_templates": len(tids),
+                },
+            )
         self._after_change(before, version, remove=tids)
         if rows:
             self.scrub()
@@ -724,8 +1002,10 @@ class Gallery:
             import time
 
             time.sleep(0.1)
-        raise PolicyError("erasure committed, but another process holds the database open, so the WAL could not be "
-                          "truncated yet; run 'faceaudit gallery erase' again later or close the other process")
+        raise PolicyError(
+            "erasure committed, but another process holds the database open, so the WAL could not be "
+            "truncated yet; run 'faceaudit gallery erase' again later or close the other process"
+        )
 
 
 class GalleryLedger:
@@ -737,10 +1017,13 @@ class GalleryLedger:
         meta = store.read_meta(self._conn)
         if not meta:
             self._conn.close()
-            raise store.GalleryNotFoundError(f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')")
+            raise store.GalleryNotFoundError(
+                f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
+            )
         self.gallery_id = meta["gallery_id"]
-        self.ledger = Ledger(SQLiteLedgerStore(self._conn),
-                             key=ledger_key if ledger_key is not None else ledger_key_from_env())
+        self.ledger = Ledger(
+            SQLiteLedgerStore(self._conn), key=ledger_key if ledger_key is not None else ledger_key_from_env()
+        )
 
     def close(self) -> None:
         self._conn.close()
@@ -751,8 +1034,9 @@ class GalleryLedger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def export(self, operator: str, since: int | str = 0,
-               fmt: str = "jsonl") -> tuple[list[dict[str, Any]], LedgerEntry]:
+    def export(
+        self, operator: str, since: int | str = 0, fmt: str = "jsonl"
+    ) -> tuple[list[dict[str, Any]], LedgerEntry]:
         """Entries after seq ``since`` or from UTC time ``since`` (ISO 8601), hashes included, and the entry that logs
         this export, in one transaction."""
         started = utc_now()
@@ -772,9 +1056,15 @@ class GalleryLedger:
                 cut = since_time.strftime("%Y-%m-%dT%H:%M:%S.%f")
                 rows = [r for r in self.ledger.export(0) if r["started_at"] >= cut]
             version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
-            entry = self.ledger.append("export", operator, started_at=started, gallery_id=self.gallery_id,
-                                       gallery_version=version, params={"since": since, "format": fmt},
-                                       result={"n_entries": len(rows)})
+            entry = self.ledger.append(
+                "export",
+                operator,
+                started_at=started,
+                gallery_id=self.gallery_id,
+                gallery_version=version,
+                params={"since": since, "format": fmt},
+                result={"n_entries": len(rows)},
+            )
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise

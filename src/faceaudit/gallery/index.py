@@ -82,7 +82,9 @@ class TemplateIndex:
         errors = np.empty(n, np.float32)
         bounds = np.linspace(0, n, self._n_shards + 1).astype(int)
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            sq = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+            sq = faiss.IndexScalarQuantizer(
+                self.dim, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
             sq.train(X)  # min/max of every dimension over all templates: nothing is clipped
             sq.add(X[a:b])
             errors[a:b] = self._reconstruction_error(sq, X[a:b])

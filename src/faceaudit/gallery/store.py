@@ -38,7 +38,9 @@ def _v1(conn: sqlite3.Connection) -> None:
 def _v2(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX templates_subject ON templates(subject_id)")
     conn.execute("CREATE INDEX templates_model ON templates(model_id, id)")
-    conn.execute("CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires IS NOT NULL")
+    conn.execute(
+        "CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires IS NOT NULL"
+    )
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
@@ -59,9 +61,13 @@ def connect(path: str | os.PathLike, *, create: bool = False) -> sqlite3.Connect
     """
     path = os.fspath(path)
     if not create and not os.path.exists(path):
-        raise GalleryNotFoundError(f"{path}: no gallery here; create one with 'faceaudit gallery init --db {path}'")
+        raise GalleryNotFoundError(
+            f"{path}: no gallery here; create one with 'faceaudit gallery init --db {path}'"
+        )
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA secure_delete=ON")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -86,8 +92,10 @@ def migrate(conn: sqlite3.Connection) -> int:
         try:
             version = schema_version(conn)
             if version > SCHEMA_VERSION:
-                raise UsageError(f"the gallery's schema is version {version}, newer than this faceaudit knows "
-                                 f"({SCHEMA_VERSION}); upgrade faceaudit")
+                raise UsageError(
+                    f"the gallery's schema is version {version}, newer than this faceaudit knows "
+                    f"({SCHEMA_VERSION}); upgrade faceaudit"
+                )
             if version == SCHEMA_VERSION:
                 conn.execute("COMMIT")
                 return version

@@ -86,8 +86,10 @@ class Ledger:
         if head is not None and head.alg != self.alg:
             if head.alg == ALG_HMAC:
                 raise PolicyError(f"the ledger is signed (HMAC): set {LEDGER_KEY_ENV} to the ledger key")
-            raise PolicyError(f"the ledger is unsigned, but {LEDGER_KEY_ENV} is set: a ledger is signed or unsigned "
-                              "for its whole life (set the key before 'faceaudit gallery init'), so unset it")
+            raise PolicyError(
+                f"the ledger is unsigned, but {LEDGER_KEY_ENV} is set: a ledger is signed or unsigned "
+                "for its whole life (set the key before 'faceaudit gallery init'), so unset it"
+            )
         ended_at = utc_now()
         draft = LedgerEntry(
             seq=1 if head is None else head.seq + 1,
@@ -126,4 +128,12 @@ class Ledger:
             yield entry.as_dict()
 
 
-__all__ = ["Ledger", "LedgerEntry", "LedgerStore", "VerifyReport", "ledger_key_from_env", "utc_now", "LEDGER_KEY_ENV"]
+__all__ = [
+    "Ledger",
+    "LedgerEntry",
+    "LedgerStore",
+    "VerifyReport",
+    "ledger_key_from_env",
+    "utc_now",
+    "LEDGER_KEY_ENV",
+]

@@ -30,14 +30,27 @@ ALG_SHA256 = "sha256"
 ALG_HMAC = "hmac-sha256"
 
 BODY_FIELDS = (
-    "seq", "started_at", "ended_at", "actor", "action", "purpose", "case_ref", "gallery_id", "gallery_version",
-    "probe_sha256", "params", "result", "alg",
+    "seq",
+    "started_at",
+    "ended_at",
+    "actor",
+    "action",
+    "purpose",
+    "case_ref",
+    "gallery_id",
+    "gallery_version",
+    "probe_sha256",
+    "params",
+    "result",
+    "alg",
 )
 
 
 def canonical_json(obj: Any) -> bytes:
     """UTF-8 JSON with sorted keys and no insignificant whitespace (the bytes that are hashed)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +115,9 @@ def parse_anchor(anchor: str) -> tuple[int | None, str]:
         except ValueError:
             raise UsageError(f"--anchor {anchor!r}: expected HASH or SEQ:HASH") from None
     if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
-        raise UsageError(f"--anchor {anchor!r}: expected a 64-character hex hash (from 'faceaudit ledger anchor')")
+        raise UsageError(
+            f"--anchor {anchor!r}: expected a 64-character hex hash (from 'faceaudit ledger anchor')"
+        )
     return seq, text
 
 
@@ -125,16 +140,22 @@ def verify_chain(
             _raise_sequence_error(entry, expected, entries)
         if entry.prev_hash != prev_hash:
             raise LedgerIntegrityError(
-                entry.seq, f"inserted or reordered: its prev_hash does not link to entry {entry.seq - 1}")
+                entry.seq, f"inserted or reordered: its prev_hash does not link to entry {entry.seq - 1}"
+            )
         if key is not None and entry.alg != ALG_HMAC:
-            raise LedgerIntegrityError(entry.seq, f"not signed (alg {entry.alg!r}) in a ledger verified with a key")
+            raise LedgerIntegrityError(
+                entry.seq, f"not signed (alg {entry.alg!r}) in a ledger verified with a key"
+            )
         if key is None and entry.alg == ALG_HMAC:
             raise UsageError("the ledger is signed (HMAC): set FACEAUDIT_LEDGER_KEY to verify it")
         if entry.alg not in (ALG_SHA256, ALG_HMAC):
             raise LedgerIntegrityError(entry.seq, f"modified: unknown alg {entry.alg!r}")
         if not hmac.compare_digest(compute_hash(entry.prev_hash, entry.body(), key), entry.entry_hash):
-            raise LedgerIntegrityError(entry.seq, "modified: its hash does not match its content"
-                                       + (" (or it was signed with another key)" if key else ""))
+            raise LedgerIntegrityError(
+                entry.seq,
+                "modified: its hash does not match its content"
+                + (" (or it was signed with another key)" if key else ""),
+            )
         if anchor_hash is not None and entry.entry_hash == anchor_hash:
             if anchor_seq is not None and anchor_seq != entry.seq:
                 raise LedgerIntegrityError(entry.seq, f"reordered: the anchor names entry {anchor_seq}")
@@ -143,18 +164,28 @@ def verify_chain(
     last = expected - 1
     if anchor_hash is not None and not anchor_found:
         if anchor_seq is not None and anchor_seq <= last:
-            raise LedgerIntegrityError(anchor_seq, "modified: its hash differs from the anchor (the tail was rewritten)")
+            raise LedgerIntegrityError(
+                anchor_seq, "modified: its hash differs from the anchor (the tail was rewritten)"
+            )
         raise LedgerIntegrityError(
-            last + 1, f"deleted: the anchored head is missing, so the tail after entry {last} was truncated")
-    return VerifyReport(n_entries=n, head_seq=last, head_hash=prev_hash, anchor_checked=anchor_hash is not None)
+            last + 1, f"deleted: the anchored head is missing, so the tail after entry {last} was truncated"
+        )
+    return VerifyReport(
+        n_entries=n, head_seq=last, head_hash=prev_hash, anchor_checked=anchor_hash is not None
+    )
 
 
-def _raise_sequence_error(entry: LedgerEntry, expected: int, entries: Callable[[], Iterable[LedgerEntry]]) -> None:
+def _raise_sequence_error(
+    entry: LedgerEntry, expected: int, entries: Callable[[], Iterable[LedgerEntry]]
+) -> None:
     if entry.seq < expected:
-        raise LedgerIntegrityError(entry.seq, f"inserted or reordered: entry {entry.seq} is stored again after "
-                                              f"entry {expected - 1}")
+        raise LedgerIntegrityError(
+            entry.seq, f"inserted or reordered: entry {entry.seq} is stored again after entry {expected - 1}"
+        )
     if any(e.seq == expected for e in entries()):
-        raise LedgerIntegrityError(expected, f"reordered: entry {entry.seq} is stored before entry {expected}")
+        raise LedgerIntegrityError(
+            expected, f"reordered: entry {entry.seq} is stored before entry {expected}"
+        )
     if expected + 1 == entry.seq:
         raise LedgerIntegrityError(expected, f"deleted: entry {entry.seq} follows entry {expected - 1}")
     raise LedgerIntegrityError(expected, f"deleted: entries {expected}..{entry.seq - 1} are missing")

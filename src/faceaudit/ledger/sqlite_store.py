@@ -31,8 +31,23 @@ CREATE INDEX IF NOT EXISTS ledger_seq ON ledger(seq);
 """
 """``pos`` is the storage order; ``seq`` is the hashed sequence number. They differ only after tampering."""
 
-_COLUMNS = ("seq", "started_at", "ended_at", "actor", "action", "purpose", "case_ref", "gallery_id", "gallery_version",
-            "probe_sha256", "params", "result", "alg", "prev_hash", "entry_hash")
+_COLUMNS = (
+    "seq",
+    "started_at",
+    "ended_at",
+    "actor",
+    "action",
+    "purpose",
+    "case_ref",
+    "gallery_id",
+    "gallery_version",
+    "probe_sha256",
+    "params",
+    "result",
+    "alg",
+    "prev_hash",
+    "entry_hash",
+)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ledger"
 
 
@@ -66,8 +81,10 @@ class SQLiteLedgerStore:
         d = entry.as_dict()
         d["params"] = json.dumps(d["params"], sort_keys=True, ensure_ascii=False)
         d["result"] = json.dumps(d["result"], sort_keys=True, ensure_ascii=False)
-        self.conn.execute(f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                          [d[c] for c in _COLUMNS])
+        self.conn.execute(
+            f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            [d[c] for c in _COLUMNS],
+        )
 
     def entries(self, since_seq: int = 0) -> Iterator[LedgerEntry]:
         """Entries in storage order (``pos``), those with ``seq > since_seq`` when it is positive."""

@@ -12,7 +12,15 @@ from typing import Any
 from faceaudit.errors import UsageError
 from faceaudit.models.base import Detector, Embedder, l2_normalise
 
-__all__ = ["Backend", "Detector", "Embedder", "l2_normalise", "load_backend", "BACKEND_NAMES", "describe_models"]
+__all__ = [
+    "Backend",
+    "Detector",
+    "Embedder",
+    "l2_normalise",
+    "load_backend",
+    "BACKEND_NAMES",
+    "describe_models",
+]
 
 BACKEND_NAMES = ("sface", "dlib", "dlib-cnn", "onnx:PATH")
 DEFAULT_MODEL = "sface"
@@ -83,18 +91,56 @@ def describe_models() -> list[dict[str, Any]]:
             except Exception as exc:  # package missing
                 path, digest = "", f"unavailable ({exc})"
             ok = mf.sha256 is None or mf.sha256 == digest
-            out.append({"file": str(path), "sha256": digest, "verified": ok, "licence": mf.licence, "source": mf.source})
+            out.append(
+                {
+                    "file": str(path),
+                    "sha256": digest,
+                    "verified": ok,
+                    "licence": mf.licence,
+                    "source": mf.source,
+                }
+            )
         return out
 
     return [
-        {"name": "sface", "model_id": "sface-2021dec-int8bq", "detector": "yunet-2023mar-int8bq", "dim": 128,
-         "metric": "cosine", "default_threshold": SFACE_THRESHOLD, "runtime": "onnxruntime (embedder), cv2 (detector)",
-         "files": files(YUNET, SFACE)},
-        {"name": "dlib", "model_id": "dlib-resnet-v1", "detector": "dlib-hog", "dim": 128, "metric": "cosine",
-         "default_threshold": DLIB_THRESHOLD, "runtime": "dlib", "files": files(DLIB_SHAPE5, DLIB_RESNET)},
-        {"name": "dlib-cnn", "model_id": "dlib-resnet-v1", "detector": "dlib-cnn", "dim": 128, "metric": "cosine",
-         "default_threshold": DLIB_THRESHOLD, "runtime": "dlib", "files": files(DLIB_MMOD, DLIB_SHAPE5, DLIB_RESNET)},
-        {"name": "onnx:PATH", "model_id": "onnx:<file>:<sha256[:12]>", "detector": "yunet-2023mar-int8bq",
-         "dim": "from the model", "metric": "cosine", "default_threshold": "0.3 unless --threshold",
-         "runtime": "onnxruntime", "files": []},
+        {
+            "name": "sface",
+            "model_id": "sface-2021dec-int8bq",
+            "detector": "yunet-2023mar-int8bq",
+            "dim": 128,
+            "metric": "cosine",
+            "default_threshold": SFACE_THRESHOLD,
+            "runtime": "onnxruntime (embedder), cv2 (detector)",
+            "files": files(YUNET, SFACE),
+        },
+        {
+            "name": "dlib",
+            "model_id": "dlib-resnet-v1",
+            "detector": "dlib-hog",
+            "dim": 128,
+            "metric": "cosine",
+            "default_threshold": DLIB_THRESHOLD,
+            "runtime": "dlib",
+            "files": files(DLIB_SHAPE5, DLIB_RESNET),
+        },
+        {
+            "name": "dlib-cnn",
+            "model_id": "dlib-resnet-v1",
+            "detector": "dlib-cnn",
+            "dim": 128,
+            "metric": "cosine",
+            "default_threshold": DLIB_THRESHOLD,
+            "runtime": "dlib",
+            "files": files(DLIB_MMOD, DLIB_SHAPE5, DLIB_RESNET),
+        },
+        {
+            "name": "onnx:PATH",
+            "model_id": "onnx:<file>:<sha256[:12]>",
+            "detector": "yunet-2023mar-int8bq",
+            "dim": "from the model",
+            "metric": "cosine",
+            "default_threshold": "0.3 unless --threshold",
+            "runtime": "onnxruntime",
+            "files": [],
+        },
     ]

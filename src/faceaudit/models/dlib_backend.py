@@ -116,7 +116,9 @@ class DlibEmbedder:
         x, y, w, h = (int(round(v)) for v in face.box)
         rect = dlib.rectangle(x, y, x + w, y + h)
         if face.raw_landmarks is not None and len(face.raw_landmarks) == 5:
-            shape = dlib.full_object_detection(rect, [dlib.point(int(px), int(py)) for px, py in face.raw_landmarks])
+            shape = dlib.full_object_detection(
+                rect, [dlib.point(int(px), int(py)) for px, py in face.raw_landmarks]
+            )
         else:
             shape = self._sp(rgb, rect)
         chip = dlib.get_face_chip(rgb, shape, size=150, padding=0.25)

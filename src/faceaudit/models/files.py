@@ -53,15 +53,24 @@ SFACE = ModelFile(
 )
 _DLIB_LICENCE = "Boost Software License / CC0 (dlib models by Davis King); face_recognition_models is MIT"
 DLIB_RESNET = ModelFile(
-    "face_recognition_models", "models/dlib_face_recognition_resnet_model_v1.dat", None, _DLIB_LICENCE,
+    "face_recognition_models",
+    "models/dlib_face_recognition_resnet_model_v1.dat",
+    None,
+    _DLIB_LICENCE,
     "dlib ResNet-29 face descriptor v1; shipped in face_recognition_models==0.3.0",
 )
 DLIB_SHAPE5 = ModelFile(
-    "face_recognition_models", "models/shape_predictor_5_face_landmarks.dat", None, _DLIB_LICENCE,
+    "face_recognition_models",
+    "models/shape_predictor_5_face_landmarks.dat",
+    None,
+    _DLIB_LICENCE,
     "dlib 5-point shape predictor; shipped in face_recognition_models==0.3.0",
 )
 DLIB_MMOD = ModelFile(
-    "face_recognition_models", "models/mmod_human_face_detector.dat", None, _DLIB_LICENCE,
+    "face_recognition_models",
+    "models/mmod_human_face_detector.dat",
+    None,
+    _DLIB_LICENCE,
     "dlib MMOD CNN face detector; shipped in face_recognition_models==0.3.0",
 )
 

@@ -68,7 +68,9 @@ class OnnxEmbedder:
         hw = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
         if input_size is None:
             if not all(isinstance(v, int) and v > 0 for v in hw):
-                raise ModelIntegrityError(f"{path}: input size is not fixed in the model ({shape}); pass input_size")
+                raise ModelIntegrityError(
+                    f"{path}: input size is not fixed in the model ({shape}); pass input_size"
+                )
             input_size = (int(hw[1]), int(hw[0]))
         self.input_size = input_size
         self._batchable = not isinstance(shape[0], int) or shape[0] != 1

@@ -48,7 +48,9 @@ def fixed_model_path(src: str | os.PathLike, *, batch_dim: bool = True) -> Path:
         node.attribute.extend(keep)
     produced = {o for n in graph.node for o in n.output}
     consumed = {i for n in graph.node for i in n.input}
-    real_inputs = [i for i in graph.input if i.name not in inits and i.name not in produced and i.name in consumed]
+    real_inputs = [
+        i for i in graph.input if i.name not in inits and i.name not in produced and i.name in consumed
+    ]
     if len(real_inputs) != len(graph.input):
         del graph.input[:]
         graph.input.extend(real_inputs)

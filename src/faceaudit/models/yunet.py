@@ -42,7 +42,11 @@ class YuNetDetector:
     def detect(self, image: np.ndarray) -> list[Face]:
         h, w = image.shape[:2]
         scale = min(1.0, MAX_SIDE / max(h, w))
-        work = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        work = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        )
         _, rows = self._net((work.shape[1], work.shape[0])).detect(work)
         faces: list[Face] = []
         if rows is None:

@@ -36,4 +36,6 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: tuple[int, int] =
     w, h = size
     dst = ARCFACE_112 * np.array([w / 112.0, h / 112.0])
     m = similarity_transform(np.asarray(landmarks, dtype=np.float64).reshape(5, 2), dst)
-    return cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )

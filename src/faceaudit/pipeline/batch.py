@@ -95,7 +95,9 @@ def read_manifest_paths(manifest: str | os.PathLike, column: str = "path") -> li
         with open(manifest, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             if reader.fieldnames is None or column not in reader.fieldnames:
-                raise InputError(manifest, f"manifest has no {column!r} column (columns: {reader.fieldnames})")
+                raise InputError(
+                    manifest, f"manifest has no {column!r} column (columns: {reader.fieldnames})"
+                )
             paths = []
             for line, row in enumerate(reader, start=2):
                 value = (row.get(column) or "").strip()
@@ -178,7 +180,9 @@ def embed_paths(
                 yield _process_chunk(engine, chunk)
             return
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(model, policy, threads, model_options)) as ex:
+        with ProcessPoolExecutor(
+            workers, initializer=_init_worker, initargs=(model, policy, threads, model_options)
+        ) as ex:
             yield from ex.map(_worker_chunk, chunks)
 
     results: list[tuple] = []
@@ -216,4 +220,11 @@ def is_error(status: str) -> bool:
     return status.startswith("error")
 
 
-__all__ = ["EmbedResult", "embed_paths", "load_templates", "read_manifest_paths", "is_error", "FaceAuditError"]
+__all__ = [
+    "EmbedResult",
+    "embed_paths",
+    "load_templates",
+    "read_manifest_paths",
+    "is_error",
+    "FaceAuditError",
+]

@@ -57,7 +57,12 @@ class VerifyResult:
     model: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"similarity": self.similarity, "threshold": self.threshold, "match": self.match, "model": self.model}
+        return {
+            "similarity": self.similarity,
+            "threshold": self.threshold,
+            "match": self.match,
+            "model": self.model,
+        }
 
 
 class Engine:
@@ -80,7 +85,9 @@ class Engine:
         select_face([], 1, 1, policy)  # validates the policy name
         self.backend: Backend = load_backend(model, **model_options)
         self.policy = policy
-        self.threshold = float(threshold) if threshold is not None else float(self.backend.embedder.default_threshold)
+        self.threshold = (
+            float(threshold) if threshold is not None else float(self.backend.embedder.default_threshold)
+        )
         self._max_pixels = max_pixels
 
     @property
@@ -100,7 +107,10 @@ class Engine:
     def detect(self, source: ImageSource) -> list[DetectedFace]:
         """Every face in the image, with quality measures."""
         image = self.load(source)
-        return [DetectedFace(f, measure_quality(f, self.backend.embedder.align(image, f))) for f in self._faces(image)]
+        return [
+            DetectedFace(f, measure_quality(f, self.backend.embedder.align(image, f)))
+            for f in self._faces(image)
+        ]
 
     def _faces(self, image: np.ndarray) -> list[Face]:
         return self.backend.detector.detect(image)

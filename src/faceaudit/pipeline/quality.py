@@ -38,7 +38,9 @@ class QualityGate:
     def check(self, q: Quality) -> list[str]:
         reasons = []
         if q.inter_eye_px < self.min_inter_eye_px:
-            reasons.append(f"face too small: inter-eye distance {q.inter_eye_px:.1f}px < {self.min_inter_eye_px:g}px")
+            reasons.append(
+                f"face too small: inter-eye distance {q.inter_eye_px:.1f}px < {self.min_inter_eye_px:g}px"
+            )
         if q.sharpness < self.min_sharpness:
             reasons.append(f"image too blurred: sharpness {q.sharpness:.1f} < {self.min_sharpness:g}")
         if q.detector_score < self.min_detector_score:

@@ -29,13 +29,17 @@ def selection_score(face: Face, width: int, height: int, policy: str) -> float:
     if policy == "best":
         rel_size = math.sqrt(face.area / float(width * height))
         return face.score * rel_size * _centrality(face, width, height) ** 2
-    raise UsageError(f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}")
+    raise UsageError(
+        f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}"
+    )
 
 
 def select_face(faces: list[Face], width: int, height: int, policy: str = DEFAULT_POLICY) -> int | None:
     """Index of the chosen face in ``faces`` (None when empty). Ties keep the first face."""
     if policy not in SELECTION_POLICIES:
-        raise UsageError(f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}")
+        raise UsageError(
+            f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}"
+        )
     if not faces:
         return None
     scores = [selection_score(f, width, height, policy) for f in faces]
