@@ -53,7 +53,7 @@ def det_figure(result: AuditResult) -> str | None:
             idx = idx[_thin(len(idx))]
             ax.plot(fmr[idx], fnmr[idx], label=g)
     for t in result.thresholds.values():
-        ax.axvline(t["target_fmr"], color="grey", ls=":", lw=0.8)
+        ax.axvline(t["target_fmr"], color="black", ls=":", lw=1.2)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("FMR (same-group non-mated)")
@@ -140,6 +140,7 @@ def rates_figure(result: AuditResult) -> str | None:
         ax.set_yticks(range(len(ylabels)), ylabels)
         ax.invert_yaxis()
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(plt.NullFormatter())  # minor labels collide on short log ranges
         ax.margins(x=0.15)
         ax.set_title(f"{which.upper()} at the global threshold (95 % interval)")
         ax.grid(True, which="both", axis="x", alpha=0.3)
