@@ -97,7 +97,8 @@ def _bad_inputs(tmp_path):
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "folder.jpg").mkdir()
-    return [*cases, "folder.jpg", "missing.jpg"]
+    Image.new("L", (9000, 9000)).save(tmp_path / "bomb.png", optimize=True)  # 81 Mpx, a few kB
+    return [*cases, "folder.jpg", "missing.jpg", "bomb.png"]
 
 
 def test_bad_input_raises_one_error_type_naming_the_file(tmp_path):
