@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 
-from faceaudit.ledger.chain import LedgerEntry
+from faceaudit.ledger.chain import BODY_FIELDS, LedgerEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -31,23 +31,7 @@ CREATE INDEX IF NOT EXISTS ledger_seq ON ledger(seq);
 """
 """``pos`` is the storage order; ``seq`` is the hashed sequence number. They differ only after tampering."""
 
-_COLUMNS = (
-    "seq",
-    "started_at",
-    "ended_at",
-    "actor",
-    "action",
-    "purpose",
-    "case_ref",
-    "gallery_id",
-    "gallery_version",
-    "probe_sha256",
-    "params",
-    "result",
-    "alg",
-    "prev_hash",
-    "entry_hash",
-)
+_COLUMNS = (*BODY_FIELDS, "prev_hash", "entry_hash")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ledger"
 
 
