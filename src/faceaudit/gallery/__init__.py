@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from faceaudit.gallery.crypto import GalleryKeyError
-from faceaudit.gallery.gallery import (
+from faceaudit.gallery.gallery import Gallery, default_key_file
+from faceaudit.gallery.ledger_view import GalleryLedger
+from faceaudit.gallery.records import (
     Candidate,
     Consent,
     EnrollResult,
-    Gallery,
-    GalleryLedger,
     IdentifyResult,
     SubjectExistsError,
     SubjectNotFoundError,
     SubjectVerifyResult,
-    default_key_file,
 )
 from faceaudit.gallery.store import GalleryNotFoundError
 

@@ -15,16 +15,27 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceaudit.errors import ConsentError, InputError, PolicyError, UsageError
+from faceaudit.errors import InputError, PolicyError, UsageError
 from faceaudit.gallery import store
 from faceaudit.gallery.crypto import NONCE_BYTES, TemplateSealer, load_key
 from faceaudit.gallery.index import INDEX_KINDS, TemplateIndex
+from faceaudit.gallery.records import (
+    Candidate,
+    Consent,
+    EnrollResult,
+    IdentifyResult,
+    SubjectExistsError,
+    SubjectNotFoundError,
+    SubjectVerifyResult,
+    require_field,
+    utc_today,
+)
 from faceaudit.imaging import read_source
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
@@ -37,149 +48,9 @@ if TYPE_CHECKING:
 GALLERY_FORMAT = "faceaudit.gallery/1"
 
 
-class SubjectNotFoundError(UsageError):
-    """The subject ref is not enrolled in this gallery."""
-
-
-class SubjectExistsError(UsageError):
-    """The subject ref is already enrolled."""
-
-
 def default_key_file(db: str | os.PathLike) -> Path:
     """Where ``gallery init`` keeps the key when ``FACEAUDIT_KEY`` is unset: next to the database."""
     return Path(f"{os.fspath(db)}.key")
-
-
-def _require(value: str | None, what: str, exc: type[Exception] = UsageError) -> str:
-    if value is None or not str(value).strip():
-        raise exc(what)
-    return str(value).strip()
-
-
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-@dataclass(frozen=True, slots=True)
-class Consent:
-    """The consent record of a subject: its legal basis, who recorded it, and an optional expiry date.
-
-    Consent is valid up to the day before ``expires``: on ``expires`` it has expired.
-    """
-
-    basis: str
-    recorded_by: str
-    expires: date | None = None
-
-    def validate(self, today: date | None = None) -> None:
-        """Raise ConsentError unless the record is complete and unexpired."""
-        _require(
-            self.basis,
-            "enrolment needs a consent record: give the consent basis (--consent-basis)",
-            ConsentError,
-        )
-        _require(
-            self.recorded_by,
-            "enrolment needs a consent record: say who recorded it (--consent-by)",
-            ConsentError,
-        )
-        if self.expires is not None and self.expires <= (today or _today()):
-            raise ConsentError(
-                f"the consent expires on {self.expires.isoformat()}, which is not in the future"
-            )
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """One candidate of a 1:N search. ``above_threshold`` informs the person who decides; it is no verdict."""
-
-    rank: int
-    subject_ref: str
-    name: str
-    similarity: float
-    above_threshold: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "subject_ref": self.subject_ref,
-            "name": self.name,
-            "similarity": self.similarity,
-            "above_threshold": self.above_threshold,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class IdentifyResult:
-    """A candidate list for human review, with what was searched, why, and where it was logged."""
-
-    candidates: list[Candidate]
-    threshold: float
-    model_id: str
-    top_k: int
-    probe_sha256: str
-    purpose: str
-    case_ref: str
-    operator: str
-    gallery_id: str
-    gallery_version: int
-    ledger_seq: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "candidates": [c.as_dict() for c in self.candidates],
-            "n_candidates": len(self.candidates),
-            "n_above_threshold": sum(c.above_threshold for c in self.candidates),
-            "decision": None,
-            "note": "candidate list for human review; faceaudit makes no match decision",
-            "threshold": self.threshold,
-            "model": self.model_id,
-            "top_k": self.top_k,
-            "probe_sha256": self.probe_sha256,
-            "purpose": self.purpose,
-            "case": self.case_ref,
-            "operator": self.operator,
-            "gallery": {"id": self.gallery_id, "version": self.gallery_version},
-            "ledger_seq": self.ledger_seq,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SubjectVerifyResult:
-    """A 1:1 comparison of a probe with one enrolled subject (its best-matching reference)."""
-
-    subject_ref: str
-    name: str
-    similarity: float
-    threshold: float
-    above_threshold: bool
-    n_references: int
-    model_id: str
-    probe_sha256: str
-    ledger_seq: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "subject_ref": self.subject_ref,
-            "name": self.name,
-            "similarity": self.similarity,
-            "threshold": self.threshold,
-            "above_threshold": self.above_threshold,
-            "n_references": self.n_references,
-            "model": self.model_id,
-            "probe_sha256": self.probe_sha256,
-            "ledger_seq": self.ledger_seq,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class EnrollResult:
-    """What an enrolment stored."""
-
-    subject_ref: str
-    n_templates: int
-    template_ids: list[int]
-    ledger_seq: int
 
 
 @dataclass(slots=True)
@@ -397,9 +268,9 @@ class Gallery:
         themselves are stored (sealed too) only when ``store_images``.
         """
         started = utc_now()
-        subject_ref = _require(subject_ref, "enrolment needs a subject ref")
-        _require(name, "enrolment needs the subject's name (--name)")
-        _require(operator, "enrolment needs the operator's name (--operator)")
+        subject_ref = require_field(subject_ref, "enrolment needs a subject ref")
+        require_field(name, "enrolment needs the subject's name (--name)")
+        require_field(operator, "enrolment needs the operator's name (--operator)")
         consent.validate()
         if not images:
             raise UsageError("enrolment needs at least one reference image")
@@ -731,9 +602,11 @@ class Gallery:
         candidates (as pseudonyms) are logged. There is no match verdict: a person reviews the candidates.
         """
         started = utc_now()
-        purpose = _require(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
-        case = _require(case, "identification needs a case reference (--case)", PolicyError)
-        operator = _require(operator, "identification needs the operator's name (--operator)", PolicyError)
+        purpose = require_field(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
+        case = require_field(case, "identification needs a case reference (--case)", PolicyError)
+        operator = require_field(
+            operator, "identification needs the operator's name (--operator)", PolicyError
+        )
         if top_k < 1:
             raise UsageError("--top-k must be at least 1")
         engine = self.engine
@@ -776,9 +649,11 @@ class Gallery:
     ) -> IdentifyResult:
         """1:N search with a probe template computed elsewhere (same model); logged like :meth:`identify`."""
         started = started_at or utc_now()
-        purpose = _require(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
-        case = _require(case, "identification needs a case reference (--case)", PolicyError)
-        operator = _require(operator, "identification needs the operator's name (--operator)", PolicyError)
+        purpose = require_field(purpose, "identification needs a stated purpose (--purpose)", PolicyError)
+        case = require_field(case, "identification needs a case reference (--case)", PolicyError)
+        operator = require_field(
+            operator, "identification needs the operator's name (--operator)", PolicyError
+        )
         engine = self.engine
         threshold = engine.threshold if threshold is None else float(threshold)
         params = self._search_params(top_k, threshold)
@@ -823,7 +698,7 @@ class Gallery:
     def _candidates(
         self, index: TemplateIndex, vector: np.ndarray, top_k: int, threshold: float
     ) -> list[Candidate]:
-        today = _today().isoformat()
+        today = utc_today().isoformat()
         fetch = min(len(index), top_k * 4)
         while True:
             ids, scores = index.search(vector, fetch)
@@ -865,14 +740,14 @@ class Gallery:
     ) -> SubjectVerifyResult:
         """1:1 comparison of a probe with one enrolled subject's references (the best one counts). Logged."""
         started = utc_now()
-        operator = _require(operator, "verification needs the operator's name (--operator)", PolicyError)
+        operator = require_field(operator, "verification needs the operator's name (--operator)", PolicyError)
         engine = self.engine
         row = self._conn.execute(
             "SELECT id, display_name, consent_expires FROM subjects WHERE subject_ref = ?", (subject_ref,)
         ).fetchone()
         if row is None:
             raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
-        if row[2] is not None and row[2] <= _today().isoformat():
+        if row[2] is not None and row[2] <= utc_today().isoformat():
             raise PolicyError(f"the consent of subject {subject_ref!r} expired on {row[2]}")
         params = {
             "model": engine.model_id,
@@ -930,8 +805,8 @@ class Gallery:
         the WAL; ``vacuum`` also rewrites the whole file.
         """
         started = utc_now()
-        reason = _require(reason, "erasure needs a reason (--reason)")
-        operator = _require(operator, "erasure needs the operator's name (--operator)")
+        reason = require_field(reason, "erasure needs a reason (--reason)")
+        operator = require_field(operator, "erasure needs the operator's name (--operator)")
         with self._write() as conn:
             before = self.version
             row = conn.execute("SELECT id FROM subjects WHERE subject_ref = ?", (subject_ref,)).fetchone()
@@ -958,7 +833,7 @@ class Gallery:
     def expire(self, as_of: date | None = None, *, operator: str) -> list[str]:
         """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs."""
         started = utc_now()
-        as_of = as_of or _today()
+        as_of = as_of or utc_today()
         with self._write() as conn:
             before = self.version
             rows = conn.execute(
@@ -1006,70 +881,6 @@ class Gallery:
             "erasure committed, but another process holds the database open, so the WAL could not be "
             "truncated yet; run 'faceaudit gallery erase' again later or close the other process"
         )
-
-
-class GalleryLedger:
-    """The ledger of a gallery file, opened without the gallery key: auditors verify and export with it alone."""
-
-    def __init__(self, path: str | os.PathLike, ledger_key: bytes | None = None) -> None:
-        self.path = Path(path)
-        self._conn = store.connect(self.path)
-        meta = store.read_meta(self._conn)
-        if not meta:
-            self._conn.close()
-            raise store.GalleryNotFoundError(
-                f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
-            )
-        self.gallery_id = meta["gallery_id"]
-        self.ledger = Ledger(
-            SQLiteLedgerStore(self._conn), key=ledger_key if ledger_key is not None else ledger_key_from_env()
-        )
-
-    def close(self) -> None:
-        self._conn.close()
-
-    def __enter__(self) -> GalleryLedger:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def export(
-        self, operator: str, since: int | str = 0, fmt: str = "jsonl"
-    ) -> tuple[list[dict[str, Any]], LedgerEntry]:
-        """Entries after seq ``since`` or from UTC time ``since`` (ISO 8601), hashes included, and the entry that logs
-        this export, in one transaction."""
-        started = utc_now()
-        since_time = None
-        if isinstance(since, str):
-            try:
-                since_time = datetime.fromisoformat(since.replace("Z", "+00:00"))
-            except ValueError:
-                raise UsageError(f"--since {since!r}: give a seq number or an ISO 8601 date/time") from None
-            if since_time.tzinfo is not None:
-                since_time = since_time.astimezone(UTC).replace(tzinfo=None)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            if since_time is None:
-                rows = list(self.ledger.export(int(since)))
-            else:
-                cut = since_time.strftime("%Y-%m-%dT%H:%M:%S.%f")
-                rows = [r for r in self.ledger.export(0) if r["started_at"] >= cut]
-            version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
-            entry = self.ledger.append(
-                "export",
-                operator,
-                started_at=started,
-                gallery_id=self.gallery_id,
-                gallery_version=version,
-                params={"since": since, "format": fmt},
-                result={"n_entries": len(rows)},
-            )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-        return rows, entry
 
 
 def _os_user() -> str:
