@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +82,6 @@ class OnnxEmbedder:
         self.default_threshold = float(default_threshold)
         self.model_id = model_id or f"onnx:{path.name}:{sha256_of(path)[:12]}"
         self.path = path
-        self._lock = threading.Lock()
 
     def align(self, image: np.ndarray, face: Face) -> np.ndarray:
         return align_face(image, face.landmarks, self.input_size)

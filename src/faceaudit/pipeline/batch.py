@@ -190,11 +190,10 @@ def embed_paths(
         results.extend(chunk_result)
         if progress:
             progress(len(chunk_result))
-    if model_id is None:
-        model_id = Engine(model, policy=policy, **model_options).model_id
-    dim = next((len(r[2]) for r in results if r[2] is not None), None)
-    if dim is None:
-        dim = Engine(model, policy=policy, **model_options).dim
+    if engine is None:  # the workers had their own; the main process needs the model's id and dimension
+        engine = Engine(model, policy=policy, **model_options)
+        model_id = engine.model_id
+    dim = engine.dim
     templates = np.zeros((len(files), dim), np.float32)
     quals = np.full((len(files), 4), np.nan, np.float32)
     for i, (_, _, vec, q) in enumerate(results):

@@ -11,7 +11,7 @@ from faceaudit.errors import NoFaceError
 from faceaudit.imaging import ImageSource, load_image
 from faceaudit.models import DEFAULT_MODEL, Backend, load_backend
 from faceaudit.pipeline.quality import measure_quality
-from faceaudit.pipeline.select import DEFAULT_POLICY, select_face
+from faceaudit.pipeline.select import DEFAULT_POLICY, select_face, validate_policy
 from faceaudit.types import Face, Quality, Template
 
 
@@ -82,9 +82,8 @@ class Engine:
         max_pixels: int | None = None,
         **model_options: Any,
     ) -> None:
-        select_face([], 1, 1, policy)  # validates the policy name
+        self.policy = validate_policy(policy)
         self.backend: Backend = load_backend(model, **model_options)
-        self.policy = policy
         self.threshold = (
             float(threshold) if threshold is not None else float(self.backend.embedder.default_threshold)
         )

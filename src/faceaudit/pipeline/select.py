@@ -29,17 +29,22 @@ def selection_score(face: Face, width: int, height: int, policy: str) -> float:
     if policy == "best":
         rel_size = math.sqrt(face.area / float(width * height))
         return face.score * rel_size * _centrality(face, width, height) ** 2
-    raise UsageError(
-        f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}"
-    )
+    validate_policy(policy)
+    raise AssertionError(f"policy {policy!r} has no score")  # a name in SELECTION_POLICIES without a rule
 
 
-def select_face(faces: list[Face], width: int, height: int, policy: str = DEFAULT_POLICY) -> int | None:
-    """Index of the chosen face in ``faces`` (None when empty). Ties keep the first face."""
+def validate_policy(policy: str) -> str:
+    """Return ``policy`` if it names a selection policy, else raise UsageError."""
     if policy not in SELECTION_POLICIES:
         raise UsageError(
             f"unknown face-selection policy {policy!r}; choose one of {', '.join(SELECTION_POLICIES)}"
         )
+    return policy
+
+
+def select_face(faces: list[Face], width: int, height: int, policy: str = DEFAULT_POLICY) -> int | None:
+    """Index of the chosen face in ``faces`` (None when empty). Ties keep the first face."""
+    validate_policy(policy)
     if not faces:
         return None
     scores = [selection_score(f, width, height, policy) for f in faces]
