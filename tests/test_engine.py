@@ -86,15 +86,28 @@ def test_template_is_the_same_whatever_the_batch_size(engine, face_paths):
     assert cos.min() >= 0.9999, cos
 
 
-def test_onnxruntime_sface_agrees_with_opencv_classic_engine(engine):
-    """The load-time graph fix must leave SFace's numerics unchanged (cross-checked against cv2.dnn)."""
-    crop = engine.prepare(load_image(FACE), str(FACE))[0]
-    ours = engine.embed_crops([crop])[0]
+@pytest.mark.parametrize("runtime", ["opencv", "onnxruntime"])
+def test_sface_runtimes_agree_with_opencv_classic_engine(runtime, face_paths):
+    """The load-time graph fix leaves SFace's numerics unchanged in both runtimes, batched or not.
+
+    Reference: the untouched model file in cv2.dnn's classic engine, one crop at a time.
+    """
+    from faceaudit.models.onnx_embedder import sface_embedder
+    from faceaudit.pipeline.engine import Engine
+
+    crops = [Engine("sface").prepare(load_image(p), str(p))[0] for p in face_paths]
     net = cv2.dnn.readNetFromONNX(str(model_files.verified_path(model_files.SFACE)), cv2.dnn.ENGINE_CLASSIC)
-    net.setInput(cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True, crop=False))
-    ref = net.forward().reshape(-1)
-    ref = ref / np.linalg.norm(ref)
-    assert float(ours @ ref) >= 0.9999
+    refs = []
+    for crop in crops:
+        net.setInput(cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True, crop=False))
+        ref = net.forward().reshape(-1)
+        refs.append(ref / np.linalg.norm(ref))
+    emb = sface_embedder(runtime=runtime)
+    assert emb.runtime == runtime
+    batched = emb.embed(crops)
+    single = np.concatenate([emb.embed([c]) for c in crops])
+    assert (batched * np.array(refs)).sum(axis=1).min() >= 0.9999
+    assert (single * np.array(refs)).sum(axis=1).min() >= 0.9999
 
 
 def test_dlib_backend_produces_128d_templates():

@@ -101,3 +101,20 @@ def test_bad_model_files_give_clear_errors(tmp_path):
         OnnxEmbedder(junk)
     res = run_cli("verify", "a.jpg", "b.jpg", "--model", f"onnx:{junk}")
     assert res.returncode == 3 and "junk.onnx" in res.stderr
+
+
+def test_own_model_in_the_opencv_runtime_matches_onnxruntime(tmp_path):
+    from faceaudit.models.onnx_embedder import OnnxEmbedder
+
+    path = _tiny_embedder(tmp_path / "tiny.onnx")
+    crops = [np.random.default_rng(i).integers(0, 255, (112, 112, 3), dtype=np.uint8) for i in range(3)]
+    ort_t = OnnxEmbedder(path).embed(crops)
+    cv_t = OnnxEmbedder(path, runtime="opencv", input_size=(112, 112)).embed(crops)
+    assert (ort_t * cv_t).sum(axis=1).min() >= 0.9999
+    with pytest.raises(ModelIntegrityError, match="input_size"):
+        OnnxEmbedder(path, runtime="opencv")
+    face = str(FAIRFACE / "fairface_0003.jpg")
+    res = run_cli("verify", face, face, "--model", f"onnx:{path}", "--onnx-runtime", "opencv",
+                  "--onnx-size", "112", "112", "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["match"] is True

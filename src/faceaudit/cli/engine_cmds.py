@@ -31,6 +31,12 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
         "--onnx-channels", choices=("rgb", "bgr"), default=None, help="channel order (default rgb)"
     )
     g.add_argument(
+        "--onnx-runtime",
+        choices=("onnxruntime", "opencv"),
+        default=None,
+        help="runtime for the model (default onnxruntime; opencv needs --onnx-size)",
+    )
+    g.add_argument(
         "--onnx-size",
         type=int,
         nargs=2,
@@ -51,6 +57,8 @@ def model_options(args: argparse.Namespace) -> dict:
         opts["std"] = args.onnx_std
     if args.onnx_channels is not None:
         opts["channels"] = args.onnx_channels
+    if args.onnx_runtime is not None:
+        opts["runtime"] = args.onnx_runtime
     if args.onnx_size is not None:
         opts["input_size"] = tuple(args.onnx_size)
     if getattr(args, "threshold", None) is not None:

@@ -110,7 +110,7 @@ def describe_models() -> list[dict[str, Any]]:
             "dim": 128,
             "metric": "cosine",
             "default_threshold": SFACE_THRESHOLD,
-            "runtime": "onnxruntime (embedder), cv2 (detector)",
+            "runtime": "OpenCV DNN (new engine) for SFace, cv2.FaceDetectorYN for YuNet",
             "files": files(YUNET, SFACE),
         },
         {

@@ -1,7 +1,7 @@
 """YuNet face detector (OpenCV model zoo, 2023mar int8) through ``cv2.FaceDetectorYN``.
 
 Runtime chosen by measurement (docs/benchmarks.md): on this CPU cv2 runs the detector at its native input
-size (2.3 ms for a 250×250 LFW image), while onnxruntime needs a fixed 640×640 letterboxed input.
+size (1.8–2.9 ms for a 250×250 LFW image), while onnxruntime needs a fixed 640×640 letterboxed input.
 """
 
 from __future__ import annotations
