@@ -46,7 +46,7 @@ def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
     """Build (and cache) the backend called ``spec``.
 
     ``options`` for ``onnx:PATH``: ``mean``, ``std``, ``channels`` ("rgb"/"bgr"), ``input_size`` (w, h),
-    ``default_threshold``. ``threads`` caps onnxruntime's intra-op threads.
+    ``default_threshold``, ``runtime``. ``threads`` caps the runtime's threads (onnxruntime intra-op, or OpenCV).
     """
     key = (spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if key in _CACHE:
@@ -140,7 +140,7 @@ def describe_models() -> list[dict[str, Any]]:
             "dim": "from the model",
             "metric": "cosine",
             "default_threshold": "0.3 unless --threshold",
-            "runtime": "onnxruntime",
+            "runtime": "onnxruntime (or OpenCV DNN with --onnx-runtime opencv)",
             "files": [],
         },
     ]

@@ -1,4 +1,4 @@
-"""Locate model files inside installed wheels, verify their SHA-256, and prepare ONNX graphs for onnxruntime."""
+"""Locate model files inside installed wheels, verify their SHA-256, and keep a cache of derived files."""
 
 from __future__ import annotations
 
