@@ -46,6 +46,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threshold_option(p: argparse.ArgumentParser) -> None:
+    """--threshold: the cosine threshold, overriding the model's calibrated default."""
+    p.add_argument(
+        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
+    )
+
+
 def model_options(args: argparse.Namespace) -> dict:
     """Keyword options for Engine/load_backend from parsed arguments."""
     opts: dict = {}
@@ -84,9 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="1:1 verification of two images")
     p.add_argument("image_a")
     p.add_argument("image_b")
-    p.add_argument(
-        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
-    )
+    add_threshold_option(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     add_model_options(p)
     p.set_defaults(func=cmd_verify)

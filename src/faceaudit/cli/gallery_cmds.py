@@ -11,7 +11,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from faceaudit.cli.engine_cmds import add_model_options, make_engine
+from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, make_engine
 from faceaudit.errors import ConsentError, FaceAuditError, InputError, UsageError
 
 DEFAULT_DB = "faceaudit.db"
@@ -116,9 +116,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--case", default=None, help="case reference (required; logged as given, so no names)")
     p.add_argument("--operator", default=None, help="who searches (required)")
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
-    p.add_argument(
-        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
-    )
+    add_threshold_option(p)
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
@@ -130,9 +128,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--operator", default=None, help="who verifies (required)")
     p.add_argument("--purpose", default=None, help="why (optional; logged)")
     p.add_argument("--case", default=None, help="case reference (optional; logged)")
-    p.add_argument(
-        "--threshold", type=float, default=None, help="cosine threshold (default: the model's calibrated one)"
-    )
+    add_threshold_option(p)
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
