@@ -54,6 +54,39 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out.shape == (300, 448, 3)
 
 
+def _pillow_decode(data: bytes) -> np.ndarray:
+    from PIL import ImageOps
+
+    from faceaudit.imaging import _pil_to_bgr
+
+    return _pil_to_bgr(ImageOps.exif_transpose(Image.open(io.BytesIO(data))), "reference")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_jpeg_fast_path_gives_pillows_pixels_for_every_orientation(monkeypatch, mode):
+    """Complete RGB/grey JPEGs are decoded by OpenCV: same pixels and orientation as Pillow's own decode."""
+    calls = []
+    real = cv2.imdecode
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or real(*a))
+    img = Image.fromarray(_rgb()[:, :300]).convert(mode)
+    for orientation in range(1, 9):
+        exif = img.getexif()
+        exif[0x0112] = orientation
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", quality=90, exif=exif.tobytes())
+        data = buf.getvalue()
+        out, expected = load_image(data), _pillow_decode(data)
+        assert out.shape == expected.shape and np.array_equal(out, expected), orientation
+    assert len(calls) == 8
+
+
+def test_jpeg_with_bytes_after_its_end_marker_still_decodes():
+    buf = io.BytesIO()
+    Image.fromarray(_rgb()).save(buf, format="JPEG", quality=90)
+    data = buf.getvalue() + b"trailing camera data"
+    assert np.array_equal(load_image(data), _pillow_decode(data))
+
+
 def test_greyscale_alpha_and_16bit_become_8bit_bgr(tmp_path):
     rgb = _rgb()
     Image.fromarray(rgb).convert("L").save(tmp_path / "grey.png")

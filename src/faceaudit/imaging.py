@@ -3,6 +3,10 @@
 Formats are detected by content (Pillow's signature sniffing), never by file extension. EXIF orientation is
 applied; greyscale, palette, alpha and 16-bit images become 8-bit BGR; images above a pixel limit are refused
 before their pixels are decoded (decompression bombs).
+
+Pillow reads every header and decodes every format. A complete baseline JPEG in RGB or greyscale (the common
+case) is decoded by OpenCV instead, which applies EXIF orientation the same way and gives the same pixels
+(libjpeg-turbo in both) in about a quarter of the time, because it needs no conversion or copies afterwards.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import os
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -88,6 +93,9 @@ def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np
         raise InputError(label, f"image has no pixels ({w}x{h})")
     if w * h > max_pixels:
         raise InputError(label, f"image is too large: {w}x{h} = {w * h:,} pixels (limit {max_pixels:,})")
+    fast = _decode_jpeg_fast(img, data)
+    if fast is not None:
+        return fast
     try:
         img.load()
     except Exception as exc:  # truncated or corrupt pixel data
@@ -98,6 +106,21 @@ def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np
     with contextlib.suppress(Exception):  # a broken EXIF block must not lose an otherwise readable image
         img = ImageOps.exif_transpose(img)
     return _pil_to_bgr(img, label)
+
+
+def _decode_jpeg_fast(img: Image.Image, data: bytes) -> np.ndarray | None:
+    """OpenCV's decode of a complete RGB or greyscale JPEG (EXIF orientation applied), or None to use Pillow.
+
+    Only files that end with the JPEG end-of-image marker take this path, so truncated files still reach
+    Pillow and its precise error; any size mismatch also falls back.
+    """
+    if img.format != "JPEG" or img.mode not in ("RGB", "L") or not data.endswith(b"\xff\xd9"):
+        return None
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    w, h = img.size
+    if arr is None or arr.ndim != 3 or arr.shape[:2] not in ((h, w), (w, h)):
+        return None
+    return arr
 
 
 def _pil_to_bgr(img: Image.Image, label: str) -> np.ndarray:
