@@ -86,13 +86,9 @@ def test_template_is_the_same_whatever_the_batch_size(engine, face_paths):
     assert cos.min() >= 0.9999, cos
 
 
-@pytest.mark.parametrize("runtime", ["opencv", "onnxruntime"])
-def test_sface_runtimes_agree_with_opencv_classic_engine(runtime, face_paths):
-    """The load-time graph fix leaves SFace's numerics unchanged in both runtimes, batched or not.
-
-    Reference: the untouched model file in cv2.dnn's classic engine, one crop at a time.
-    """
-    from faceaudit.models.onnx_embedder import sface_embedder
+@pytest.fixture(scope="module")
+def classic_reference(face_paths):
+    """Aligned crops and their SFace templates from the untouched file in cv2.dnn's classic engine, one by one."""
     from faceaudit.pipeline.engine import Engine
 
     crops = [Engine("sface").prepare(load_image(p), str(p))[0] for p in face_paths]
@@ -102,12 +98,66 @@ def test_sface_runtimes_agree_with_opencv_classic_engine(runtime, face_paths):
         net.setInput(cv2.dnn.blobFromImage(crop, 1.0, (112, 112), (0, 0, 0), swapRB=True, crop=False))
         ref = net.forward().reshape(-1)
         refs.append(ref / np.linalg.norm(ref))
-    emb = sface_embedder(runtime=runtime)
-    assert emb.runtime == runtime
+    return crops, np.array(refs)
+
+
+@pytest.mark.parametrize(
+    ("runtime", "precision", "min_cos"),
+    [
+        ("opencv", None, 0.9999),
+        ("onnxruntime", None, 0.9999),
+        ("openvino", "f32", 0.9999),
+        # bfloat16 rounds weights and activations: over all 9,866 LFW images the mean cosine to fp32 is 0.99994
+        ("openvino", "bf16", 0.999),
+    ],
+)
+def test_sface_runtimes_agree_with_opencv_classic_engine(runtime, precision, min_cos, classic_reference):
+    """The graph fixes (fixed inputs, folded weights) leave SFace's numerics unchanged, batched or not."""
+    from faceaudit.models.onnx_embedder import sface_embedder
+
+    crops, refs = classic_reference
+    emb = sface_embedder(runtime=runtime, precision=precision)
+    assert emb.runtime == (f"openvino-{precision}" if runtime == "openvino" else runtime)
     batched = emb.embed(crops)
     single = np.concatenate([emb.embed([c]) for c in crops])
-    assert (batched * np.array(refs)).sum(axis=1).min() >= 0.9999
-    assert (single * np.array(refs)).sum(axis=1).min() >= 0.9999
+    assert (batched * refs).sum(axis=1).min() >= min_cos
+    assert (single * refs).sum(axis=1).min() >= min_cos
+    assert (batched * single).sum(axis=1).min() >= 0.9999  # the same whatever the batch size
+
+
+def test_precision_is_checked_and_auto_follows_the_cpu(monkeypatch):
+    from faceaudit.models.forward import openvino_core, resolve_precision
+
+    with pytest.raises(ModelIntegrityError, match="precision must be one of"):
+        resolve_precision("fp8")
+    has_bf16 = "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert resolve_precision("auto") == ("bf16" if has_bf16 else "f32")
+    monkeypatch.setenv("FACEAUDIT_PRECISION", "f32")
+    assert resolve_precision() == "f32"
+
+
+def test_yunet_runtimes_find_the_same_faces(face_paths):
+    """OpenVINO plus our decoding gives cv2.FaceDetectorYN's faces, at every image size (free and fixed graphs)."""
+    from faceaudit.models.yunet import YuNetDetector
+
+    ov, cv = YuNetDetector(runtime="openvino"), YuNetDetector(runtime="opencv")
+    group = np.hstack([load_image(p) for p in face_paths[:3]])  # several faces, for NMS
+    images = [load_image(p) for p in face_paths] + [
+        group,
+        cv2.resize(group, (333, 111)),
+        np.zeros((64, 80, 3), np.uint8),
+    ]
+    for image in images + images:  # the second pass runs on the fixed-shape graphs
+        a, b = ov.detect(image), cv.detect(image)
+        assert len(a) == len(b), image.shape
+        for fa, fb in zip(a, b, strict=True):
+            assert np.allclose(fa.box, fb.box, atol=0.01) and np.allclose(
+                fa.landmarks, fb.landmarks, atol=0.01
+            )
+            assert abs(fa.score - fb.score) < 1e-4
+    assert len(ov.detect(group)) >= 3  # FairFace crops hold bystanders too
+    with pytest.raises(ModelIntegrityError, match="YuNet runtime"):
+        YuNetDetector(runtime="tflite")
 
 
 def test_dlib_backend_produces_128d_templates():

@@ -32,7 +32,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--onnx-runtime",
-        choices=("onnxruntime", "opencv"),
+        choices=("onnxruntime", "openvino", "opencv"),
         default=None,
         help="runtime for the model (default onnxruntime; opencv needs --onnx-size)",
     )
@@ -160,7 +160,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     multi = int((result.n_faces > 1).sum())
     print(
         f"{args.out}: {len(paths)} images, {n_ok} templates, {n_noface} without a face, {n_err} unreadable; "
-        f"{multi} held several faces (policy {result.policy}); model {result.model_id}",
+        f"{multi} held several faces (policy {result.policy}); model {result.model_id} ({result.runtime})",
         file=sys.stderr,
     )
     return 0

@@ -6,6 +6,7 @@ CNN + ResNet), and ``"onnx:PATH"`` (YuNet + a user's own ONNX embedder, e.g. Arc
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,9 +47,12 @@ def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
     """Build (and cache) the backend called ``spec``.
 
     ``options`` for ``onnx:PATH``: ``mean``, ``std``, ``channels`` ("rgb"/"bgr"), ``input_size`` (w, h),
-    ``default_threshold``, ``runtime``. ``threads`` caps the runtime's threads (onnxruntime intra-op, or OpenCV).
+    ``default_threshold``, ``runtime``, ``precision``. ``threads`` caps each runtime's threads (OpenVINO,
+    onnxruntime intra-op, or OpenCV).
     """
-    key = (spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    # per process: OpenVINO's compiled models and thread pools do not survive fork(), so a forked worker
+    # (multiprocessing's default on Linux) builds its own backend instead of inheriting its parent's
+    key = (os.getpid(), spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
     if key in _CACHE:
         return _CACHE[key]
     threads = options.pop("threads", None)
@@ -56,7 +60,7 @@ def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
         from faceaudit.models.onnx_embedder import sface_embedder
         from faceaudit.models.yunet import YuNetDetector
 
-        backend = Backend("sface", YuNetDetector(), sface_embedder(threads=threads))
+        backend = Backend("sface", YuNetDetector(threads=threads), sface_embedder(threads=threads))
     elif spec in ("dlib", "dlib-cnn"):
         from faceaudit.models.dlib_backend import DlibDetector, DlibEmbedder
 
@@ -69,7 +73,9 @@ def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
         path = spec[len("onnx:") :]
         if not path:
             raise UsageError("--model onnx:PATH needs a path to an .onnx file")
-        backend = Backend(spec, YuNetDetector(), OnnxEmbedder(path, threads=threads, **options))
+        backend = Backend(
+            spec, YuNetDetector(threads=threads), OnnxEmbedder(path, threads=threads, **options)
+        )
     else:
         raise UsageError(f"unknown model {spec!r}; choose one of: {', '.join(BACKEND_NAMES)}")
     _CACHE[key] = backend
@@ -110,7 +116,8 @@ def describe_models() -> list[dict[str, Any]]:
             "dim": 128,
             "metric": "cosine",
             "default_threshold": SFACE_THRESHOLD,
-            "runtime": "OpenCV DNN (new engine) for SFace, cv2.FaceDetectorYN for YuNet",
+            "runtime": "OpenVINO: SFace in bf16 where the CPU has it (else f32), YuNet in f32 "
+            "(FACEAUDIT_SFACE_RUNTIME / FACEAUDIT_YUNET_RUNTIME=opencv, FACEAUDIT_PRECISION=f32 to change)",
             "files": files(YUNET, SFACE),
         },
         {
@@ -140,7 +147,7 @@ def describe_models() -> list[dict[str, Any]]:
             "dim": "from the model",
             "metric": "cosine",
             "default_threshold": "0.3 unless --threshold",
-            "runtime": "onnxruntime (or OpenCV DNN with --onnx-runtime opencv)",
+            "runtime": "onnxruntime (or --onnx-runtime openvino / opencv)",
             "files": [],
         },
     ]

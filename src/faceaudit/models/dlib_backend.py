@@ -53,6 +53,7 @@ class DlibDetector:
         dlib = _dlib()
         self.kind, self.upsample = kind, upsample
         self.name = f"dlib-{kind}"
+        self.runtime = "dlib"
         if kind == "hog":
             self._det = dlib.get_frontal_face_detector()
         else:
@@ -100,6 +101,7 @@ class DlibEmbedder:
     """dlib ResNet face descriptor on dlib's own 150×150 aligned chip; templates are L2-normalised."""
 
     model_id = "dlib-resnet-v1"
+    runtime = "dlib"
     dim = 128
     default_threshold = DLIB_THRESHOLD
     input_size = (150, 150)

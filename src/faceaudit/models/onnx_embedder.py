@@ -11,7 +11,7 @@ from faceaudit.errors import InputError, ModelIntegrityError
 from faceaudit.models.base import l2_normalise
 from faceaudit.models.files import SFACE, sha256_of, verified_path
 from faceaudit.models.forward import RUNTIMES, make_forward
-from faceaudit.models.onnx_fix import fixed_model_path
+from faceaudit.models.onnx_fix import fixed_model_path, folded_model_path
 from faceaudit.pipeline.align import align_face
 from faceaudit.types import Face
 
@@ -26,7 +26,8 @@ class OnnxEmbedder:
     order of precedence, from the argument, from the model's metadata properties (``mean``, ``std``,
     ``channels``), or from the ArcFace defaults (127.5, 127.5, "rgb"). Input size comes from the model's input
     shape unless ``input_size`` is given. ``runtime`` is "onnxruntime" (the default for a user's model: it
-    reads the input shape and metadata) or "opencv" (OpenCV's DNN engine; ``input_size`` is then required).
+    reads the input shape and metadata), "openvino" (``precision`` "auto", "f32" or "bf16") or "opencv"
+    (OpenCV's DNN engine; ``input_size`` is then required).
     """
 
     def __init__(
@@ -42,6 +43,7 @@ class OnnxEmbedder:
         threads: int | None = None,
         fold_qdq: bool = True,
         runtime: str = "onnxruntime",
+        precision: str | None = None,
     ) -> None:
         path = Path(path)
         if not path.is_file():
@@ -52,8 +54,10 @@ class OnnxEmbedder:
             )
         if runtime == "opencv" and input_size is None:
             raise ModelIntegrityError(f"{path}: the opencv runtime needs input_size (W, H)")
-        self._forward = make_forward(str(path), runtime, threads=threads, fold_qdq=fold_qdq)
-        self.runtime = runtime
+        self._forward = make_forward(
+            str(path), runtime, threads=threads, fold_qdq=fold_qdq, precision=precision
+        )
+        self.runtime = runtime + (f"-{self._forward.precision}" if runtime == "openvino" else "")
         meta = self._forward.spec.metadata
         try:
             mean = float(meta.get("mean", 127.5)) if mean is None else mean
@@ -110,19 +114,25 @@ class OnnxEmbedder:
         return l2_normalise(np.concatenate(outs))
 
 
-SFACE_RUNTIME = "opencv"
-"""Chosen by measurement: 16 ms a face on one thread against 28–29 ms for onnxruntime, same templates."""
+SFACE_RUNTIME = "openvino"
+"""Chosen by measurement (one thread, this CPU): OpenVINO bf16 8.3 ms a face, OpenVINO f32 14 ms, OpenCV's new
+engine 15.7 ms, onnxruntime 28 ms (docs/benchmarks.md, "Runtime choice")."""
 
 
-def sface_embedder(threads: int | None = None, runtime: str | None = None) -> OnnxEmbedder:
-    """SFace (OpenCV zoo 2021dec, int8) on its load-time-fixed graph, in ``runtime`` (default: OpenCV DNN).
+def sface_embedder(
+    threads: int | None = None, runtime: str | None = None, precision: str | None = None
+) -> OnnxEmbedder:
+    """SFace (OpenCV zoo 2021dec, int8 weights) in ``runtime``: "openvino" (default), "opencv" or "onnxruntime".
 
-    ``FACEAUDIT_SFACE_RUNTIME=onnxruntime`` selects onnxruntime instead.
+    OpenVINO runs the graph with its weights folded to float32 (:func:`folded_model_path`), in bfloat16 where the
+    CPU supports it (``precision``, default "auto"); the other two run the load-time-fixed graph in fp32.
+    ``FACEAUDIT_SFACE_RUNTIME`` and ``FACEAUDIT_PRECISION`` change the defaults.
     """
     src = verified_path(SFACE)
-    fixed = fixed_model_path(src)
+    runtime = runtime or os.environ.get("FACEAUDIT_SFACE_RUNTIME") or SFACE_RUNTIME
+    graph = folded_model_path(src) if runtime == "openvino" else fixed_model_path(src)
     emb = OnnxEmbedder(
-        fixed,
+        graph,
         model_id="sface-2021dec-int8bq",
         mean=0.0,
         std=1.0,
@@ -130,11 +140,14 @@ def sface_embedder(threads: int | None = None, runtime: str | None = None) -> On
         input_size=(112, 112),
         default_threshold=SFACE_THRESHOLD,
         threads=threads,
-        runtime=runtime or os.environ.get("FACEAUDIT_SFACE_RUNTIME") or SFACE_RUNTIME,
+        runtime=runtime,
+        precision=precision,
     )
     emb.path = src
     return emb
 
 
-SFACE_THRESHOLD = 0.3594
-"""Cosine threshold for SFace: FMR 1e-3 over all 48.6 M non-mated LFW pairs (docs/calibration.md)."""
+SFACE_THRESHOLD = 0.3597
+"""Cosine threshold for SFace: FMR 1e-3 over all 48.6 M non-mated LFW pairs with the default runtime (OpenVINO,
+bf16): FMR 9.99e-4 there, and 9.86e-4 with fp32 templates, whose own calibration gives 0.3594
+(docs/calibration.md)."""

@@ -1,4 +1,4 @@
-"""Load-time graph fixes that let onnxruntime run the int8 block-quantised OpenCV-zoo models.
+"""Load-time graph fixes that let onnxruntime and OpenVINO run the int8 block-quantised OpenCV-zoo models.
 
 onnxruntime rejects the shipped YuNet/SFace files: some ``DequantizeLinear`` nodes carry ``block_size`` and
 ``axis`` with a one-element scale ("block_size must be 0 for per-tensor quantization"), and SFace lists its
@@ -60,6 +60,83 @@ def fixed_model_path(src: str | os.PathLike, *, batch_dim: bool = True) -> Path:
             if dims:
                 dims[0].ClearField("dim_value")
                 dims[0].dim_param = "batch"
+    onnx.checker.check_model(model)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+    os.close(fd)
+    onnx.save(model, tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def folded_model_path(src: str | os.PathLike, *, free_spatial: bool = False) -> Path:
+    """Return a cached copy of ``src`` whose weight dequantisation is folded into float32 initialisers.
+
+    Every node whose inputs are all constants (here ``DequantizeLinear`` on int8 weights and the ``Reshape``
+    after it) is evaluated once with ONNX's reference evaluator and replaced by its float32 result: the same
+    weights every runtime computes at load time, stored ready to use. OpenVINO needs this (it rejects the
+    shipped per-block scales). ``free_spatial`` also frees the input's height and width and the head
+    ``Reshape`` targets (``[1, anchors, k]`` becomes ``[1, -1, k]``), so YuNet can run at each image's own size.
+    """
+    digest = sha256_of(src)
+    out = cache_dir() / f"{Path(src).stem}.{digest[:16]}.folded{'-free' if free_spatial else ''}.onnx"
+    if out.is_file():
+        return out
+    import onnx
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    constant = set(inits)
+    const_nodes, data_nodes = [], []
+    for node in graph.node:
+        if node.op_type == "Constant" or (node.input and all(i in constant or not i for i in node.input)):
+            const_nodes.append(node)
+            constant.update(node.output)
+        else:
+            data_nodes.append(node)
+    used = {i for n in data_nodes for i in n.input} | {o.name for o in graph.output}
+    folded_names = sorted((used & constant) - set(inits))
+    folded = []
+    if folded_names:
+        sub = helper.make_graph(
+            const_nodes,
+            "constants",
+            [],
+            [helper.make_tensor_value_info(n, onnx.TensorProto.UNDEFINED, None) for n in folded_names],
+            list(graph.initializer),
+        )
+        values = ReferenceEvaluator(helper.make_model(sub, opset_imports=model.opset_import)).run(None, {})
+        folded = [
+            numpy_helper.from_array(np.asarray(v), n) for n, v in zip(folded_names, values, strict=True)
+        ]
+    kept = [init for name, init in inits.items() if name in used]
+    del graph.node[:]
+    graph.node.extend(data_nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept + folded)
+    real_inputs = [i for i in graph.input if i.name not in inits and i.name in used]
+    del graph.input[:]
+    graph.input.extend(real_inputs)
+    if free_spatial:
+        shapes = {init.name: init for init in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Reshape" and node.input[1] in shapes:
+                target = numpy_helper.to_array(shapes[node.input[1]]).copy()
+                if target.shape == (3,) and target[0] == 1:
+                    target[1] = -1
+                    shapes[node.input[1]].CopyFrom(numpy_helper.from_array(target, node.input[1]))
+        for value in graph.input:
+            dims = value.type.tensor_type.shape.dim
+            for i, name in ((2, "height"), (3, "width")):
+                dims[i].ClearField("dim_value")
+                dims[i].dim_param = name
+        for value in graph.output:
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) == 3:
+                dims[1].ClearField("dim_value")
+                dims[1].dim_param = "anchors"
     onnx.checker.check_model(model)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     os.close(fd)

@@ -94,6 +94,13 @@ class Engine:
         return self.backend.embedder.model_id
 
     @property
+    def runtime(self) -> str:
+        """Where detection and embedding run, e.g. ``"detector=openvino-f32 embedder=openvino-bf16"``."""
+        det = getattr(self.backend.detector, "runtime", "unknown")
+        emb = getattr(self.backend.embedder, "runtime", "unknown")
+        return f"detector={det} embedder={emb}"
+
+    @property
     def dim(self) -> int:
         return int(self.backend.embedder.dim)
 
