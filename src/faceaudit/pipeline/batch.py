@@ -33,6 +33,8 @@ class EmbedResult:
     yaw: np.ndarray
     model_id: str
     policy: str
+    runtime: str = ""
+    """Where detection and embedding ran (e.g. ``detector=openvino-f32 embedder=openvino-bf16``)."""
 
     @property
     def ok(self) -> np.ndarray:
@@ -55,6 +57,7 @@ class EmbedResult:
             yaw=self.yaw.astype(np.float32),
             model_id=np.array(self.model_id),
             policy=np.array(self.policy),
+            runtime=np.array(self.runtime),
             format=np.array(NPZ_FORMAT),
         )
         os.replace(tmp, out)
@@ -86,6 +89,7 @@ def load_templates(path: str | os.PathLike) -> EmbedResult:
             yaw=opt("yaw"),
             model_id=str(z["model_id"]),
             policy=str(z["policy"]),
+            runtime=str(z["runtime"]) if "runtime" in z.files else "",
         )
 
 
@@ -125,6 +129,10 @@ def _init_worker(model: str, policy: str, threads: int | None, options: dict) ->
     _WORKER_ENGINE = Engine(model, policy=policy, **options)
 
 
+def _worker_info() -> tuple[str, int, str]:
+    return _WORKER_ENGINE.model_id, _WORKER_ENGINE.dim, _WORKER_ENGINE.runtime
+
+
 def _process_chunk(engine, files: Sequence[tuple[str, str]]) -> list[tuple]:
     """Return per-file (status, n_faces, template|None, quality tuple) for (label, fullpath) pairs."""
     crops, rows = [], []
@@ -151,6 +159,106 @@ def _worker_chunk(files: Sequence[tuple[str, str]]) -> list[tuple]:
     return _process_chunk(_WORKER_ENGINE, files)
 
 
+class WorkerPool:
+    """Worker processes, each holding its own loaded engine, reusable across :func:`embed_paths` calls.
+
+    A long-running program (a service, a notebook embedding many batches) keeps one pool so that the models
+    are loaded once per worker, not once per call. Workers are forked, unless this process already runs
+    OpenVINO (whose thread pool does not survive ``fork()`` safely): then they start from a clean
+    ``forkserver`` process, which, like ``spawn``, needs the ``if __name__ == "__main__":`` guard in a script.
+    Each worker computes with ``threads`` threads (default: cores ÷ workers). Use it as a context manager, or
+    call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        workers: int,
+        *,
+        model: str = "sface",
+        policy: str = "central",
+        threads: int | None = None,
+        **model_options,
+    ) -> None:
+        import multiprocessing
+
+        if workers < 1:
+            raise UsageError("--workers must be at least 1")
+        self.workers, self.model, self.policy = workers, model, policy
+        threads = threads or max(1, (os.cpu_count() or 1) // workers)
+        from faceaudit.models.forward import openvino_started
+
+        methods = multiprocessing.get_all_start_methods()
+        if "fork" in methods and not openvino_started():
+            ctx = multiprocessing.get_context("fork")
+        elif "forkserver" in methods:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["faceaudit.pipeline.engine"])
+        else:
+            ctx = multiprocessing.get_context()
+        self.start_method = ctx.get_start_method()
+        self._executor = ProcessPoolExecutor(
+            workers,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(model, policy, threads, model_options),
+        )
+        self._info: tuple[str, int, str] | None = None
+
+    def info(self) -> tuple[str, int, str]:
+        """The workers' model id, template dimension and runtime (waits until a worker has loaded its model)."""
+        if self._info is None:
+            self._info = self._executor.submit(_worker_info).result()
+        return self._info
+
+    def warm(self, sample: Sequence[str | os.PathLike] = (), timeout: float = 300.0) -> WorkerPool:
+        """Start every worker and load its model now, rather than on the first batch.
+
+        ``sample``: a few image paths that every worker processes once (results discarded), so that work done
+        on first sight of an image size (YuNet's fixed-shape graph) is done before the real batch.
+        """
+        import time
+
+        files = [(str(p), str(p)) for p in sample]
+        deadline = time.monotonic() + timeout
+        seen: set[int] = set()
+        while len(seen) < self.workers and time.monotonic() < deadline:
+            seen.update(self._executor.map(_warm_worker, [files] * self.workers))
+        self.info()
+        return self
+
+    def map(self, chunks: Sequence[Sequence[tuple[str, str]]]) -> Iterator[list[tuple]]:
+        return self._executor.map(_worker_chunk, chunks)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_WARMED = False
+
+
+def _warm_worker(files: Sequence[tuple[str, str]]) -> int:
+    global _WARMED
+    import time
+
+    if not _WARMED:
+        _process_chunk(_WORKER_ENGINE, files)
+        _WARMED = True
+    time.sleep(0.05)  # long enough that the other workers, once loaded, take some of these too
+    return os.getpid()
+
+
+def _chunks(files: list, workers: int) -> list[list]:
+    """Chunks of at most CHUNK files, small enough that every worker gets several (load balance)."""
+    size = max(1, min(CHUNK, -(-len(files) // (4 * workers)))) if workers > 1 else CHUNK
+    return [files[i : i + size] for i in range(0, len(files), size)]
+
+
 def embed_paths(
     paths: Sequence[str],
     root: str | os.PathLike = ".",
@@ -159,9 +267,14 @@ def embed_paths(
     policy: str = "central",
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    pool: WorkerPool | None = None,
     **model_options,
 ) -> EmbedResult:
-    """Embed images (paths relative to ``root``) with ``workers`` processes. Failed rows get zero templates."""
+    """Embed images (paths relative to ``root``) with ``workers`` processes. Failed rows get zero templates.
+
+    ``pool`` reuses a :class:`WorkerPool` (its model, policy and workers then apply); otherwise a pool is
+    started for this call when ``workers`` > 1, and the work runs in this process when ``workers`` is 1.
+    """
     from faceaudit.pipeline.engine import Engine
 
     if workers < 1:
@@ -170,30 +283,28 @@ def embed_paths(
     if not root.is_dir():
         raise InputError(root, "--root is not a directory")
     files = [(p, str(root / p)) for p in paths]
-    chunks = [files[i : i + CHUNK] for i in range(0, len(files), CHUNK)]
-    engine = Engine(model, policy=policy, **model_options) if workers == 1 else None
-    model_id = engine.model_id if engine else None
-
-    def run() -> Iterator[list[tuple]]:
-        if engine is not None:
-            for chunk in chunks:
-                yield _process_chunk(engine, chunk)
-            return
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(
-            workers, initializer=_init_worker, initargs=(model, policy, threads, model_options)
-        ) as ex:
-            yield from ex.map(_worker_chunk, chunks)
-
+    if pool is not None:
+        model, policy, workers = pool.model, pool.policy, pool.workers
+    chunks = _chunks(files, workers)
     results: list[tuple] = []
-    for chunk_result in run():
-        results.extend(chunk_result)
-        if progress:
-            progress(len(chunk_result))
-    if engine is None:  # the workers had their own; the main process needs the model's id and dimension
+
+    def collect(chunk_results: Iterator[list[tuple]]) -> None:
+        for chunk_result in chunk_results:
+            results.extend(chunk_result)
+            if progress:
+                progress(len(chunk_result))
+
+    if pool is None and workers == 1:
         engine = Engine(model, policy=policy, **model_options)
-        model_id = engine.model_id
-    dim = engine.dim
+        collect(_process_chunk(engine, chunk) for chunk in chunks)
+        model_id, dim, runtime = engine.model_id, engine.dim, engine.runtime
+    elif pool is not None:
+        collect(pool.map(chunks))
+        model_id, dim, runtime = pool.info()
+    else:
+        with WorkerPool(workers, model=model, policy=policy, **model_options) as own:
+            collect(own.map(chunks))
+            model_id, dim, runtime = own.info()
     templates = np.zeros((len(files), dim), np.float32)
     quals = np.full((len(files), 4), np.nan, np.float32)
     for i, (_, _, vec, q) in enumerate(results):
@@ -211,6 +322,7 @@ def embed_paths(
         yaw=quals[:, 3],
         model_id=model_id,
         policy=policy,
+        runtime=runtime,
     )
 
 
@@ -221,6 +333,7 @@ def is_error(status: str) -> bool:
 
 __all__ = [
     "EmbedResult",
+    "WorkerPool",
     "embed_paths",
     "load_templates",
     "read_manifest_paths",

@@ -1,0 +1,51 @@
+"""Batch embedding with worker processes, and a pool reused across calls (real FairFace faces)."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from conftest import FAIRFACE
+
+from faceaudit.models.forward import openvino_started
+from faceaudit.pipeline.batch import WorkerPool, embed_paths
+from faceaudit.pipeline.engine import Engine
+
+
+def _root(tmp_path):
+    root = tmp_path / "images"
+    root.mkdir()
+    names = []
+    for p in sorted(FAIRFACE.glob("fairface_*.jpg")):
+        shutil.copy(p, root / p.name)
+        names.append(p.name)
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return root, names[:4] + ["broken.jpg"] + names[4:]
+
+
+def test_a_warm_pool_is_reused_and_matches_one_process(tmp_path):
+    root, names = _root(tmp_path)
+    Engine("sface")  # this process now runs OpenVINO, so workers must not be forked from it
+    assert openvino_started()
+    single = embed_paths(names, root, workers=1)
+    with WorkerPool(2) as pool:
+        assert pool.start_method == "forkserver"
+        pool.warm([root / names[0]])
+        first = embed_paths(names, root, pool=pool)
+        again = embed_paths(list(reversed(names)), root, pool=pool)
+        assert pool.info() == (single.model_id, 128, single.runtime)
+    assert first.status == single.status and first.status[4].startswith("error")
+    ok = single.ok
+    assert ok.sum() == len(names) - 1
+    assert (first.templates[ok] * single.templates[ok]).sum(axis=1).min() >= 0.9999
+    assert np.array_equal(again.templates[::-1], first.templates)  # rows follow the order asked for
+    assert first.runtime == single.runtime and "embedder=" in first.runtime
+
+
+def test_runtime_is_recorded_in_the_templates_file(tmp_path):
+    from faceaudit.pipeline.batch import load_templates
+
+    root, names = _root(tmp_path)
+    res = embed_paths(names[:2], root)
+    res.save(tmp_path / "t.npz")
+    assert load_templates(tmp_path / "t.npz").runtime == res.runtime == Engine("sface").runtime
