@@ -160,6 +160,20 @@ def test_yunet_runtimes_find_the_same_faces(face_paths):
         YuNetDetector(runtime="tflite")
 
 
+def test_yunet_keeps_a_bounded_set_of_fixed_shape_graphs(face_paths):
+    from faceaudit.models import yunet
+
+    det, ref = yunet.YuNetDetector(runtime="openvino"), yunet.YuNetDetector(runtime="opencv")
+    face = load_image(face_paths[0])
+    sizes = [224 + 32 * i for i in range(yunet._STATIC_SIZES + 2)]
+    for side in sizes + sizes:
+        image = cv2.resize(face, (side, side))
+        got, want = det.detect(image), ref.detect(image)
+        assert len(got) == len(want) and np.allclose(got[0].box, want[0].box, atol=0.01), side
+    assert len(det._run._static) == yunet._STATIC_SIZES
+    assert len(det._run._local.requests) <= yunet._STATIC_SIZES + 2
+
+
 def test_dlib_backend_produces_128d_templates():
     from faceaudit.pipeline.engine import Engine
 

@@ -118,3 +118,15 @@ def test_own_model_in_the_opencv_runtime_matches_onnxruntime(tmp_path):
                   "--onnx-size", "112", "112", "--json")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["match"] is True
+
+
+def test_own_model_in_openvino_reads_shape_and_metadata_and_matches_onnxruntime(tmp_path):
+    from faceaudit.models.onnx_embedder import OnnxEmbedder
+
+    path = _tiny_embedder(tmp_path / "tiny.onnx", size=96, metadata={"mean": "0", "std": "255"})
+    crops = [np.random.default_rng(i).integers(0, 255, (96, 96, 3), dtype=np.uint8) for i in range(3)]
+    ort = OnnxEmbedder(path)
+    ov = OnnxEmbedder(path, runtime="openvino", precision="f32")
+    assert ov.runtime == "openvino-f32" and ov.input_size == (96, 96) and ov.dim == ort.dim == 16
+    assert (ov._mean, ov._std) == (0.0, 255.0)
+    assert (ort.embed(crops) * ov.embed(crops)).sum(axis=1).min() >= 0.9999

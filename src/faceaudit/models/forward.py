@@ -136,7 +136,7 @@ class OvForward:
         self.precision = resolve_precision(precision)
         try:
             model = core.read_model(path)
-            shape = list(model.inputs[0].get_partial_shape().to_shape())
+            shape = [d.get_length() if d.is_static else -1 for d in model.inputs[0].get_partial_shape()]
             model.reshape({model.inputs[0]: [-1, *shape[1:]]})
             compiled = core.compile_model(model, "CPU", openvino_config(self.precision, threads))
         except RuntimeError as exc:
@@ -146,7 +146,8 @@ class OvForward:
         self._lock = threading.Lock()
         out = compiled.outputs[0].get_partial_shape()
         dim = out[-1].get_length() if out.rank.is_static and out[-1].is_static else None
-        self.spec = InputSpec(["N", *shape[1:]], _onnx_metadata(path), dim)
+        spec_shape = ["N", *(d if d > 0 else None for d in shape[1:])]
+        self.spec = InputSpec(spec_shape, _onnx_metadata(path), dim)
 
     def __call__(self, blob: np.ndarray) -> np.ndarray:
         with self._lock:

@@ -116,6 +116,11 @@ class _OvYuNet:
         cache = self._local.__dict__.setdefault("requests", {})
         request = cache.get(id(compiled))
         if request is None or request[0] is not compiled:
+            if len(cache) > _STATIC_SIZES:  # drop this thread's requests on graphs evicted from the cache
+                with self._lock:
+                    live = {id(c) for c in (self._free, *self._static.values())}
+                for key in [k for k in cache if k not in live]:
+                    del cache[key]
             request = cache[id(compiled)] = (compiled, compiled.create_infer_request())
         return request[1]
 
