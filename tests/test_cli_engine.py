@@ -97,6 +97,9 @@ def test_models_lists_files_hashes_licences_and_thresholds():
     assert all(f["verified"] and f["licence"] for r in rows.values() for f in r["files"])
     assert rows["sface"]["dim"] == rows["dlib"]["dim"] == 128
     assert isinstance(rows["sface"]["default_threshold"], float)
+    from faceaudit.pipeline.engine import Engine
+
+    assert rows["sface"]["runtime_here"] == Engine("sface").runtime  # what a template will record
 
 
 def test_embed_draws_a_progress_bar_on_a_terminal(tmp_path):

@@ -136,6 +136,20 @@ def test_precision_is_checked_and_auto_follows_the_cpu(monkeypatch):
     assert resolve_precision() == "f32"
 
 
+def test_without_openvino_the_defaults_fall_back_to_opencv(monkeypatch):
+    from faceaudit.models import forward
+    from faceaudit.models.yunet import YuNetDetector
+
+    for var in ("FACEAUDIT_SFACE_RUNTIME", "FACEAUDIT_YUNET_RUNTIME"):
+        monkeypatch.delenv(var, raising=False)
+    assert forward.default_runtime("FACEAUDIT_SFACE_RUNTIME") == "openvino"
+    monkeypatch.setattr(forward, "openvino_available", lambda: False)
+    assert forward.default_runtime("FACEAUDIT_SFACE_RUNTIME") == "opencv"
+    assert YuNetDetector().runtime == "opencv"
+    monkeypatch.setenv("FACEAUDIT_SFACE_RUNTIME", "onnxruntime")
+    assert forward.default_runtime("FACEAUDIT_SFACE_RUNTIME") == "onnxruntime"
+
+
 def test_yunet_runtimes_find_the_same_faces(face_paths):
     """OpenVINO plus our decoding gives cv2.FaceDetectorYN's faces, at every image size (free and fixed graphs)."""
     from faceaudit.models.yunet import YuNetDetector

@@ -177,6 +177,7 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(
             f"{r['name']}: model {r['model_id']}, detector {r['detector']}, dim {r['dim']}, "
             f"default threshold {r['default_threshold']} ({r['metric']}), runtime {r['runtime']}"
+            + (f"; on this machine: {r['runtime_here']}" if "runtime_here" in r else "")
         )
         for f in r["files"]:
             print(

@@ -82,6 +82,17 @@ def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
     return backend
 
 
+def _sface_runtime_here() -> str:
+    """What the sface backend runs on this machine, with the current environment (nothing is loaded)."""
+    from faceaudit.models.forward import default_runtime, resolve_precision
+
+    det = default_runtime("FACEAUDIT_YUNET_RUNTIME")
+    emb = default_runtime("FACEAUDIT_SFACE_RUNTIME")
+    det = "openvino-f32" if det == "openvino" else det
+    emb = f"openvino-{resolve_precision()}" if emb == "openvino" else emb
+    return f"detector={det} embedder={emb}"
+
+
 def describe_models() -> list[dict[str, Any]]:
     """One row per bundled backend: files, SHA-256, licence, template dimension and default threshold."""
     from faceaudit.models.dlib_backend import DLIB_THRESHOLD
@@ -118,6 +129,7 @@ def describe_models() -> list[dict[str, Any]]:
             "default_threshold": SFACE_THRESHOLD,
             "runtime": "OpenVINO: SFace in bf16 where the CPU has it (else f32), YuNet in f32 "
             "(FACEAUDIT_SFACE_RUNTIME / FACEAUDIT_YUNET_RUNTIME=opencv, FACEAUDIT_PRECISION=f32 to change)",
+            "runtime_here": _sface_runtime_here(),
             "files": files(YUNET, SFACE),
         },
         {

@@ -89,6 +89,18 @@ def openvino_core():
     return _OV_CORE[1]
 
 
+def openvino_available() -> bool:
+    """True when the ``openvino`` package is installed (it is a dependency; a stripped install falls back)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+def default_runtime(env: str) -> str:
+    """The runtime named by environment variable ``env``, else OpenVINO, else OpenCV when OpenVINO is missing."""
+    return os.environ.get(env) or ("openvino" if openvino_available() else "opencv")
+
+
 def openvino_started() -> bool:
     """True once this process has created its OpenVINO core (and so its thread pool)."""
     return _OV_CORE is not None and _OV_CORE[0] == os.getpid()

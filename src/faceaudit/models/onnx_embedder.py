@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from faceaudit.errors import InputError, ModelIntegrityError
 from faceaudit.models.base import l2_normalise
 from faceaudit.models.files import SFACE, sha256_of, verified_path
-from faceaudit.models.forward import RUNTIMES, make_forward
+from faceaudit.models.forward import RUNTIMES, default_runtime, make_forward
 from faceaudit.models.onnx_fix import fixed_model_path, folded_model_path
 from faceaudit.pipeline.align import align_face
 from faceaudit.types import Face
@@ -114,22 +113,21 @@ class OnnxEmbedder:
         return l2_normalise(np.concatenate(outs))
 
 
-SFACE_RUNTIME = "openvino"
-"""Chosen by measurement (one thread, this CPU): OpenVINO bf16 8.3 ms a face, OpenVINO f32 14 ms, OpenCV's new
-engine 15.7 ms, onnxruntime 28 ms (docs/benchmarks.md, "Runtime choice")."""
-
-
 def sface_embedder(
     threads: int | None = None, runtime: str | None = None, precision: str | None = None
 ) -> OnnxEmbedder:
     """SFace (OpenCV zoo 2021dec, int8 weights) in ``runtime``: "openvino" (default), "opencv" or "onnxruntime".
+
+    Chosen by measurement (one thread, this CPU): OpenVINO bf16 8.3 ms a face, OpenVINO f32 14 ms, OpenCV's new
+    engine 15.7 ms, onnxruntime 28 ms (docs/benchmarks.md, "Runtime choice"). Without the ``openvino`` package
+    the default falls back to OpenCV.
 
     OpenVINO runs the graph with its weights folded to float32 (:func:`folded_model_path`), in bfloat16 where the
     CPU supports it (``precision``, default "auto"); the other two run the load-time-fixed graph in fp32.
     ``FACEAUDIT_SFACE_RUNTIME`` and ``FACEAUDIT_PRECISION`` change the defaults.
     """
     src = verified_path(SFACE)
-    runtime = runtime or os.environ.get("FACEAUDIT_SFACE_RUNTIME") or SFACE_RUNTIME
+    runtime = runtime or default_runtime("FACEAUDIT_SFACE_RUNTIME")
     graph = folded_model_path(src) if runtime == "openvino" else fixed_model_path(src)
     emb = OnnxEmbedder(
         graph,

@@ -11,7 +11,6 @@ faces (tests/test_engine.py).
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 
@@ -28,8 +27,6 @@ MAX_SIDE = 1280
 """Images whose longer side exceeds this are downscaled for detection; coordinates are mapped back."""
 
 YUNET_RUNTIMES = ("openvino", "opencv")
-YUNET_RUNTIME = "openvino"
-"""Default runtime; ``FACEAUDIT_YUNET_RUNTIME=opencv`` selects ``cv2.FaceDetectorYN``."""
 
 _DIVISOR = 32
 _STRIDES = (8, 16, 32)
@@ -152,7 +149,11 @@ class _CvYuNet:
 
 
 class YuNetDetector:
-    """Detect faces with YuNet; returns boxes, 5 landmarks and scores in original image coordinates."""
+    """Detect faces with YuNet; returns boxes, 5 landmarks and scores in original image coordinates.
+
+    ``runtime``: "openvino" (the default) or "opencv" (``cv2.FaceDetectorYN``; also the default when OpenVINO
+    is not installed, or with ``FACEAUDIT_YUNET_RUNTIME=opencv``).
+    """
 
     name = "yunet-2023mar-int8bq"
 
@@ -165,7 +166,9 @@ class YuNetDetector:
         runtime: str | None = None,
         threads: int | None = None,
     ) -> None:
-        runtime = runtime or os.environ.get("FACEAUDIT_YUNET_RUNTIME") or YUNET_RUNTIME
+        from faceaudit.models.forward import default_runtime
+
+        runtime = runtime or default_runtime("FACEAUDIT_YUNET_RUNTIME")
         if runtime not in YUNET_RUNTIMES:
             from faceaudit.errors import ModelIntegrityError
 
