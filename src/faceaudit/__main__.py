@@ -4,4 +4,5 @@ import sys
 
 from faceaudit.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # worker processes started by forkserver/spawn import this module too
+    sys.exit(main())
