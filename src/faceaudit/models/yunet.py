@@ -1,8 +1,8 @@
 """YuNet face detector (OpenCV model zoo, 2023mar, int8 weights) in OpenVINO or through ``cv2.FaceDetectorYN``.
 
-Runtime chosen by measurement (docs/benchmarks.md, "Runtime choice"), one thread: for a 250×250 LFW image
-OpenVINO takes 1.6 ms for the graph against 3.0 ms for ``cv2.FaceDetectorYN``, and 8.3 ms against 14.5 ms at
-640×480. The OpenVINO path runs the same graph, with its weights folded to float32 and its input size freed
+Runtime chosen by measurement (docs/benchmarks.md, "Runtime choice"), one thread, whole detector call: for a
+250×250 LFW image OpenVINO takes 1.9 ms against 3.0 ms for ``cv2.FaceDetectorYN``, and 8.4 ms against 14.0 ms
+at 640×480. The OpenVINO path runs the same graph, with its weights folded to float32 and its input size freed
 (:func:`~faceaudit.models.onnx_fix.folded_model_path`), always in f32, and decodes the outputs the way
 ``cv2.FaceDetectorYN`` does: the image is zero-padded to a multiple of 32, each anchor's score is
 ``sqrt(cls · obj)``, and boxes pass through ``cv2.dnn.NMSBoxes`` on integer boxes. Both runtimes give the same
@@ -135,6 +135,11 @@ class _CvYuNet:
     """``cv2.FaceDetectorYN`` on the untouched file (a net per thread: they are not thread-safe)."""
 
     def __init__(self, threads: int | None) -> None:
+        from faceaudit.models.forward import thread_count
+
+        threads = thread_count(threads)
+        if threads:
+            cv2.setNumThreads(int(threads))  # process-wide, as for OpenCV's DNN embedder
         self._path = str(verified_path(YUNET))
         self._local = threading.local()
 
