@@ -5,8 +5,10 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 from conftest import FAIRFACE
 
+from faceaudit.errors import UsageError
 from faceaudit.models.forward import openvino_started
 from faceaudit.pipeline.batch import WorkerPool, embed_paths
 from faceaudit.pipeline.engine import Engine
@@ -34,6 +36,8 @@ def test_a_warm_pool_is_reused_and_matches_one_process(tmp_path):
         first = embed_paths(names, root, pool=pool)
         again = embed_paths(list(reversed(names)), root, pool=pool)
         assert pool.info() == (single.model_id, 128, single.runtime)
+        with pytest.raises(UsageError, match="WorkerPool"):
+            embed_paths(names, root, pool=pool, threads=1)
     assert first.status == single.status and first.status[4].startswith("error")
     ok = single.ok
     assert ok.sum() == len(names) - 1

@@ -4,7 +4,7 @@ Formats are detected by content (Pillow's signature sniffing), never by file ext
 applied; greyscale, palette, alpha and 16-bit images become 8-bit BGR; images above a pixel limit are refused
 before their pixels are decoded (decompression bombs).
 
-Pillow reads every header and decodes every format. A complete baseline JPEG in RGB or greyscale (the common
+Pillow reads every header and decodes every format. A complete JPEG in RGB or greyscale (the common
 case) is decoded by OpenCV instead, which applies EXIF orientation the same way and gives the same pixels
 (libjpeg-turbo in both) in about a quarter of the time, because it needs no conversion or copies afterwards.
 """

@@ -284,6 +284,10 @@ def embed_paths(
         raise InputError(root, "--root is not a directory")
     files = [(p, str(root / p)) for p in paths]
     if pool is not None:
+        if model_options:
+            raise UsageError(
+                f"give model options to the WorkerPool, not with pool=: {', '.join(model_options)}"
+            )
         model, policy, workers = pool.model, pool.policy, pool.workers
     chunks = _chunks(files, workers)
     results: list[tuple] = []
