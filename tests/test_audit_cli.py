@@ -141,6 +141,8 @@ def test_demo_on_a_few_images(tmp_path):
     assert (out / "report.html").is_file() and (out / "by-sex" / "report.html").is_file()
     doc = json.loads((out / "audit.json").read_text())
     assert doc["config"]["group_by"] == ["race", "sex"]
+    assert doc["config"]["runtime"].startswith("detector=") and "embedder=" in doc["config"]["runtime"]
+    assert doc["config"]["runtime"] in (out / "report.html").read_text()
     assert "no repeat identities" in " ".join(doc["warnings"])
     assert "not measurable with this data" in (out / "report.html").read_text()
 
@@ -208,6 +210,7 @@ def test_failure_to_enrol_per_group_from_templates(tmp_path):
     assert (f["n_fte"], f["n_no_face"], f["n_unreadable"], f["fte"]) == (1, 1, 0, 1 / 6)
     assert (m["n_fte"], m["n_no_face"], m["n_unreadable"]) == (1, 0, 1)
     assert f["n_multi_face"] == 2 and f["policy"] == "largest" and r.config["model_id"] == "test-model"
+    assert r.config["runtime"] == "not recorded in the templates file"
     # female: 5 templates -> 10 pairs; subject a lost one image, b keeps its pair -> 1 mated, 9 non-mated
     assert (f["n_mated"], f["n_non_mated"]) == (1, 9)
     # male: 5 templates; subject c keeps 2 of 3 images -> 1 mated, 9 non-mated

@@ -201,6 +201,7 @@ def audit(
         "templates": None if templates is None else str(templates),
         "group_by": m.group_by,
         "model_id": model_id,
+        "runtime": er.runtime or "not recorded in the templates file",
         "policy": used_policy,
         "target_fmr": targets,
         "alpha": alpha,
