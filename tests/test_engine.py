@@ -213,7 +213,6 @@ def test_model_file_with_wrong_sha256_is_refused(tmp_path, monkeypatch):
     data[-1] ^= 0xFF
     bad.write_bytes(bytes(data))
     monkeypatch.setattr(model_files.ModelFile, "path", lambda self: bad)
-    monkeypatch.setattr(model_files, "_VERIFIED", {})
     with pytest.raises(ModelIntegrityError, match="SHA-256"):
         model_files.verified_path(model_files.YUNET)
 
