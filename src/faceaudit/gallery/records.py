@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -67,13 +67,7 @@ class Candidate:
     above_threshold: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "subject_ref": self.subject_ref,
-            "name": self.name,
-            "similarity": self.similarity,
-            "above_threshold": self.above_threshold,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)

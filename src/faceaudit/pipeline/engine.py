@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -57,12 +57,8 @@ class VerifyResult:
     model: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "similarity": self.similarity,
-            "threshold": self.threshold,
-            "match": self.match,
-            "model": self.model,
-        }
+        """The CLI's ``verify --json`` object: similarity, threshold, match, model (field order)."""
+        return asdict(self)
 
 
 class Engine:
