@@ -82,6 +82,15 @@ def yunet_rows(threads: int) -> list[list[object]]:
     return rows
 
 
+def timed_cpu(fn, *args, reps: int = 20) -> tuple[float, float]:
+    """Mean wall and CPU milliseconds per call after one warm-up call (CPU time is steadier on a shared machine)."""
+    fn(*args)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(reps):
+        fn(*args)
+    return (time.perf_counter() - t0) / reps * 1000, (time.process_time() - c0) / reps * 1000
+
+
 def arcface_mbf_rows(threads: int) -> list[list[object]]:
     """w600k_mbf (arcface-mbf) in each runtime, beside SFace's default in the same run (needs the research
     model: make research-models). Same random crops for every runtime."""
@@ -108,15 +117,24 @@ def arcface_mbf_rows(threads: int) -> list[list[object]]:
         vecs = emb.embed(faces)
         reference = vecs if reference is None else reference
         cos = float((vecs * reference).sum(axis=1).min())
-        rows.append(
-            ["arcface-mbf", f"{label}; min cos to f32 {cos:.5f}", threads, 1, timed(emb.embed, faces[:1])]
-        )
-        rows.append(["arcface-mbf", label, threads, 16, timed(emb.embed, faces, reps=5) / 16])
+        for batch in (1, 16):
+            wall, cpu = timed_cpu(emb.embed, faces[:batch], reps=20 if batch == 1 else 4)
+            rows.append(
+                [
+                    "arcface-mbf",
+                    f"{label}; min cos to f32 {cos:.5f}",
+                    threads,
+                    batch,
+                    wall / batch,
+                    cpu / batch,
+                ]
+            )
     sface = sface_embedder(threads=threads)
-    rows.append(["SFace", f"default ({sface.runtime}), same run", threads, 1, timed(sface.embed, faces[:1])])
-    rows.append(
-        ["SFace", f"default ({sface.runtime}), same run", threads, 16, timed(sface.embed, faces, reps=5) / 16]
-    )
+    for batch in (1, 16):
+        wall, cpu = timed_cpu(sface.embed, faces[:batch], reps=20 if batch == 1 else 4)
+        rows.append(
+            ["SFace", f"default ({sface.runtime}), same run", threads, batch, wall / batch, cpu / batch]
+        )
     return rows
 
 
@@ -125,8 +143,15 @@ def main() -> None:
 
     rows = []
     only_mbf = "--arcface-mbf" in sys.argv[1:]
+    if only_mbf:
+        rows = arcface_mbf_rows(1)
+        print_table(
+            ["model", "runtime", "threads", "batch", "wall ms per face", "CPU ms per face"],
+            [[*r[:4], f"{r[4]:.1f}", f"{r[5]:.1f}"] for r in rows],
+        )
+        return
     for threads in (1, 2):
-        rows += arcface_mbf_rows(threads) if only_mbf else sface_rows(threads) + yunet_rows(threads)
+        rows += sface_rows(threads) + yunet_rows(threads)
     print_table(
         ["model", "runtime", "threads", "batch", "ms per face / image"],
         [[*r[:4], f"{r[4]:.1f}"] for r in rows],
