@@ -43,8 +43,6 @@ if TYPE_CHECKING:
     from faceaudit.pipeline.engine import Engine
     from faceaudit.pipeline.quality import QualityGate
 
-GALLERY_FORMAT = "faceaudit.gallery/1"
-
 
 def default_key_file(db: str | os.PathLike) -> Path:
     """Where ``gallery init`` keeps the key when ``FACEAUDIT_KEY`` is unset: next to the database."""
@@ -95,7 +93,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         ledger_key = ledger_key if ledger_key is not None else ledger_key_from_env()
         repo = SQLiteGalleryRepository.open(self.path, create=True)
         try:
-            meta = self._open_or_initialise(repo, index, operator, ledger_key)
+            meta = self._open_or_initialise(repo, index, operator, ledger_key, create)
         except BaseException:
             repo.close()
             raise
@@ -113,12 +111,18 @@ class Gallery(Enrolling, Searching, GalleryBase):
         index: str,
         operator: str | Actor | None,
         ledger_key: bytes | None,
+        create: bool,
     ) -> dict[str, str]:
         meta = repo.read_meta()
         if meta:
+            store.check_meta(meta, self.path)
             self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
             repo.migrate()
             return meta
+        if not create:
+            raise store.GalleryNotFoundError(
+                f"{self.path}: not an initialised gallery; create one with 'faceaudit gallery init --db {self.path}'"
+            )
         repo.migrate()
         actor = Actor.of(operator or os.environ.get("FACEAUDIT_OPERATOR") or os_user(), "the operator's name")
         ledger = Ledger(repo.ledger_store(), key=ledger_key)
@@ -127,7 +131,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 gallery_id = str(uuid.uuid4())
                 repo.write_meta(
                     {
-                        "format": GALLERY_FORMAT,
+                        "format": store.GALLERY_FORMAT,
                         "gallery_id": gallery_id,
                         "created_at": utc_now(),
                         "version": "0",
@@ -148,7 +152,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                         "ledger_signed": ledger.key is not None,
                     },
                 )
-        meta = repo.read_meta()
+        meta = store.check_meta(repo.read_meta(), self.path)
         self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
         return meta
 

@@ -27,7 +27,11 @@ class GalleryLedger:
             raise store.GalleryNotFoundError(
                 f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
             )
-        self.gallery_id = meta["gallery_id"]
+        try:
+            self.gallery_id = store.check_meta(meta, self.path)["gallery_id"]
+        except BaseException:
+            self._repo.close()
+            raise
         self.ledger = Ledger(
             self._repo.ledger_store(), key=ledger_key if ledger_key is not None else ledger_key_from_env()
         )

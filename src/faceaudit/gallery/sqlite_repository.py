@@ -26,8 +26,18 @@ class SQLiteGalleryRepository:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, create: bool = False) -> SQLiteGalleryRepository:
-        """Connect to the file at ``path``; ``create`` allows a new file. The schema is not touched."""
-        return cls(store.connect(path, create=create), Path(path))
+        """Connect to the gallery file at ``path``; ``create`` allows a new (empty) file. The schema is not touched.
+
+        Raises NotAGalleryError for any other application's file, GalleryNotFoundError for a missing or empty
+        file without ``create``, and GalleryDamagedError for a gallery that lost a table.
+        """
+        conn = store.connect(path, create=create)
+        try:
+            store.check_tables(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, Path(path))
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -86,7 +96,13 @@ class SQLiteGalleryRepository:
 
     def version(self) -> int:
         """The gallery version from ``meta``."""
-        return int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise store.GalleryDamagedError(
+                f"{self.path}: the gallery file is damaged: meta.version is missing or not a number"
+            ) from None
 
     def bump_version(self) -> int:
         """Add one to the gallery version; returns the new value."""
