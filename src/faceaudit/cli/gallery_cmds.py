@@ -14,6 +14,10 @@ from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, m
 from faceaudit.errors import ConsentError, FaceAuditError, InputError, UsageError
 
 DEFAULT_DB = "faceaudit.db"
+PERMANENT = "written to the permanent ledger as given and never erased, so no names of subjects"
+OPERATOR = "written to the permanent ledger as given, beside the OS user"
+IN_GALLERY = "stored with the subject until erasure; the permanent ledger holds only a keyed hash"
+REF_HELP = "the subject's reference; the permanent ledger holds only a keyed pseudonym of it"
 
 
 def _db_options(p: argparse.ArgumentParser, *, key: bool = True) -> None:
@@ -34,8 +38,10 @@ def _date(text: str) -> date:
 
 
 def _consent_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--consent-basis", default=None, help="legal basis of the consent (required)")
-    p.add_argument("--consent-by", default=None, help="who recorded the consent (required)")
+    p.add_argument(
+        "--consent-basis", default=None, help=f"legal basis of the consent (required); {IN_GALLERY}"
+    )
+    p.add_argument("--consent-by", default=None, help=f"who recorded the consent (required); {IN_GALLERY}")
     p.add_argument(
         "--consent-expires",
         type=_date,
@@ -58,15 +64,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="exact",
         help="search index: exact (default) or hnsw (approximate, for very large galleries)",
     )
-    p.add_argument("--operator", default=None, help="who creates the gallery (default: the OS user)")
+    p.add_argument(
+        "--operator", default=None, help=f"who creates the gallery (default: the OS user); {OPERATOR}"
+    )
     p.set_defaults(func=cmd_init)
 
     p = gsub.add_parser("enroll", help="enrol one consenting subject from reference images")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--name", default=None, help="the subject's display name (required)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="the subject's display name (required); stored (bound to the subject) until erasure, never in the "
+        "ledger",
+    )
     _consent_options(p)
-    p.add_argument("--operator", default=None, help="who enrols (required)")
+    p.add_argument("--operator", default=None, help=f"who enrols (required); {OPERATOR}")
     p.add_argument(
         "--store-images", action="store_true", help="also keep the images (sealed); off by default"
     )
@@ -82,19 +95,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "manifest",
         metavar="MANIFEST.csv",
         help="CSV with subject_ref and path columns; optional name, consent_basis, consent_by, "
-        "consent_expires (override the options)",
+        "consent_expires (override the options); refs and names never enter the ledger",
     )
     p.add_argument("--root", required=True, help="folder the manifest's paths are relative to")
     _consent_options(p)
-    p.add_argument("--operator", default=None, help="who enrols (required)")
+    p.add_argument("--operator", default=None, help=f"who enrols (required); {OPERATOR}")
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_enroll_manifest)
 
     p = gsub.add_parser("erase", help="erase a subject: row, templates, index entries; bytes overwritten")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
-    p.add_argument("--reason", default=None, help="why (required; logged as given, so no names)")
-    p.add_argument("--operator", default=None, help="who erases (required)")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
+    p.add_argument("--reason", default=None, help=f"why (required); {PERMANENT}")
+    p.add_argument("--operator", default=None, help=f"who erases (required); {OPERATOR}")
     p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
     _db_options(p)
     p.set_defaults(func=cmd_erase)
@@ -103,17 +116,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)"
     )
-    p.add_argument("--operator", default=None, help="who runs it (default: the OS user)")
+    p.add_argument("--operator", default=None, help=f"who runs it (default: the OS user); {OPERATOR}")
     _db_options(p)
     p.set_defaults(func=cmd_expire)
 
     p = sub.add_parser("identify", help="1:N search: a candidate list for human review (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument(
-        "--purpose", default=None, help="why this search is made (required; logged as given, so no names)"
-    )
-    p.add_argument("--case", default=None, help="case reference (required; logged as given, so no names)")
-    p.add_argument("--operator", default=None, help="who searches (required)")
+    p.add_argument("--purpose", default=None, help=f"why this search is made (required); {PERMANENT}")
+    p.add_argument("--case", default=None, help=f"case reference (required); {PERMANENT}")
+    p.add_argument("--operator", default=None, help=f"who searches (required); {OPERATOR}")
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
     add_threshold_option(p)
     p.add_argument("--json", action="store_true")
@@ -123,10 +134,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify-subject", help="1:1 comparison of an image with one enrolled subject (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
-    p.add_argument("--operator", default=None, help="who verifies (required)")
-    p.add_argument("--purpose", default=None, help="why (optional; logged)")
-    p.add_argument("--case", default=None, help="case reference (optional; logged)")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
+    p.add_argument("--operator", default=None, help=f"who verifies (required); {OPERATOR}")
+    p.add_argument("--purpose", default=None, help=f"why (optional); {PERMANENT}")
+    p.add_argument("--case", default=None, help=f"case reference (optional); {PERMANENT}")
     add_threshold_option(p)
     p.add_argument("--json", action="store_true")
     _db_options(p)
@@ -153,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--format", choices=("jsonl",), default="jsonl")
     p.add_argument("--out", default=None, help="output file (default stdout)")
-    p.add_argument("--operator", default=None, help="who exports (default: the OS user)")
+    p.add_argument("--operator", default=None, help=f"who exports (default: the OS user); {OPERATOR}")
     _db_options(p, key=False)
     p.set_defaults(func=cmd_ledger_export)
 
@@ -260,7 +271,7 @@ def _read_manifest(path: str) -> list[dict[str, str]]:
 
 def cmd_enroll_manifest(args: argparse.Namespace) -> int:
     from faceaudit.cli.progress import progress_bar
-    from faceaudit.gallery import Actor, SubjectExistsError
+    from faceaudit.gallery import Actor, EnrolmentRequest, SubjectExistsError
 
     operator = Actor.of(args.operator, "enrolment needs the operator's name (--operator)")
     rows = _read_manifest(args.manifest)
@@ -285,7 +296,11 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
             first.get("consent_by") or args.consent_by,
             expires_date,
         )
-        plans.append((ref, first.get("name") or ref, consent, [root / r["path"] for r in items]))
+        try:
+            request = EnrolmentRequest.build(ref, first.get("name") or ref, consent, operator)
+        except UsageError as exc:
+            raise InputError(args.manifest, f"subject {ref}: {exc}") from None
+        plans.append((request.subject_ref, request.name, consent, [root / r["path"] for r in items]))
     enrolled = present = 0
     refused: list[str] = []
     with _open(args, engine=True) as gallery, progress_bar(len(rows), "enrolling") as advance:
