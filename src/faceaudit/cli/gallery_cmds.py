@@ -52,7 +52,9 @@ def _consent_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("gallery", help="manage the gallery: init, enroll, enroll-manifest, erase, expire")
+    g = sub.add_parser(
+        "gallery", help="manage the gallery: init, enroll, enroll-manifest, erase, scrub, expire"
+    )
     gsub = g.add_subparsers(dest="gallery_command", metavar="ACTION")
     gsub.required = True
 
@@ -112,6 +114,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     _db_options(p)
     p.set_defaults(func=cmd_erase)
 
+    p = gsub.add_parser(
+        "scrub",
+        help="complete pending checkpoints: make erased bytes unrecoverable once other processes closed the "
+        "gallery (no key needed)",
+    )
+    p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
+    p.add_argument(
+        "--wait", type=float, default=5.0, metavar="SECONDS", help="how long to wait for readers (default 5)"
+    )
+    _db_options(p, key=False)
+    p.set_defaults(func=cmd_scrub)
+
     p = gsub.add_parser("expire", help="erase every subject whose consent has expired")
     p.add_argument(
         "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)"
@@ -143,30 +157,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_verify_subject)
-
-    led = sub.add_parser("ledger", help="the accountability ledger: verify, anchor, export")
-    lsub = led.add_subparsers(dest="ledger_command", metavar="ACTION")
-    lsub.required = True
-    p = lsub.add_parser(
-        "verify", help="check the hash chain; names the first entry modified/deleted/inserted/reordered"
-    )
-    p.add_argument(
-        "--anchor", default=None, metavar="HASH", help="a head hash from 'ledger anchor' (detects truncation)"
-    )
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_verify)
-    p = lsub.add_parser("anchor", help="print the head hash, to keep elsewhere")
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_anchor)
-    p = lsub.add_parser("export", help="export entries (hashes included) as JSON lines; logged")
-    p.add_argument(
-        "--since", default="0", help="entries after this seq number, or from this UTC date/time (ISO 8601)"
-    )
-    p.add_argument("--format", choices=("jsonl",), default="jsonl")
-    p.add_argument("--out", default=None, help="output file (default stdout)")
-    p.add_argument("--operator", default=None, help=f"who exports (default: the OS user); {OPERATOR}")
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_export)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -329,22 +319,58 @@ def cmd_erase(args: argparse.Namespace) -> int:
     from faceaudit.gallery import Actor
     from faceaudit.gallery.values import clean_text
 
+    ref = clean_text(args.subject_ref, "erasure needs a subject ref")
     reason = clean_text(args.reason, "erasure needs a reason (--reason)")
     operator = Actor.of(args.operator, "erasure needs the operator's name (--operator)")
     with _open(args) as gallery:
-        seq = gallery.erase(args.subject_ref, reason=reason, operator=operator, vacuum=args.vacuum)
-    print(f"erased {args.subject_ref}; ledger entry {seq}", file=sys.stderr)
+        seq = gallery.erase(ref, reason=reason, operator=operator, vacuum=args.vacuum, scrub=False)
+        print(f"erased {ref}; ledger entry {seq}", file=sys.stderr)
+        _scrub(gallery, args.vacuum)
+    return 0
+
+
+def _scrub(gallery, vacuum: bool) -> bool:
+    """Scrub after a committed erasure; say at once, and plainly, when the bytes could not be reclaimed yet."""
+    from faceaudit.gallery.repository import scrub_pending_message
+
+    if gallery.scrub(vacuum=vacuum):
+        return True
+    print(f"faceaudit: warning: {scrub_pending_message(gallery.path)}", file=sys.stderr)
+    return False
+
+
+def cmd_scrub(args: argparse.Namespace) -> int:
+    from faceaudit.gallery.repository import SCRUB_PENDING, complete_scrub
+    from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+
+    repo = SQLiteGalleryRepository.open(args.db)
+    try:
+        pending = repo.read_meta().get(SCRUB_PENDING)
+        done = complete_scrub(repo, vacuum=args.vacuum, wait_s=max(0.0, args.wait))
+    finally:
+        repo.close()
+    if not done:
+        print(
+            f"faceaudit: another process still has {args.db} open; erased bytes (pending since {pending}) stay "
+            "in its write-ahead log. Close it and run this again.",
+            file=sys.stderr,
+        )
+        return 1
+    what = f"pending since {pending}" if pending else "nothing was pending"
+    print(f"{args.db}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)
     return 0
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
     with _open(args) as gallery:
-        erased = gallery.expire(args.as_of, operator=args.operator or _os_user())
-    print(
-        f"{len(erased)} subject(s) with expired consent erased"
-        + (f": {', '.join(erased)}" if erased else ""),
-        file=sys.stderr,
-    )
+        erased = gallery.expire(args.as_of, operator=args.operator or _os_user(), scrub=False)
+        print(
+            f"{len(erased)} subject(s) with expired consent erased"
+            + (f": {', '.join(erased)}" if erased else ""),
+            file=sys.stderr,
+        )
+        if erased:
+            _scrub(gallery, False)
     return 0
 
 
@@ -396,50 +422,6 @@ def cmd_verify_subject(args: argparse.Namespace) -> int:
             f"{result.subject_ref} ({result.name}): similarity {result.similarity:.4f}, {flag} threshold "
             f"{result.threshold:.4f} ({result.model_id}); ledger entry {result.ledger_seq}"
         )
-    return 0
-
-
-# --- ledger -------------------------------------------------------------------------------------------------------
-
-
-def _ledger(args: argparse.Namespace):
-    from faceaudit.gallery import GalleryLedger
-
-    return GalleryLedger(args.db)
-
-
-def cmd_ledger_verify(args: argparse.Namespace) -> int:
-    with _ledger(args) as gl:
-        report = gl.ledger.verify(anchor=args.anchor)
-    print(report.message())
-    if report.anchor_checked:
-        print(f"the anchored head is in the chain (head now entry {report.head_seq})", file=sys.stderr)
-    return 0
-
-
-def cmd_ledger_anchor(args: argparse.Namespace) -> int:
-    with _ledger(args) as gl:
-        seq, head = gl.ledger.head_hash()
-    print(head)
-    print(
-        f"head of {seq} entries; keep this hash elsewhere and check with 'faceaudit ledger verify --anchor HASH'",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def cmd_ledger_export(args: argparse.Namespace) -> int:
-    since: int | str = int(args.since) if args.since.strip().isdigit() else args.since.strip()
-    with _ledger(args) as gl:
-        rows, entry = gl.export(args.operator or _os_user(), since=since, fmt=args.format)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
-    try:
-        for row in rows:
-            out.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-    finally:
-        if args.out:
-            out.close()
-    print(f"exported {len(rows)} entries; logged as entry {entry.seq}", file=sys.stderr)
     return 0
 
 

@@ -71,6 +71,11 @@ class GalleryBase:
         """The keyed hash that stands for ``subject_ref`` in the ledger."""
         return self._sealer.pseudonym(subject_ref)
 
+    def photo_digest(self, sha256: str | None) -> str | None:
+        """What the ledger holds for a photo with this SHA-256: a keyed hash (HMAC-SHA256 under a key derived from
+        the gallery key), so the photo alone proves nothing after erasure. A key holder checks a photo with it."""
+        return self._sealer.ledger_digest("photo", sha256) or None if sha256 else None
+
     def _record(
         self, action: str, actor: Actor, started_at: str, version: int | None = None, **fields: Any
     ) -> LedgerEntry:

@@ -100,6 +100,7 @@ class TemplateSealer:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(_derive(key, b"faceaudit template sealing v1"))
         self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
+        self._digest_key = _derive(key, b"faceaudit ledger digest v1")
 
     @staticmethod
     def _aad(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
@@ -181,6 +182,15 @@ class TemplateSealer:
             raise GalleryKeyError(
                 f"{where}: wrong gallery key (it does not open this gallery); nothing was changed"
             )
+
+    def ledger_digest(self, kind: str, *values: str) -> str:
+        """A keyed hash (HMAC-SHA256, 64 hex digits) of ``values`` for the ledger, in place of the values: a photo's
+        SHA-256 (``kind="photo"``) or a consent record (``kind="consent"``). Without the gallery key it proves
+        nothing about a person, so nothing in the ledger links to them after erasure. Empty values stay empty."""
+        if not any(values):
+            return ""
+        message = "\x1f".join((kind, *values)).encode()
+        return hmac.new(self._digest_key, message, hashlib.sha256).hexdigest()
 
     def pseudonym(self, subject_ref: str) -> str:
         """The keyed hash that stands for a subject in the ledger: HMAC-SHA256 of the subject ref, 128 bits."""

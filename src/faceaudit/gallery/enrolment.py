@@ -184,15 +184,14 @@ class Enrolling(GalleryBase):
             version,
             params={
                 "model": model_id,
-                "consent_basis": consent.basis,
-                "consent_by": consent.recorded_by,
+                "consent": self._sealer.ledger_digest("consent", consent.basis, consent.recorded_by),
                 "consent_expires": expires,
                 "images_stored": any(r[2] is not None for r in refs),
             },
             result={
                 "subject": self.pseudonym(ref),
                 "n_templates": len(ids),
-                "source_sha256": [r[1] for r in refs],
+                "source_hmac": [self._sealer.ledger_digest("photo", r[1]) for r in refs],
             },
         )
         return ids, entry

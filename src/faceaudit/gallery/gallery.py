@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +25,15 @@ from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
 from faceaudit.gallery.live_index import LiveIndex
-from faceaudit.gallery.records import (
-    Candidate,
-    SubjectNotFoundError,
+from faceaudit.gallery.records import Candidate, ScrubPendingWarning, SubjectNotFoundError
+from faceaudit.gallery.repository import (
+    SCRUB_PENDING,
+    SCRUB_WAIT_S,
+    GalleryRepository,
+    SubjectRow,
+    complete_scrub,
+    scrub_pending_message,
 )
-from faceaudit.gallery.repository import GalleryRepository, SubjectRow
 from faceaudit.gallery.search import Searching
 from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
 from faceaudit.gallery.values import (
@@ -37,7 +43,7 @@ from faceaudit.gallery.values import (
     os_user,
     utc_today,
 )
-from faceaudit.ledger import Ledger, ledger_key_from_env, utc_now
+from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
 if TYPE_CHECKING:
     from faceaudit.pipeline.engine import Engine
@@ -191,11 +197,22 @@ class Gallery(Enrolling, Searching, GalleryBase):
 
     # --- erasure ------------------------------------------------------------------------------------------
 
-    def erase(self, subject_ref: str, *, reason: str, operator: str | Actor, vacuum: bool = False) -> int:
+    def erase(
+        self,
+        subject_ref: str,
+        *,
+        reason: str,
+        operator: str | Actor,
+        vacuum: bool = False,
+        scrub: bool = True,
+    ) -> int:
         """Erase a subject for real: its row, its templates (and images), its index entries; returns the ledger seq.
 
         ``secure_delete`` zeroes the deleted bytes and a TRUNCATE checkpoint moves them into the file and empties
-        the WAL; ``vacuum`` also rewrites the whole file.
+        the WAL (``vacuum`` also rewrites the whole file). While another process reads the gallery the checkpoint
+        cannot finish: :meth:`scrub` then gives up after ``SCRUB_WAIT_S`` seconds, the gallery records the
+        checkpoint as pending (:attr:`scrub_pending`) and a :class:`ScrubPendingWarning` is issued; a later
+        :meth:`scrub` (``faceaudit gallery scrub``) completes it. ``scrub=False`` leaves the scrub to the caller.
         """
         started = utc_now()
         subject_ref = clean_text(subject_ref, "erasure needs a subject ref")
@@ -218,11 +235,15 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 "result": {"subject": self.pseudonym(subject_ref), "n_templates": n},
             },
         )
-        self.scrub(vacuum=vacuum)
+        if scrub:
+            self._scrub_or_warn(vacuum)
         return entry.seq
 
-    def expire(self, as_of: date | None = None, *, operator: str | Actor) -> list[str]:
-        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs."""
+    def expire(self, as_of: date | None = None, *, operator: str | Actor, scrub: bool = True) -> list[str]:
+        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs.
+
+        The deleted bytes are scrubbed as in :meth:`erase`.
+        """
         started = utc_now()
         as_of = as_of or utc_today()
         actor = Actor.of(operator, "expiry needs the operator's name (--operator)")
@@ -240,37 +261,50 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 },
             },
         )
-        if rows:
-            self.scrub()
+        if rows and scrub:
+            self._scrub_or_warn(False)
         return [r.subject_ref for r in rows]
 
-    def _delete_subjects(self, select, action: str, actor: Actor, started: str, describe):
-        """The one delete path: select subjects, delete them and their templates, bump the version (when any
-        were deleted) and log ``action`` with ``describe(rows, n_templates)``, in one transaction; then update
-        the live index."""
+    def _delete_subjects(
+        self,
+        select: Callable[[], list[SubjectRow]],
+        action: str,
+        actor: Actor,
+        started: str,
+        describe: Callable[[list[SubjectRow], int], dict[str, Any]],
+    ) -> tuple[LedgerEntry, list[SubjectRow]]:
+        """The one delete path: select subjects, delete them and their templates, bump the version and mark a
+        scrub pending (when any were deleted), and log ``action`` with ``describe(rows, n_templates)``, all in one
+        transaction; then update the live index."""
         with self._repo.write():
             before = self._repo.version()
             rows = select()
             tids = self._repo.delete_subjects([r.id for r in rows])
-            version = self._repo.bump_version() if rows else before
+            version = before
+            if rows:
+                version = self._repo.bump_version()
+                if SCRUB_PENDING not in self._repo.read_meta():
+                    self._repo.set_meta(SCRUB_PENDING, started)
             entry = self._record(action, actor, started, version, **describe(rows, len(tids)))
         self._live.after_change(before, version, remove=tids)
         return entry, rows
 
-    def scrub(self, *, vacuum: bool = False) -> None:
-        """Checkpoint the WAL into the file and truncate it (and VACUUM if asked), so erased bytes are gone."""
-        import time
+    @property
+    def scrub_pending(self) -> str | None:
+        """When the oldest erasure whose bytes may still sit in the WAL was made (UTC), or None."""
+        return self._repo.read_meta().get(SCRUB_PENDING)
 
-        from faceaudit.errors import PolicyError
+    def scrub(self, *, vacuum: bool = False, wait_s: float = SCRUB_WAIT_S) -> bool:
+        """Checkpoint the WAL into the file and truncate it (and VACUUM if asked), so erased bytes are gone.
 
-        for attempt in range(50):
-            if self._repo.reclaim(vacuum=vacuum and attempt == 0):
-                return
-            time.sleep(0.1)
-        raise PolicyError(
-            "erasure committed, but another process holds the database open, so the WAL could not be "
-            "truncated yet; run 'faceaudit gallery erase' again later or close the other process"
-        )
+        Waits at most ``wait_s`` seconds for other processes' readers. Returns True when done (the pending mark
+        is cleared), False when a reader still holds the old bytes (the mark stays).
+        """
+        return complete_scrub(self._repo, vacuum=vacuum, wait_s=wait_s)
+
+    def _scrub_or_warn(self, vacuum: bool) -> None:
+        if not self.scrub(vacuum=vacuum):
+            warnings.warn(ScrubPendingWarning(scrub_pending_message(self.path)), stacklevel=3)
 
 
 def _os_user() -> str:

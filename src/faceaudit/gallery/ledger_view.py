@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,16 @@ class GalleryLedger:
         self.close()
 
     def export(
-        self, operator: str | Actor, since: int | str = 0, fmt: str = "jsonl"
+        self,
+        operator: str | Actor,
+        since: int | str = 0,
+        fmt: str = "jsonl",
+        *,
+        write: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> tuple[list[dict[str, Any]], LedgerEntry]:
         """Entries after seq ``since`` or from UTC time ``since`` (ISO 8601), hashes included, and the entry that logs
-        this export, in one transaction."""
+        this export, in one transaction. ``write`` receives the entries before the export is logged: when it raises,
+        nothing is logged."""
         started = utc_now()
         actor = Actor.of(operator, "export needs the operator's name (--operator)")
         since_time = None
@@ -70,6 +77,8 @@ class GalleryLedger:
             else:
                 cut = since_time.strftime("%Y-%m-%dT%H:%M:%S.%f")
                 rows = [r for r in self.ledger.export(0) if r["started_at"] >= cut]
+            if write is not None:
+                write(rows)
             entry = self.ledger.append(
                 "export",
                 actor.operator,

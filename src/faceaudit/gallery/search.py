@@ -46,7 +46,7 @@ class Searching(GalleryBase):
                     action,
                     actor,
                     started,
-                    probe_sha256=digest,
+                    probe_sha256=self.photo_digest(digest),
                     result={"status": "refused", "reason": exc.reason},
                     **fields,
                 )
@@ -125,7 +125,7 @@ class Searching(GalleryBase):
                 version,
                 purpose=request.purpose,
                 case_ref=request.case,
-                probe_sha256=digest,
+                probe_sha256=self.photo_digest(digest),
                 params=params,
                 result={
                     "n_candidates": len(candidates),
@@ -221,7 +221,7 @@ class Searching(GalleryBase):
                 "verify",
                 request.operator,
                 started,
-                probe_sha256=digest,
+                probe_sha256=self.photo_digest(digest),
                 result={"similarity": similarity, "above_threshold": above, "n_references": len(refs)},
                 **reason,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,8 @@ from faceaudit.gallery import store
 from faceaudit.gallery.repository import CandidateRow, NewSubject, NewTemplate, SubjectRow
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
+RECLAIM_TRY_MS = 100
+"""How long each checkpoint try waits for readers before it reports busy."""
 _SUBJECT_COLUMNS = (
     "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at"
 )
@@ -93,6 +96,13 @@ class SQLiteGalleryRepository:
     def write_meta(self, values: dict[str, str]) -> None:
         """Insert meta values."""
         self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", values.items())
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, delete) one meta value."""
+        if value is None:
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
     def version(self) -> int:
         """The gallery version from ``meta``."""
@@ -221,9 +231,24 @@ class SQLiteGalleryRepository:
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
-    def reclaim(self, *, vacuum: bool = False) -> bool:
-        """VACUUM (when asked) and a TRUNCATE checkpoint; False when a reader kept the WAL from being emptied."""
-        if vacuum:
-            self._conn.execute("VACUUM")
-        busy, _, _ = store.checkpoint(self._conn)
-        return not busy
+    def reclaim(self, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
+        """VACUUM (when asked) and TRUNCATE checkpoints for at most ``wait_s`` seconds (each try waits 0.1 s for
+        readers); False when a reader kept the WAL from being emptied."""
+        deadline = time.monotonic() + wait_s
+        self._conn.execute(f"PRAGMA busy_timeout={RECLAIM_TRY_MS}")
+        try:
+            if vacuum:
+                self._conn.execute("VACUUM")
+            while True:
+                busy, _, _ = store.checkpoint(self._conn)
+                if not busy:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(RECLAIM_TRY_MS / 1000)
+        except sqlite3.OperationalError as exc:  # VACUUM while another connection reads: locked
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={store.BUSY_TIMEOUT_MS}")
