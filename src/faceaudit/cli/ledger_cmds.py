@@ -19,11 +19,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "verify", help="check the hash chain; names the first entry modified/deleted/inserted/reordered"
     )
     p.add_argument(
-        "--anchor", default=None, metavar="HASH", help="a head hash from 'ledger anchor' (detects truncation)"
+        "--anchor",
+        default=None,
+        metavar="SEQ:HASH",
+        help="a head from 'ledger anchor' (detects truncation and a rebuilt chain; a bare HASH also works)",
     )
     _db_options(p, key=False)
     p.set_defaults(func=cmd_ledger_verify)
-    p = lsub.add_parser("anchor", help="print the head hash, to keep elsewhere")
+    p = lsub.add_parser("anchor", help="print the head as SEQ:HASH, to keep elsewhere")
     _db_options(p, key=False)
     p.set_defaults(func=cmd_ledger_anchor)
     p = lsub.add_parser("export", help="export entries (hashes included) as JSON lines; logged")
@@ -58,9 +61,10 @@ def cmd_ledger_verify(args: argparse.Namespace) -> int:
 def cmd_ledger_anchor(args: argparse.Namespace) -> int:
     with _ledger(args) as gl:
         seq, head = gl.ledger.head_hash()
-    print(head)
+    print(f"{seq}:{head}")
     print(
-        f"head of {seq} entries; keep this hash elsewhere and check with 'faceaudit ledger verify --anchor HASH'",
+        f"head of {seq} entries (SEQ:HASH); keep it elsewhere and check with "
+        "'faceaudit ledger verify --anchor SEQ:HASH'",
         file=sys.stderr,
     )
     return 0

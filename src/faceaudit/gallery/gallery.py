@@ -106,7 +106,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self._repo: GalleryRepository = repo
         self.gallery_id = meta["gallery_id"]
         self.index_kind = meta.get("index_kind", "exact")
-        self._ledger = Ledger(repo.ledger_store(), key=ledger_key)
+        self._ledger = Ledger(repo.ledger_store(), key=ledger_key, expect_signed=store.ledger_signed(meta))
         self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
 
     # --- lifecycle --------------------------------------------------------------------------------------
@@ -143,6 +143,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                         "version": "0",
                         "index_kind": index,
                         "key_check": self._sealer.key_check(gallery_id).hex(),
+                        "ledger_signed": "1" if ledger_key is not None else "0",
                     }
                 )
                 ledger.append(

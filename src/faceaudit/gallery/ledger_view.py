@@ -34,7 +34,9 @@ class GalleryLedger:
             self._repo.close()
             raise
         self.ledger = Ledger(
-            self._repo.ledger_store(), key=ledger_key if ledger_key is not None else ledger_key_from_env()
+            self._repo.ledger_store(),
+            key=ledger_key if ledger_key is not None else ledger_key_from_env(),
+            expect_signed=store.ledger_signed(meta),
         )
 
     def close(self) -> None:
@@ -70,7 +72,9 @@ class GalleryLedger:
                 since_time = since_time.astimezone(UTC).replace(tzinfo=None)
         if self._repo.migrate_needed():
             self._repo.migrate()  # an older file: its ledger table gains the columns this entry needs
-            self.ledger.store = self._repo.ledger_store()
+            self.ledger = Ledger(
+                self._repo.ledger_store(), key=self.ledger.key, expect_signed=self.ledger.expect_signed
+            )
         with self._repo.write():
             if since_time is None:
                 rows = list(self.ledger.export(int(since)))

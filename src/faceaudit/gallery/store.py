@@ -196,6 +196,12 @@ def check_meta(meta: dict[str, str], path: str | os.PathLike) -> dict[str, str]:
     return meta
 
 
+def ledger_signed(meta: dict[str, str]) -> bool | None:
+    """What the gallery recorded at creation about its ledger (``meta.ledger_signed``); None for older galleries."""
+    value = meta.get("ledger_signed")
+    return None if value is None else value == "1"
+
+
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     """The ``meta`` table as a dict (empty for a file without one)."""
     try:
