@@ -192,13 +192,6 @@ class Searching(GalleryBase):
         started = utc_now()
         request = VerificationRequest(subject_ref, operator, purpose, case)  # type: ignore[arg-type]
         engine = self.engine
-        row = self._repo.find_subject(request.subject_ref)
-        if row is None:
-            raise SubjectNotFoundError(f"subject {request.subject_ref!r} is not enrolled")
-        if row.consent_expires is not None and row.consent_expires <= utc_today().isoformat():
-            raise PolicyError(
-                f"the consent of subject {request.subject_ref!r} expired on {row.consent_expires}"
-            )
         params = {
             "model": engine.model_id,
             "threshold": engine.threshold,
@@ -206,12 +199,35 @@ class Searching(GalleryBase):
             "subject": self.pseudonym(request.subject_ref),
         }
         reason = {"purpose": request.purpose, "case_ref": request.case, "params": params}
-        vector, digest = self._probe(probe, "verify", request.operator, started, **reason)
-        blobs = self._repo.sealed_templates_of(row.id, engine.model_id)
-        if not blobs:
-            raise SubjectNotFoundError(
+        row = self._repo.find_subject(request.subject_ref)
+        blobs = [] if row is None else self._repo.sealed_templates_of(row.id, engine.model_id)
+        refusal: Exception | None = None
+        why = ""
+        if row is None:
+            refusal = SubjectNotFoundError(f"subject {request.subject_ref!r} is not enrolled")
+            why = "not enrolled"
+        elif row.consent_expires is not None and row.consent_expires <= utc_today().isoformat():
+            refusal = PolicyError(
+                f"the consent of subject {request.subject_ref!r} expired on {row.consent_expires}"
+            )
+            why = "consent expired"
+        elif not blobs:
+            refusal = SubjectNotFoundError(
                 f"subject {request.subject_ref!r} has no template of model {engine.model_id}"
             )
+            why = "no template of this model"
+        if refusal is not None:  # every attempt is logged, so membership cannot be probed without a trace
+            with self._repo.write():
+                self._record(
+                    "verify",
+                    request.operator,
+                    started,
+                    result={"status": "refused", "reason": why},
+                    **reason,
+                )
+            raise refusal
+        assert row is not None
+        vector, digest = self._probe(probe, "verify", request.operator, started, **reason)
         bound = {"gallery_id": self.gallery_id, "subject_ref": row.subject_ref, "model_id": engine.model_id}
         refs = np.stack([self._sealer.open(b, **bound) for b in blobs])
         similarity = round(float(np.max(refs @ vector)), 6)
