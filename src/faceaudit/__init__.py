@@ -60,4 +60,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'faceaudit' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "detect", "embed", "verify", "engine", "Engine"]
+__all__ = ["__version__", "Engine", "Gallery", "audit", "detect", "embed", "engine", "verify"]
+"""What the README documents. ``Engine``, ``Gallery`` and ``audit`` load on first use (``__getattr__``), so that
+``import faceaudit`` stays light."""
