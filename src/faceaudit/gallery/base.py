@@ -17,7 +17,7 @@ from faceaudit.ledger import Ledger, LedgerEntry
 if TYPE_CHECKING:
     from faceaudit.gallery.index import TemplateIndex
     from faceaudit.pipeline.engine import Engine
-    from faceaudit.pipeline.quality import QualityGate
+    from faceaudit.face.quality import QualityGate
 
 DEFAULT_DIM = 128
 """Template width assumed for an empty gallery whose engine is not loaded yet."""
@@ -48,7 +48,7 @@ class GalleryBase:
     def quality_gate(self) -> QualityGate:
         """The minimum quality of references and probes (the default gate unless one was given)."""
         if self._quality_gate is None:
-            from faceaudit.pipeline.quality import QualityGate
+            from faceaudit.face.quality import QualityGate
 
             self._quality_gate = QualityGate()
         return self._quality_gate

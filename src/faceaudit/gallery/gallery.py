@@ -47,7 +47,7 @@ from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
 if TYPE_CHECKING:
     from faceaudit.pipeline.engine import Engine
-    from faceaudit.pipeline.quality import QualityGate
+    from faceaudit.face.quality import QualityGate
 
 
 def default_key_file(db: str | os.PathLike) -> Path:
