@@ -41,8 +41,14 @@ def parse_key(text: str | bytes, source: str = "key") -> bytes:
     """A 32-byte key from 64 hex digits or base64 text (raw 32 bytes are accepted as they are)."""
     if isinstance(text, bytes) and len(text) == KEY_BYTES:
         return text
-    value = text.decode() if isinstance(text, bytes) else text
-    value = value.strip()
+    try:
+        value = text.decode("ascii") if isinstance(text, bytes) else text
+        value = value.strip()
+        value.encode("ascii")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise GalleryKeyError(
+            f"{source}: a gallery key is 32 bytes written as 64 hex digits or base64"
+        ) from None
     try:
         key = bytes.fromhex(value) if len(value) == 2 * KEY_BYTES else base64.b64decode(value, validate=True)
     except (ValueError, binascii.Error):
@@ -77,7 +83,17 @@ def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None 
             raise GalleryKeyError(
                 f"{key_file}: the key file is readable by others (mode {mode:o}); chmod 600 it"
             )
-        return parse_key(Path(key_file).read_text(), str(key_file))
+        try:
+            text = Path(key_file).read_bytes().decode("ascii")
+        except OSError as exc:
+            raise GalleryKeyError(
+                f"{key_file}: the key file cannot be read ({exc.strerror or exc})"
+            ) from None
+        except UnicodeDecodeError:
+            raise GalleryKeyError(
+                f"{key_file}: the key file is not a gallery key (64 hex digits or base64 text)"
+            ) from None
+        return parse_key(text, str(key_file))
     where = f" or keep the key in {key_file}" if key_file is not None else ""
     raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
 
