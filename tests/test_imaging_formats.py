@@ -38,7 +38,9 @@ def test_an_mpo_decodes_its_primary_image():
     assert Image.open(io.BytesIO(data)).format == "MPO"
     out = load_image(data).astype(int)
     original = load_image(FACE).astype(int)  # re-encoded once: close, not equal
-    assert np.abs(out - original).mean() < 3 < np.abs(out - original[:, ::-1]).mean()  # not the flipped second image
+    assert (
+        np.abs(out - original).mean() < 3 < np.abs(out - original[:, ::-1]).mean()
+    )  # not the flipped second image
 
 
 def test_corrupt_jpeg_data_is_refused(tmp_path):

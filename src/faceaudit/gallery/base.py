@@ -15,9 +15,9 @@ from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry
 
 if TYPE_CHECKING:
+    from faceaudit.face.quality import QualityGate
     from faceaudit.gallery.index import TemplateIndex
     from faceaudit.pipeline.engine import Engine
-    from faceaudit.face.quality import QualityGate
 
 DEFAULT_DIM = 128
 """Template width assumed for an empty gallery whose engine is not loaded yet."""

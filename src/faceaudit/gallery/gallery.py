@@ -46,8 +46,8 @@ from faceaudit.gallery.values import (
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
 if TYPE_CHECKING:
-    from faceaudit.pipeline.engine import Engine
     from faceaudit.face.quality import QualityGate
+    from faceaudit.pipeline.engine import Engine
 
 
 def default_key_file(db: str | os.PathLike) -> Path:
