@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from faceaudit.gallery.crypto import TemplateSealer
 from faceaudit.gallery.live_index import LiveIndex
 from faceaudit.gallery.repository import GalleryRepository
+from faceaudit.gallery.store import GalleryIntegrityError
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry
 
@@ -75,6 +76,15 @@ class GalleryBase:
         """What the ledger holds for a photo with this SHA-256: a keyed hash (HMAC-SHA256 under a key derived from
         the gallery key), so the photo alone proves nothing after erasure. A key holder checks a photo with it."""
         return self._sealer.ledger_digest("photo", sha256) or None if sha256 else None
+
+    def _checked_name(self, subject_ref: str, name: str, binding: str | None) -> str:
+        """``name`` after checking that it is the name enrolled with ``subject_ref`` (GalleryIntegrityError)."""
+        if not self._sealer.name_is_bound(binding, self.gallery_id, subject_ref, name):
+            raise GalleryIntegrityError(
+                f"subject {subject_ref!r}: its display name was altered or moved from another subject "
+                "(it is not the name enrolled with this ref); restore the file from a backup"
+            )
+        return name
 
     def _record(
         self, action: str, actor: Actor, started_at: str, version: int | None = None, **fields: Any

@@ -117,6 +117,7 @@ class TemplateSealer:
         self._aead = AESGCM(_derive(key, b"faceaudit template sealing v1"))
         self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
         self._digest_key = _derive(key, b"faceaudit ledger digest v1")
+        self._binding_key = _derive(key, b"faceaudit gallery row binding v1")
 
     @staticmethod
     def _aad(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
@@ -198,6 +199,16 @@ class TemplateSealer:
             raise GalleryKeyError(
                 f"{where}: wrong gallery key (it does not open this gallery); nothing was changed"
             )
+
+    def name_binding(self, gallery_id: str, subject_ref: str, name: str) -> str:
+        """A keyed hash that binds a display name to its subject and gallery (stored beside the name)."""
+        message = "\x1f".join(("faceaudit", "name", "v1", gallery_id, subject_ref, name)).encode()
+        return hmac.new(self._binding_key, message, hashlib.sha256).hexdigest()
+
+    def name_is_bound(self, binding: str | None, gallery_id: str, subject_ref: str, name: str) -> bool:
+        """Whether ``binding`` is this name's binding to this subject (False for a missing or moved name)."""
+        expected = self.name_binding(gallery_id, subject_ref, name)
+        return isinstance(binding, str) and hmac.compare_digest(binding, expected)
 
     def ledger_digest(self, kind: str, *values: str) -> str:
         """A keyed hash (HMAC-SHA256, 64 hex digits) of ``values`` for the ledger, in place of the values: a photo's

@@ -159,7 +159,15 @@ class Enrolling(GalleryBase):
             raise SubjectExistsError(f"subject {ref!r} is already enrolled; erase it first to re-enrol")
         expires = consent.expires.isoformat() if consent.expires else None
         subject_id = self._repo.insert_subject(
-            NewSubject(ref, request.name, consent.basis, consent.recorded_by, expires, now)
+            NewSubject(
+                ref,
+                request.name,
+                consent.basis,
+                consent.recorded_by,
+                expires,
+                now,
+                self._sealer.name_binding(self.gallery_id, ref, request.name),
+            )
         )
         bound = {"gallery_id": self.gallery_id, "subject_ref": ref, "model_id": model_id}
         ids = [

@@ -108,6 +108,19 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self.index_kind = meta.get("index_kind", "exact")
         self._ledger = Ledger(repo.ledger_store(), key=ledger_key, expect_signed=store.ledger_signed(meta))
         self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
+        if "names_bound" not in meta:
+            self._bind_names()
+
+    def _bind_names(self) -> None:
+        """Once, for a gallery made before display names were bound: bind every stored name to its subject."""
+        with self._repo.write():
+            if "names_bound" in self._repo.read_meta():
+                return
+            rows = [s for s in self._repo.list_subjects() if s.name_binding is None]
+            self._repo.set_name_bindings(
+                [(s.id, self._sealer.name_binding(self.gallery_id, s.subject_ref, s.name)) for s in rows]
+            )
+            self._repo.set_meta("names_bound", "1")
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -144,6 +157,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                         "index_kind": index,
                         "key_check": self._sealer.key_check(gallery_id).hex(),
                         "ledger_signed": "1" if ledger_key is not None else "0",
+                        "names_bound": "1",
                     }
                 )
                 ledger.append(
@@ -185,7 +199,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         return [
             {
                 "subject_ref": s.subject_ref,
-                "name": s.name,
+                "name": self._checked_name(s.subject_ref, s.name, s.name_binding),
                 "consent_basis": s.consent_basis,
                 "consent_by": s.consent_by,
                 "consent_at": s.consent_at,

@@ -43,6 +43,8 @@ class SubjectRow:
     consent_expires: str | None
     created_at: str
     n_templates: int = 0
+    name_binding: str | None = None
+    """The sealer's keyed hash binding ``name`` to this subject (None in rows made before names were bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class NewSubject:
     consent_by: str
     consent_expires: str | None
     created_at: str
+    name_binding: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class CandidateRow:
     subject_ref: str
     name: str
     consent_expires: str | None
+    name_binding: str | None = None
 
 
 class GalleryRepository(Protocol):
@@ -150,8 +154,17 @@ class GalleryRepository(Protocol):
         """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
         ...
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """*read.* The sealed templates of one subject for one model."""
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """*read.* ``(model_id, sealed blob)`` of every template of one subject."""
+        ...
+
+    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
+        """*read.* ``(template id, subject_ref, model_id, sealed blob)`` of every template *not* of ``model_id``
+        (opened at index builds, so a template whose model id was altered is caught, not silently skipped)."""
+        ...
+
+    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
+        """*write.* Store ``(subject id, name binding)`` pairs (once, for rows made before names were bound)."""
         ...
 
     def count_templates(self, model_id: str) -> int:

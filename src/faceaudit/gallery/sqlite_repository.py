@@ -16,7 +16,8 @@ from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 RECLAIM_TRY_MS = 100
 """How long each checkpoint try waits for readers before it reports busy."""
 _SUBJECT_COLUMNS = (
-    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at"
+    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at, 0, "
+    "name_binding"
 )
 
 
@@ -132,7 +133,7 @@ class SQLiteGalleryRepository:
         """Every subject with its template count, in enrolment order."""
         rows = self._conn.execute(
             "SELECT s.id, s.subject_ref, s.display_name, s.consent_basis, s.consent_by, s.consent_at, "
-            "s.consent_expires, s.created_at, COUNT(t.id) FROM subjects s "
+            "s.consent_expires, s.created_at, COUNT(t.id), s.name_binding FROM subjects s "
             "LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id ORDER BY s.id"
         ).fetchall()
         return [SubjectRow(*r) for r in rows]
@@ -150,7 +151,7 @@ class SQLiteGalleryRepository:
         """Insert one subject row; returns its id."""
         cur = self._conn.execute(
             "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-            "consent_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "consent_expires, created_at, name_binding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 subject.subject_ref,
                 subject.name,
@@ -159,6 +160,7 @@ class SQLiteGalleryRepository:
                 subject.created_at,
                 subject.consent_expires,
                 subject.created_at,
+                subject.name_binding,
             ),
         )
         return int(cur.lastrowid)
@@ -192,13 +194,28 @@ class SQLiteGalleryRepository:
             self._conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         return removed
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """The sealed templates of one subject for one model."""
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed)`` of every template of one subject."""
         rows = self._conn.execute(
-            "SELECT sealed FROM templates WHERE subject_id = ? AND model_id = ? ORDER BY id",
-            (subject_id, model_id),
+            "SELECT model_id, sealed FROM templates WHERE subject_id = ? ORDER BY id", (subject_id,)
         ).fetchall()
-        return [r[0] for r in rows]
+        return [(r[0], r[1]) for r in rows]
+
+    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
+        """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
+        cursor = self._conn.execute(
+            "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
+            "ON s.id = t.subject_id WHERE t.model_id != ? ORDER BY t.id",
+            (model_id,),
+        )
+        while rows := cursor.fetchmany(4096):
+            yield from rows
+
+    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
+        """Store name bindings of existing subjects."""
+        self._conn.executemany(
+            "UPDATE subjects SET name_binding = ? WHERE id = ?", [(b, i) for i, b in bindings]
+        )
 
     def count_templates(self, model_id: str) -> int:
         """How many templates of ``model_id`` are stored."""
@@ -221,12 +238,12 @@ class SQLiteGalleryRepository:
         for chunk in range(0, len(template_ids), 500):
             part = [int(i) for i in template_ids[chunk : chunk + 500]]
             marks = ",".join("?" * len(part))
-            for tid, ref, name, expires in self._conn.execute(
-                "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires FROM templates t "
+            for tid, ref, name, expires, binding in self._conn.execute(
+                "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
                 f"JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({marks})",
                 part,
             ):
-                out[tid] = CandidateRow(tid, ref, name, expires)
+                out[tid] = CandidateRow(tid, ref, name, expires, binding)
         return out
 
     # --- storage hygiene --------------------------------------------------------------------------------

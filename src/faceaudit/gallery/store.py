@@ -57,7 +57,13 @@ def _v4(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA application_id={APPLICATION_ID}")  # galleries made before the id was set
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4]
+def _v5(conn: sqlite3.Connection) -> None:
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(subjects)")}
+    if "name_binding" not in columns:  # filled by the gallery, which has the key
+        conn.execute("ALTER TABLE subjects ADD COLUMN name_binding TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (``PRAGMA user_version``)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -72,10 +78,14 @@ class NotAGalleryError(UsageError):
     """The file exists but is not a faceaudit gallery (another application's SQLite file, or not SQLite)."""
 
 
-class GalleryDamagedError(FaceAuditError):
-    """The gallery file is a faceaudit gallery, but a table or a meta value it needs is missing or malformed."""
+class GalleryIntegrityError(FaceAuditError):
+    """A gallery row was altered outside faceaudit: a name moved to another subject, a template's model id changed."""
 
     exit_code = 1
+
+
+class GalleryDamagedError(GalleryIntegrityError):
+    """The gallery file is a faceaudit gallery, but a table or a meta value it needs is missing or malformed."""
 
 
 def _kind(conn: sqlite3.Connection) -> str:
