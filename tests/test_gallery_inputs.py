@@ -72,3 +72,18 @@ def test_an_unwritable_home_falls_back_for_the_model_cache(tmp_path):
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     r = run_cli("verify", GOOD, GOOD, env={**env, "FACEAUDIT_CACHE": str(afile / "cache")})
     assert r.returncode == 2 and "FACEAUDIT_CACHE" in r.stderr, r.stderr
+
+
+def test_directories_where_files_belong_are_clear_errors(tmp_path):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path\nfairface_0001.jpg\n")
+    for args in (
+        ["embed", str(folder), "--root", str(FAIRFACE), "--out", str(tmp_path / "e.npz")],
+        ["embed", str(manifest), "--root", str(FAIRFACE), "--out", str(folder)],
+        ["ledger", "export", "--out", str(folder), "--db", str(tmp_path / "none.db")],
+    ):
+        r = run_cli(*args)
+        assert r.returncode in (2, 3) and "Traceback" not in r.stderr, (args, r.stderr)
+    assert not list(tmp_path.glob("*.tmp.npz"))

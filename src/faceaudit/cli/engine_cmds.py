@@ -139,9 +139,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from faceaudit.cli.progress import progress_bar
+    from faceaudit.errors import InputError
     from faceaudit.pipeline.batch import embed_paths, read_manifest_paths
 
+    if Path(args.out).is_dir():  # before any work, and before a *.tmp.npz is left beside it
+        raise InputError(args.out, "--out is a directory; give a .npz file name")
     paths = read_manifest_paths(args.manifest)
     with progress_bar(len(paths), "embedding") as advance:
         result = embed_paths(
