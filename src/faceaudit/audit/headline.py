@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from faceaudit.audit.disaggregated import TargetResult
-from faceaudit.audit.metrics import NOT_MEASURABLE, Rate
+from faceaudit.audit.metrics import NOT_MEASURABLE, Rate, min_comparisons
 from faceaudit.audit.result import AuditResult
 
 
@@ -22,12 +22,42 @@ def format_rate(r: float | None, percent: bool = False) -> str:
 
 
 def headline(result: AuditResult) -> str:
-    """One plain-language sentence (or two) about the first measured target's largest differentials."""
+    """One plain-language sentence (or two) about the largest differentials at the first target that the
+    data support; targets they do not support are named, and no rates are compared at them."""
     measured = result.measured
     if not measured:
         return "No threshold could be set: there were no non-mated comparisons."
-    t = measured[0]
-    return _fmr_sentence(t) + _fnmr_sentence(t)
+    unsupported = [t for t in measured if not t.threshold.measurable]
+    text = " ".join(_unsupported_sentence(t) for t in unsupported)
+    supported = [t for t in measured if t.threshold.measurable]
+    if not supported:
+        return text
+    t = supported[0]
+    if len(result.groups) == 1:
+        return _join(text, _one_group_sentence(t))
+    return _join(text, _fmr_sentence(t) + _fnmr_sentence(t))
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _unsupported_sentence(t: TargetResult) -> str:
+    n = t.threshold.non_mated_comparisons
+    return (
+        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons with no "
+        f"false match, and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
+        "compared there."
+    )
+
+
+def _one_group_sentence(t: TargetResult) -> str:
+    ((g, r),) = t.rates.items()
+    return (
+        f"There is one group ({g}): no differential can be measured with one group. At the threshold that "
+        f"gives FMR {t.target_fmr:.0e} overall (τ = {t.threshold.threshold:.4f}) its FMR is "
+        f"{format_rate(r.fmr.value)} and its FNMR {format_rate(r.fnmr.value, True)}."
+    )
 
 
 def _fmr_sentence(t: TargetResult) -> str:

@@ -77,6 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--lower-is-better", action="store_true", help="scores are distances (a match is score <= τ)"
     )
+    p.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="keep the first row of each repeated (image_a, image_b) pair instead of refusing the file",
+    )
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
 
@@ -147,7 +152,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_scores(args: argparse.Namespace) -> int:
-    from faceaudit.audit.run import audit_scores
+    from faceaudit.audit.given_scores import audit_scores
 
     result = audit_scores(
         args.scores,
@@ -156,6 +161,7 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         target_fmr=_target_list(args.target_fmr),
         alpha=args.alpha,
         label_source=args.label_source,
+        dedupe=args.dedupe,
     )
     paths = result.save(args.out)
     _print_result(result, paths)
