@@ -118,7 +118,8 @@ def test_one_group_gets_the_true_reason(tmp_path):
 def test_unsupported_threshold_is_named_and_no_rates_are_compared_at_it(tmp_path):
     df = scores_frame(5, 3000)  # ~2,900 non-mated comparisons: 1e-4 needs 30,000
     r = run(df, tmp_path, target_fmr=[1e-4, 1e-2])
-    assert r.headline.startswith("The data cannot support a threshold at FMR 1e-04")
+    assert r.headline.startswith("Data: s.csv; labels: ")
+    assert "The data cannot support a threshold at FMR 1e-04" in r.headline
     assert "no rates are compared there" in r.headline
     assert "At the threshold that gives FMR 1e-02" in r.headline and "FMR 1e-04 overall" not in r.headline
     only = run(df, tmp_path, target_fmr=1e-4)

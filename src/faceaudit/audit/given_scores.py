@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.counts import count_scores
@@ -57,6 +58,7 @@ def audit_scores(
     alpha: float = 0.5,
     bootstrap: int = 0,
     label_source: str | None = None,
+    dataset: str | None = None,
     n_bins: int = 20_000,
     dedupe: bool = False,
 ) -> AuditResult:
@@ -80,6 +82,7 @@ def audit_scores(
         )
     config = {
         "input": "scores",
+        "dataset": dataset or Path(scores_csv).name,
         "scores": str(scores_csv),
         "scores_sha256": st.sha256,
         "group_by": group_by,

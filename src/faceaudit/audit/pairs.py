@@ -15,7 +15,7 @@ from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import sha256_file
 
 UNLABELLED = -1
-DEFAULT_LABEL_SOURCE = "manifest columns, source not stated"
+DEFAULT_LABEL_SOURCE = "label columns of the input, source not stated"
 GROUP_SEP = "/"
 
 

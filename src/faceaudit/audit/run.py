@@ -12,22 +12,27 @@ from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
+from faceaudit.audit.bootstrap import ClusteredBootstrap
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
 from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.scores import compare_templates, false_matches_by_subject
+from faceaudit.audit.scores import compare_templates, sort_templates
 from faceaudit.audit.templates_file import read_templates
 from faceaudit.errors import InputError, UsageError
 
 __all__ = ["audit", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
+
+DEFAULT_BOOTSTRAP = 1000
+"""Subject-clustered bootstrap resamples by default (0: Clopper–Pearson intervals only)."""
 
 Progress = Callable[[int, str], Any]
 
@@ -58,7 +63,7 @@ def audit_templates(
     *,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
     alpha: float = 0.5,
-    bootstrap: int = 0,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     group_info: dict | None = None,
     config: dict | None = None,
     warnings: Sequence[str] = (),
@@ -69,29 +74,20 @@ def audit_templates(
     targets = targets_of(target_fmr)
     with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         counts = compare_templates(templates, group_index, subject, groups, progress=advance)
-    fmr_clusters = None
+    boot = None
     if bootstrap:
         total = counts.non_mated_total()
-        ks = [threshold_index(total, t) for t in targets]
-        use = [(t, k) for t, k in zip(targets, ks, strict=True) if k is not None]
-        if use:
-            _, cgroup, errors, trials = false_matches_by_subject(
-                templates, group_index, subject, len(groups), [k for _, k in use], grid=counts.grid
-            )
-            fmr_clusters = {
-                "targets": [t for t, _ in use],
-                "group": cgroup,
-                "errors": errors,
-                "trials": trials,
-            }
+        ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
+        if ks:
+            st = sort_templates(templates, group_index, subject, groups, counts.grid)
+            boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap)
     result = analyse(
         counts,
-        fmr_clusters=fmr_clusters,
         targets=targets,
         alpha=alpha,
         group_info=group_info,
         config=config,
-        bootstrap=bootstrap,
+        bootstrap=boot,
         warnings=warnings,
     )
     result.headline = headline(result)
@@ -134,8 +130,9 @@ def audit(
     workers: int = 1,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
     alpha: float = 0.5,
-    bootstrap: int = 0,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     label_source: str | None = None,
+    dataset: str | None = None,
     compare_policies: bool = False,
     progress: Progress | None = None,
     model_options: dict | None = None,
@@ -176,6 +173,7 @@ def audit(
     warn = [*extra_warnings, *file_warnings, *_manifest_warnings(m, ok)]
     config = {
         "input": "manifest",
+        "dataset": dataset or Path(manifest).name,
         "manifest": str(manifest),
         "manifest_sha256": m.sha256,
         "root": None if root is None else str(root),
@@ -220,6 +218,7 @@ def audit(
             target_fmr=targets,
             alpha=alpha,
             label_source=label_source,
+            dataset=dataset,
             progress=progress,
             model_options=model_options,
         )
@@ -252,17 +251,22 @@ def _templates_of(templates: str | os.PathLike, paths: list[str]):
     )
 
 
+def _images(n: int) -> str:
+    return f"{n:,} image" if n == 1 else f"{n:,} images"
+
+
 def _manifest_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
     """What the manifest and the embedding leave unmeasured: unlabelled images, failures, no repeat subjects."""
     warn = []
     n_unl = int((m.group_index == UNLABELLED).sum())
     if n_unl:
         warn.append(
-            f"{n_unl} images have an empty {'/'.join(m.group_by)} label: they count in the overall rates only"
+            f"{_images(n_unl)} {'has' if n_unl == 1 else 'have'} an empty {'/'.join(m.group_by)} label: "
+            f"{'it counts' if n_unl == 1 else 'they count'} in the overall rates only"
         )
     n_fail = int((~ok).sum())
     if n_fail:
-        warn.append(f"{n_fail} images gave no template (no face or unreadable): see fte per group")
+        warn.append(f"{_images(n_fail)} gave no template (no face or unreadable): see fte per group")
     if m.subject.size and len(np.unique(m.subject)) == len(m.subject):
         warn.append(
             "no subject has two images (the data set has no repeat identities): only the non-mated side (FMR) "

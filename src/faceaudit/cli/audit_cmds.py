@@ -43,7 +43,12 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
         "--label-source",
         default=None,
         help="where the demographic labels came from (shown in the report; default: *_label_source "
-        "columns, else 'manifest columns, source not stated')",
+        "columns, else 'label columns of the input, source not stated')",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="the data set's name, for the headline (default: the input file's name)",
     )
     p.add_argument("--out", required=True, help="output folder for audit.json, by_group.csv and report.html")
 
@@ -58,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bootstrap",
         type=int,
-        default=0,
+        default=1000,
         metavar="N",
-        help="also N subject-clustered bootstrap resamples for FMR and FNMR intervals",
+        help="subject-clustered bootstrap resamples for the FMR, FNMR and ratio intervals (default 1000; "
+        "0: Clopper–Pearson only)",
     )
     p.add_argument(
         "--compare-policies",
@@ -139,6 +145,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         bootstrap=args.bootstrap,
         label_source=args.label_source,
+        dataset=args.dataset,
         compare_policies=args.compare_policies,
         progress=progress_bar,
         model_options=model_options(args),
@@ -161,6 +168,7 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         target_fmr=_target_list(args.target_fmr),
         alpha=args.alpha,
         label_source=args.label_source,
+        dataset=args.dataset,
         dedupe=args.dedupe,
     )
     paths = result.save(args.out)
