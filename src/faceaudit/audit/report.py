@@ -330,5 +330,6 @@ def render_html(result: AuditResult) -> str:
         policy_rows=policy_rows,
         has_boot=bg is not None and "fnmr_boot_low" in bg.columns,
         not_measurable=NOT_MEASURABLE,
+        ident=getattr(result, "identification", None),
         not_measurable_short=NOT_MEASURABLE_SHORT,
     )

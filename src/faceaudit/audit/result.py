@@ -81,6 +81,8 @@ class AuditResult:
     bin_centres: np.ndarray | None = field(default=None, repr=False)
     headline: str = ""
     policy_comparison: pd.DataFrame | None = None
+    identification: Any = None
+    """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
     def groups(self) -> list[str]:
@@ -151,6 +153,8 @@ class AuditResult:
             "score_distributions": self.distributions,
             "warnings": self.warnings,
         }
+        if self.identification is not None:
+            out["identification"] = self.identification.to_dict()
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)

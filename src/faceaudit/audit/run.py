@@ -151,7 +151,7 @@ def audit(
     progress = progress or _no_progress
     file_warnings: list[str] = []
     if templates is not None:
-        file_warnings, er = _templates_of(templates, paths)
+        file_warnings, er = templates_for_manifest(templates, paths)
     elif root is None:
         raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
     else:
@@ -226,7 +226,7 @@ def audit(
     return result
 
 
-def _templates_of(templates: str | os.PathLike, paths: list[str]):
+def templates_for_manifest(templates: str | os.PathLike, paths: list[str]):
     """The rows of a templates npz for ``paths``, in manifest order (``EmbedResult``), and its warnings."""
     er, warn = read_templates(templates)
     where = {p: i for i, p in reversed(list(enumerate(er.paths)))}
