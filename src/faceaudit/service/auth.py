@@ -1,0 +1,98 @@
+"""Authentication and roles: ``Authorization: Bearer <key>`` → a :class:`Principal`, or 401/403 (both ledgered)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from faceaudit.gallery.records import utc_today
+from faceaudit.service.errors import ApiError
+from faceaudit.service.keys import key_id_of, parse_rate
+from faceaudit.service.state import Service, service_actor
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's principal, the key's id and its roles."""
+
+    name: str
+    key_id: str
+    roles: tuple[str, ...]
+
+    @property
+    def actor(self) -> str:
+        """The operator that every ledger entry of this request names."""
+        return service_actor(self.name, self.key_id)
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _route(request: Request) -> str:
+    """The route template (``/v1/subjects/{ref}``), never the concrete path, which may hold a subject ref."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', '?')}"
+
+
+def _deny(
+    service: Service, request: Request, status: int, reason: str, actor: str, key_id: str | None
+) -> None:
+    params = {"route": _route(request), "status": status, "reason": reason}
+    if key_id:
+        params["key_id"] = key_id
+    service.store.record("access_denied", actor, params=params)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    code = "unauthenticated" if status == 401 else "forbidden"
+    raise ApiError(status, code, reason, headers=headers)
+
+
+def authenticate(request: Request, service: Service) -> Principal:
+    """The caller's principal from a live key; 401 (ledgered, without the key) otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        _deny(service, request, 401, "no API key: send 'Authorization: Bearer <key>'", "anonymous", None)
+    token = token.strip()
+    key_id = key_id_of(token) if scheme.lower() == "bearer" else None
+    if key_id is None:
+        _deny(service, request, 401, "malformed API key (expected 'Bearer fa_…')", "anonymous", None)
+    record = service.store.get_key(key_id)
+    if record is None or not service.hasher.matches(token, record.key_hash):
+        _deny(service, request, 401, "unknown API key", "anonymous", key_id)
+    actor = service_actor(record.principal, key_id)
+    if record.revoked_at is not None:
+        _deny(service, request, 401, f"this API key was revoked at {record.revoked_at}", actor, key_id)
+    if record.expires is not None and record.expires <= utc_today().isoformat():
+        _deny(service, request, 401, f"this API key expired on {record.expires}", actor, key_id)
+    count, per = parse_rate(record.rate_limit or service.config.rate_limit)
+    service.limiter.hit(key_id, count, per)
+    return Principal(record.principal, key_id, record.roles)
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency: the caller must hold one of ``roles`` (403, ledgered, otherwise)."""
+
+    def dependency(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+        who = authenticate(request, service)
+        if not set(roles) & set(who.roles):
+            _deny(
+                service,
+                request,
+                403,
+                f"this route needs the role {' or '.join(roles)}; this key has {', '.join(who.roles)}",
+                who.actor,
+                who.key_id,
+            )
+        return who
+
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
+    return dependency
+
+
+def any_role(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+    """A dependency: any live key."""
+    return authenticate(request, service)
