@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean serve
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench: $(BENCH_STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/faceaudit demo --out demo-report
 
+serve: $(STAMP)
+	# a demo gallery (five FairFace faces) with one API key per role, served on http://127.0.0.1:8000
+	$(PY) examples/serve_demo.py --dir serve-demo
+
 test: $(STAMP)
 	$(PY) -m pytest -q
 
@@ -36,4 +40,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-report
+	rm -rf $(VENV) demo-report serve-demo
