@@ -33,7 +33,7 @@ serve: $(STAMP)
 	$(PY) examples/serve_demo.py --dir serve-demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
