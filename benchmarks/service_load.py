@@ -137,7 +137,7 @@ def _main() -> None:
     info = json.loads(ready.read_text())
     probes = sorted(probes_dir.glob("*.jpg"))
 
-    from faceaudit.gallery.records import utc_today
+    from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.service.keys import KeyHasher
     from faceaudit.service.store import ServiceStore
 
@@ -148,7 +148,7 @@ def _main() -> None:
             store,
             principal="bench",
             roles="searcher",
-            actor="benchmark [local]",
+            actor=Actor.local("benchmark"),
             rate_limit="1000000/min",
             today=utc_today(),
         )

@@ -40,7 +40,7 @@ def main() -> int:
 
     from faceaudit.gallery import Consent, Gallery
     from faceaudit.gallery.crypto import generate_key, write_key_file
-    from faceaudit.gallery.records import utc_today
+    from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.service.keys import KeyHasher
     from faceaudit.service.store import ServiceStore
 
@@ -64,7 +64,7 @@ def main() -> int:
     lines = []
     for principal, role in ROLES.items():
         new = hasher.create(
-            store, principal=principal, roles=role, actor="make serve [local]", today=utc_today()
+            store, principal=principal, roles=role, actor=Actor.local("make serve"), today=utc_today()
         )
         lines.append(f"{principal:<11} {role:<9} {new.key}")
     store.close()

@@ -47,7 +47,7 @@ def make_gallery(db: Path, n_synthetic: int = 20, seed: int = 0) -> None:
 
 
 def make_key(db: Path, principal: str, roles: str, rate_limit: str | None = None) -> str:
-    from faceaudit.gallery.records import utc_today
+    from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.service.keys import KeyHasher
     from faceaudit.service.store import ServiceStore
 
@@ -57,7 +57,7 @@ def make_key(db: Path, principal: str, roles: str, rate_limit: str | None = None
             store,
             principal=principal,
             roles=roles,
-            actor="test-setup [local]",
+            actor=Actor.local("test-setup"),
             rate_limit=rate_limit,
             today=utc_today(),
         )

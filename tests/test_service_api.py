@@ -32,13 +32,22 @@ def server(tmp_path_factory):
 def _entries(server, action: str | None = None) -> list[dict]:
     conn = sqlite3.connect(server.db)
     try:
-        rows = conn.execute("SELECT seq, actor, action, params, result FROM ledger ORDER BY seq").fetchall()
+        rows = conn.execute(
+            "SELECT seq, actor, action, params, result, auth FROM ledger ORDER BY seq"
+        ).fetchall()
     finally:
         conn.close()
     import json
 
     out = [
-        {"seq": r[0], "actor": r[1], "action": r[2], "params": json.loads(r[3]), "result": json.loads(r[4])}
+        {
+            "seq": r[0],
+            "actor": r[1],
+            "action": r[2],
+            "params": json.loads(r[3]),
+            "result": json.loads(r[4]),
+            "auth": json.loads(r[5] or "null"),
+        }
         for r in rows
     ]
     return [e for e in out if action is None or e["action"] == action]
@@ -188,10 +197,15 @@ def test_role_by_route_table(server):
     wrong = [s for s in seen if s[2] != s[3]]
     assert not wrong, wrong
     denied = _entries(server, "access_denied")
+    admin_auth = {"auth": "api-key", "key_id": server.keys["admin"].split("_")[1]}
     assert any(
-        e["actor"].startswith("admin-person [api-key ") and e["params"]["status"] == 403 for e in denied
+        e["actor"] == "admin-person" and e["auth"] == admin_auth and e["params"]["status"] == 403
+        for e in denied
     )
-    assert any(e["actor"] == "anonymous" and e["params"]["status"] == 401 for e in denied)
+    assert any(
+        e["actor"] == "anonymous" and e["auth"] == {"auth": "refused"} and e["params"]["status"] == 401
+        for e in denied
+    )
     assert all("{" in e["params"]["route"] or "/v1/" in e["params"]["route"] for e in denied)
 
 
@@ -262,17 +276,20 @@ def test_two_person_review(server):
         assert c.post(review, json=confirm).status_code == 409  # already decided
     # accountability: the server names who acted; the client's 'operator' is ignored
     entries = {e["seq"]: e for e in _entries(server)}
-    assert entries[search["ledger_entry"]]["actor"].startswith("sam [api-key ")
+    sam_auth = {"auth": "api-key", "key_id": server.keys["sam"].split("_")[1]}
+    assert entries[search["ledger_entry"]]["actor"] == "sam"
+    assert entries[search["ledger_entry"]]["auth"] == sam_auth
     assert "mallory" not in str(entries[search["ledger_entry"]])
     reviews = [e for e in entries.values() if e["action"] == "review" and e["params"]["search_id"] == sid]
-    assert [e["actor"].split(" ")[0] for e in reviews] == ["rita", "rob"]
+    assert [e["actor"] for e in reviews] == ["rita", "rob"]
+    assert all(e["auth"]["auth"] == "api-key" for e in reviews)
     assert reviews[-1]["result"]["status"] == "confirmed" and "p-0005" not in str(reviews)
     self_review = [
         e
         for e in entries.values()
         if e["action"] == "access_denied" and "self-review" in e["params"]["reason"]
     ]
-    assert self_review and self_review[-1]["actor"].startswith("sam ")
+    assert self_review and self_review[-1]["actor"] == "sam" and self_review[-1]["auth"] == sam_auth
     # a rejected search
     sid2 = _identify(server, "sam", "0005")["search_id"]
     for who, status in (("rita", "pending_review"), ("rob", "rejected")):
@@ -355,9 +372,15 @@ def test_revocation_takes_effect_on_the_next_request(server):
     with server.client() as c:
         r = c.get("/v1/me", headers={"Authorization": f"Bearer {exp_key}"})
     assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
-    actions = [(e["action"], e["actor"]) for e in _entries(server) if e["action"].startswith("key_")]
-    assert ("key_create", "admin-person [api-key " + server.keys["admin"].split("_")[1] + "]") in actions
-    assert any(a == "key_revoke" and "[local" in who for a, who in actions)
+    keyed = [e for e in _entries(server) if e["action"].startswith("key_")]
+    admin_auth = {"auth": "api-key", "key_id": server.keys["admin"].split("_")[1]}
+    assert any(
+        e["action"] == "key_create" and e["actor"] == "admin-person" and e["auth"] == admin_auth
+        for e in keyed
+    )
+    assert any(e["action"] == "key_revoke" and e["auth"]["auth"] == "local" for e in keyed)
+    expired = [e for e in _entries(server, "access_denied") if "expired" in e["params"]["reason"]]
+    assert expired[-1]["actor"] == "old" and expired[-1]["auth"]["auth"] == "refused"
 
 
 def test_limits_and_errors(server):
@@ -389,9 +412,8 @@ def test_limits_and_errors(server):
         r = c.get("/v1/nowhere")
         assert r.status_code == 404 and set(r.json()) == {"error"}
     refused = _entries(server, "identify")[-1]
-    assert refused["result"]["status"] == "refused" and refused["actor"].startswith(
-        "searcher-person [api-key"
-    )
+    assert refused["result"]["status"] == "refused" and refused["actor"] == "searcher-person"
+    assert refused["auth"]["auth"] == "api-key"
     with server.client("slow") as c:
         codes = [c.get("/v1/me").status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
@@ -412,5 +434,5 @@ def test_ledger_routes_and_mixed_history_verify(server):
     assert verdict["intact"] is True and verdict["entries"] > 20
     cli = run_cli("ledger", "verify", "--db", str(server.db))
     assert cli.returncode == 0 and "chain intact" in cli.stdout
-    actors = {e["actor"] for e in _entries(server)}
-    assert any("[api-key " in a for a in actors) and "test-setup" in actors
+    kinds = {(e["auth"] or {}).get("auth") for e in _entries(server)}
+    assert {"api-key", "local"} <= kinds  # a mixed history, and it verifies

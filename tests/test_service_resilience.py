@@ -185,10 +185,10 @@ def test_keys_commands(tmp_path, capsys):
     assert code == 2 and "already revoked" in err
     conn = sqlite3.connect(db)
     rows = conn.execute(
-        "SELECT action, actor, params FROM ledger WHERE action LIKE 'key_%' ORDER BY seq"
+        "SELECT action, actor, params, auth FROM ledger WHERE action LIKE 'key_%' ORDER BY seq"
     ).fetchall()
     conn.close()
     assert [r[0] for r in rows] == ["key_create", "key_revoke"]
-    assert rows[0][1].startswith("lead [local, os user ")
+    assert rows[0][1] == "lead" and '"auth": "local"' in rows[0][3] and "os_user" in rows[0][3]
     assert key not in str(rows) and key.split("_")[2] not in str(rows)
     assert _cli(capsys, "ledger", "verify", "--db", str(db))[0] == 0

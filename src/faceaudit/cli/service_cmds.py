@@ -84,14 +84,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_keys_revoke)
 
 
-def local_actor(operator: str | None) -> str:
-    """The ledger's operator for unauthenticated local use: the typed operator and the OS user."""
-    from faceaudit.gallery.gallery import _os_user
+def local_actor(operator: str | None):
+    """Unauthenticated local use: the typed operator (default: the OS user); the OS user is recorded beside it."""
+    from faceaudit.gallery.values import Actor, os_user
 
-    user = _os_user()
-    return (
-        f"{operator.strip()} [local, os user {user}]" if operator and operator.strip() else f"{user} [local]"
-    )
+    return Actor.local(operator if operator and operator.strip() else os_user())
 
 
 def _store(args: argparse.Namespace):

@@ -8,10 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from faceaudit.gallery.records import utc_today
+from faceaudit.gallery.values import Actor, utc_today
 from faceaudit.service.errors import ApiError
 from faceaudit.service.keys import key_id_of, parse_rate
-from faceaudit.service.state import Service, service_actor
+from faceaudit.service.state import Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,9 +23,9 @@ class Principal:
     roles: tuple[str, ...]
 
     @property
-    def actor(self) -> str:
-        """The operator that every ledger entry of this request names."""
-        return service_actor(self.name, self.key_id)
+    def actor(self) -> Actor:
+        """Who every ledger entry of this request names: the principal, authenticated by this key."""
+        return Actor.service(self.name, self.key_id)
 
 
 def get_service(request: Request) -> Service:
@@ -39,12 +39,14 @@ def _route(request: Request) -> str:
 
 
 def _deny(
-    service: Service, request: Request, status: int, reason: str, actor: str, key_id: str | None
+    service: Service, request: Request, status: int, reason: str, who: Actor | str, key_id: str | None
 ) -> None:
+    """Ledger a refused request (who tried what; never the key), then raise the 401 or 403.
+
+    ``who`` is the authenticated actor (403) or, for a 401, the owner of the presented key, or "anonymous".
+    """
     params = {"route": _route(request), "status": status, "reason": reason}
-    if key_id:
-        params["key_id"] = key_id
-    service.store.record("access_denied", actor, params=params)
+    service.store.record_denied(who, key_id, params)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     code = "unauthenticated" if status == 401 else "forbidden"
     raise ApiError(status, code, reason, headers=headers)
@@ -63,7 +65,7 @@ def authenticate(request: Request, service: Service) -> Principal:
     record = service.store.get_key(key_id)
     if record is None or not service.hasher.matches(token, record.key_hash):
         _deny(service, request, 401, "unknown API key", "anonymous", key_id)
-    actor = service_actor(record.principal, key_id)
+    actor = record.principal
     if record.revoked_at is not None:
         _deny(service, request, 401, f"this API key was revoked at {record.revoked_at}", actor, key_id)
     if record.expires is not None and record.expires <= utc_today().isoformat():

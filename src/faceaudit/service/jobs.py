@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from faceaudit.errors import InputError
-from faceaudit.imaging import MAX_PIXELS, decode_bytes
+from faceaudit.imaging import DecodedImage, read_image
 from faceaudit.service.auth import Principal
 from faceaudit.service.state import Service
 
@@ -33,8 +33,13 @@ class Upload:
         return hashlib.sha256(self.data).hexdigest()
 
 
+def _read(upload: Upload) -> DecodedImage:
+    """Decode once; errors name the form field and the file name."""
+    return read_image(upload.data, name=upload.label)
+
+
 def _decode(upload: Upload) -> np.ndarray:
-    return decode_bytes(upload.data, upload.label, max_pixels=MAX_PIXELS)
+    return _read(upload).pixels
 
 
 def _prepare(service: Service, upload: Upload, gate: str) -> np.ndarray:
@@ -157,14 +162,11 @@ def verify_subject(
     service: Service, who: Principal, upload: Upload, *, subject_ref: str, purpose: str, case: str
 ) -> dict[str, Any]:
     """1:1 comparison of a probe with one enrolled subject (logged by the gallery)."""
-    _decode(upload)  # a bad image is named by its field before the gallery sees it
-    try:
-        with service.gallery_lock:
-            result = service.gallery.verify_subject(
-                upload.data, subject_ref, operator=who.actor, purpose=purpose, case=case
-            )
-    except InputError as exc:
-        raise InputError(upload.label, exc.reason) from None
+    image = _read(upload)  # decoded before the lock; errors name the field
+    with service.gallery_lock:
+        result = service.gallery.verify_subject(
+            image, subject_ref, operator=who.actor, purpose=purpose, case=case
+        )
     out = result.as_dict()
     out["ledger_entry"] = out.pop("ledger_seq")
     return out

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from faceaudit.errors import UsageError
 from faceaudit.gallery.crypto import load_key
+from faceaudit.gallery.values import Actor
 from faceaudit.ledger import LedgerEntry
 from faceaudit.service.store import KeyRecord, ServiceStore
 
@@ -130,7 +131,7 @@ class KeyHasher:
         *,
         principal: str,
         roles: str | list[str] | tuple[str, ...],
-        actor: str,
+        actor: Actor,
         expires: str | date | None = None,
         rate_limit: str | None = None,
         today: date,

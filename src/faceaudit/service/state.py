@@ -34,14 +34,6 @@ class ServiceConfig:
     """Default per-key rate limit (N/s, N/min or N/h); a key may carry its own."""
 
 
-def service_actor(principal: str, key_id: str) -> str:
-    """The operator recorded in the ledger for a request: the authenticated principal and the key it used.
-
-    The one place that names the actor, so the gallery's ``Actor.service(principal, key_id)`` replaces it.
-    """
-    return f"{principal} [api-key {key_id}]"
-
-
 class Service:
     """One gallery, engine and in-memory index, loaded once; a store of keys and searches; the bounded pool.
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceaudit.gallery import store as gallery_store
+from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
@@ -90,6 +91,13 @@ class KeyRecord:
 _KEY_COLS = "key_id, key_hash, principal, roles, created_at, created_by, expires, rate_limit, revoked_at"
 
 
+def describe(actor: Actor) -> str:
+    """One line naming an actor and how it was established (for the keys table's created_by/revoked_by)."""
+    if actor.auth == "api-key":
+        return f"{actor.operator} (api-key {actor.key_id})"
+    return f"{actor.operator} (local, os user {actor.os_user})"
+
+
 def _key(row: tuple) -> KeyRecord:
     values = list(row)
     values[3] = tuple(json.loads(values[3]))
@@ -136,17 +144,28 @@ class ServiceStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def _append(self, action: str, actor: str, **fields: Any) -> LedgerEntry:
+    def _append(self, action: str, actor: Actor, **fields: Any) -> LedgerEntry:
         """One ledger entry inside the caller's transaction, stamped with the gallery id and version."""
-        version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
-        return self.ledger.append(
-            action, actor, gallery_id=self.gallery_id, gallery_version=version, **fields
-        )
+        fields.setdefault("auth", actor.ledger_auth())
+        return self._append_as(action, actor.operator, **fields)
 
-    def record(self, action: str, actor: str, **fields: Any) -> LedgerEntry:
-        """Append one ledger entry on its own (a refused request, a refused probe)."""
+    def _append_as(self, action: str, name: str, **fields: Any) -> LedgerEntry:
+        version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+        return self.ledger.append(action, name, gallery_id=self.gallery_id, gallery_version=version, **fields)
+
+    def record(self, action: str, actor: Actor, **fields: Any) -> LedgerEntry:
+        """Append one ledger entry on its own (e.g. a refused probe)."""
         with self._write():
             return self._append(action, actor, **fields)
+
+    def record_denied(self, who: Actor | str, key_id: str | None, params: dict[str, Any]) -> LedgerEntry:
+        """Ledger a refused request: 403 names the authenticated actor; 401 names the presented key's owner
+        (or ``anonymous``) with ``auth: refused``. Never the key itself."""
+        with self._write():
+            if isinstance(who, Actor):
+                return self._append("access_denied", who, params=params)
+            auth = {"auth": "refused", **({"key_id": key_id} if key_id else {})}
+            return self._append_as("access_denied", who, auth=auth, params=params)
 
     def verify(self):
         """Verify the whole ledger chain (raises LedgerIntegrityError naming the first bad entry)."""
@@ -172,7 +191,7 @@ class ServiceStore:
         key_hash: str,
         principal: str,
         roles: tuple[str, ...],
-        actor: str,
+        actor: Actor,
         expires: str | None = None,
         rate_limit: str | None = None,
     ) -> LedgerEntry:
@@ -181,7 +200,16 @@ class ServiceStore:
         with self._write() as conn:
             conn.execute(
                 f"INSERT INTO service_keys ({_KEY_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                (key_id, key_hash, principal, json.dumps(list(roles)), now, actor, expires, rate_limit),
+                (
+                    key_id,
+                    key_hash,
+                    principal,
+                    json.dumps(list(roles)),
+                    now,
+                    describe(actor),
+                    expires,
+                    rate_limit,
+                ),
             )
             return self._append(
                 "key_create",
@@ -211,7 +239,7 @@ class ServiceStore:
             ).fetchall()
         return [_key(r) for r in rows]
 
-    def revoke_key(self, key_id: str, *, actor: str) -> LedgerEntry | None:
+    def revoke_key(self, key_id: str, *, actor: Actor) -> LedgerEntry | None:
         """Revoke a key (from the next request on) and ledger it; None when there is no such live key."""
         now = utc_now()
         with self._write() as conn:
@@ -222,7 +250,7 @@ class ServiceStore:
                 return None
             conn.execute(
                 "UPDATE service_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?",
-                (now, actor, key_id),
+                (now, describe(actor), key_id),
             )
             return self._append("key_revoke", actor, params={"key_id": key_id, "principal": row[0]})
 
@@ -311,7 +339,7 @@ class ServiceStore:
         subject_ref: str | None,
         subject_pseudonym: str | None,
         reason: str,
-        actor: str,
+        actor: Actor,
         status_after: Any,
     ) -> tuple[str, LedgerEntry]:
         """Store one review and its ledger entry, and the search's new status, in one transaction.
