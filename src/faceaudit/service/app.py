@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from faceaudit import __version__
-from faceaudit.service import errors
+from faceaudit.service import console, errors
 from faceaudit.service.limits import UploadLimit
 from faceaudit.service.routes import keys, ledger, recognition, searches, subjects
 from faceaudit.service.schemas import Health
@@ -50,4 +50,5 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
 
     for module in (recognition, subjects, searches, ledger, keys):
         app.include_router(module.router)
+    console.install(app)
     return app

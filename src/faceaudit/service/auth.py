@@ -58,21 +58,48 @@ def authenticate(request: Request, service: Service) -> Principal:
     scheme, _, token = header.partition(" ")
     if not header:
         _deny(service, request, 401, "no API key: send 'Authorization: Bearer <key>'", "anonymous", None)
-    token = token.strip()
-    key_id = key_id_of(token) if scheme.lower() == "bearer" else None
-    if key_id is None:
+    if scheme.lower() != "bearer":
         _deny(service, request, 401, "malformed API key (expected 'Bearer fa_…')", "anonymous", None)
+    return check_key(request, service, token.strip())
+
+
+def check_key(request: Request, service: Service, token: str, *, rate_limited: bool = True) -> Principal:
+    """The principal of a presented key (header or console sign-in); 401, ledgered, unless it is live."""
+    key_id = key_id_of(token)
+    if key_id is None:
+        _deny(service, request, 401, "malformed API key (expected 'fa_…')", "anonymous", None)
     record = service.store.get_key(key_id)
     if record is None or not service.hasher.matches(token, record.key_hash):
         _deny(service, request, 401, "unknown API key", "anonymous", key_id)
-    actor = record.principal
+    who = live_principal(request, service, key_id)
+    if rate_limited:
+        count, per = parse_rate(record.rate_limit or service.config.rate_limit)
+        service.limiter.hit(key_id, count, per)
+    return who
+
+
+def live_principal(request: Request, service: Service, key_id: str) -> Principal:
+    """The principal of key ``key_id`` if it is neither revoked nor expired (401, ledgered, otherwise)."""
+    record = service.store.get_key(key_id)
+    if record is None:
+        _deny(service, request, 401, "unknown API key", "anonymous", key_id)
     if record.revoked_at is not None:
-        _deny(service, request, 401, f"this API key was revoked at {record.revoked_at}", actor, key_id)
+        _deny(
+            service,
+            request,
+            401,
+            f"this API key was revoked at {record.revoked_at}",
+            record.principal,
+            key_id,
+        )
     if record.expires is not None and record.expires <= utc_today().isoformat():
-        _deny(service, request, 401, f"this API key expired on {record.expires}", actor, key_id)
-    count, per = parse_rate(record.rate_limit or service.config.rate_limit)
-    service.limiter.hit(key_id, count, per)
+        _deny(service, request, 401, f"this API key expired on {record.expires}", record.principal, key_id)
     return Principal(record.principal, key_id, record.roles)
+
+
+def deny(service: Service, request: Request, who: Principal, reason: str) -> None:
+    """Refuse (403, ledgered) a request by an authenticated principal."""
+    _deny(service, request, 403, reason, who.actor, who.key_id)
 
 
 def require(*roles: str) -> Callable[..., Principal]:
