@@ -121,6 +121,11 @@ class ServiceStore:
                 f"{path}: not an initialised gallery (run 'faceaudit gallery init')"
             )
         self.gallery_id = meta["gallery_id"]
+        try:
+            gallery_store.migrate(self._conn)  # an older gallery file gets the ledger columns it needs
+        except BaseException:
+            self._conn.close()
+            raise
         self.ledger = Ledger(
             SQLiteLedgerStore(self._conn), key=ledger_key if ledger_key is not None else ledger_key_from_env()
         )
