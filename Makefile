@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench clean serve
+.PHONY: demo test lint bench clean serve screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ demo: $(STAMP)
 serve: $(STAMP)
 	# a demo gallery (five FairFace faces) with one API key per role, served on http://127.0.0.1:8000
 	$(PY) examples/serve_demo.py --dir serve-demo
+
+screenshots: $(STAMP)
+	# a PNG of each console page, from the seeded demo gallery (needs Debian's chromium and chromium-driver)
+	$(PY) examples/console_screenshots.py --out docs/ui
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2

@@ -32,19 +32,14 @@ ROLES = {
 }
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--dir", default="serve-demo")
-    ap.add_argument("--port", type=int, default=8000)
-    args = ap.parse_args()
-
+def build_demo(folder: Path) -> tuple[Path, dict[str, str]]:
+    """(Re)build the demo gallery in ``folder``; returns its path and the key of each principal."""
     from faceaudit.gallery import Consent, Gallery
     from faceaudit.gallery.crypto import generate_key, write_key_file
     from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.service.keys import KeyHasher
     from faceaudit.service.store import ServiceStore
 
-    folder = Path(args.dir)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     db = folder / "demo.db"
@@ -61,18 +56,31 @@ def main() -> int:
             )
     store = ServiceStore(db)
     hasher = KeyHasher.for_gallery(db)
-    lines = []
+    keys = {}
     for principal, role in ROLES.items():
         new = hasher.create(
             store, principal=principal, roles=role, actor=Actor.local("make serve"), today=utc_today()
         )
-        lines.append(f"{principal:<11} {role:<9} {new.key}")
+        keys[principal] = new.key
     store.close()
-    keys = folder / "keys.txt"
-    keys.write_text("\n".join(lines) + "\n")
-    keys.chmod(0o600)
-    print(f"demo gallery {db} with {len(PEOPLE)} subjects; API keys (also in {keys}):", file=sys.stderr)
+    return db, keys
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--dir", default="serve-demo")
+    ap.add_argument("--port", type=int, default=8000)
+    args = ap.parse_args()
+
+    folder = Path(args.dir)
+    db, keys = build_demo(folder)
+    lines = [f"{principal:<11} {ROLES[principal]:<9} {key}" for principal, key in keys.items()]
+    path = folder / "keys.txt"
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    print(f"demo gallery {db} with {len(PEOPLE)} subjects; API keys (also in {path}):", file=sys.stderr)
     print("\n".join(lines), file=sys.stderr)
+    print(f"console: http://127.0.0.1:{args.port}/ui/ (paste a key)", file=sys.stderr)
     os.execv(
         sys.executable,
         [sys.executable, "-m", "faceaudit", "serve", "--db", str(db), "--port", str(args.port)],
