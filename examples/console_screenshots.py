@@ -78,6 +78,7 @@ def main() -> int:
             timeout=60,
         ).json()["search_id"]
         browser = webdriver.Chrome(service=DriverService(driver_path), options=opts)
+        browser.implicitly_wait(5)
 
         def shot(name: str) -> None:
             browser.save_screenshot(str(out / f"{name}.png"))

@@ -240,7 +240,7 @@ async def review(request: Request, search_id: str) -> Response:
         if exc.status == 403:
             raise _Refused(403, exc.message) from None
         return _search_page(request, ctx, search_id, exc.status, message=exc.message, error=True)
-    return _search_page(request, ctx, search_id, message=f"Recorded. {done['note']}.")
+    return _search_page(request, ctx, search_id, message=f"Recorded. {done['note'].capitalize()}.")
 
 
 # --- auditor -------------------------------------------------------------------------------------------------
