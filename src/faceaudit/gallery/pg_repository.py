@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from faceaudit import pgsql
 from faceaudit.errors import UsageError
 from faceaudit.gallery.repository import CandidateRow, NewSubject, NewTemplate, SubjectRow
-from faceaudit.ledger.pg_store import PostgresLedgerStore
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
+from faceaudit.ledger.pg_store import PostgresLedgerStore
 
 if TYPE_CHECKING:
     import psycopg
