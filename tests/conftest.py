@@ -74,3 +74,15 @@ def pg_url(pg_cluster, request) -> str:
     url = pg_cluster.create_database(name)
     yield url
     pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def dask_local():
+    """A real Dask LocalCluster of 2 worker processes on 127.0.0.1, shared by the session's Dask tests."""
+    pytest.importorskip(
+        "distributed", reason="dask.distributed is not installed (pip install 'faceaudit[dask]')"
+    )
+    from faceaudit.dask_cluster import dask_client
+
+    with dask_client("local:2") as client:
+        yield client

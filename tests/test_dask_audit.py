@@ -44,10 +44,9 @@ def assert_identical(a, b):
             assert va == vb, f.name
 
 
-@pytest.fixture(scope="module")
-def client():
-    with dask_client("local:2") as c:
-        yield c
+@pytest.fixture()
+def client(dask_local):
+    return dask_local
 
 
 def test_local_cluster_counts_are_bit_for_bit_the_in_process_counts(client):

@@ -20,9 +20,7 @@ processes (one thread each) on 127.0.0.1, started and stopped around the call. d
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -36,52 +34,11 @@ from faceaudit.audit.scores import (
     compare_block,
     sort_templates,
 )
+from faceaudit.dask_cluster import _distributed, dask_client, worker_memory
 from faceaudit.errors import UsageError
 
-LOCAL_PREFIX = "local:"
 TASKS_PER_THREAD = 4
 """Tasks per worker thread: enough for balance, few enough that transfers of histograms stay small."""
-
-
-def _distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise UsageError("--dask needs dask.distributed: pip install 'faceaudit[dask]'") from None
-    return distributed
-
-
-@contextlib.contextmanager
-def dask_client(address: str, *, timeout: float = 30) -> Iterator[Any]:
-    """A connected ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster on 127.0.0.1);
-    ``timeout`` is how long to wait for a scheduler, in seconds."""
-    distributed = _distributed()
-    if address.startswith(LOCAL_PREFIX):
-        try:
-            n = int(address[len(LOCAL_PREFIX) :])
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise UsageError(f"--dask {address!r}: give local:N with N >= 1 workers, or a scheduler address")
-        with (
-            distributed.LocalCluster(
-                n_workers=n,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=None,
-                silence_logs=40,
-            ) as cluster,
-            distributed.Client(cluster) as client,
-        ):
-            yield client
-        return
-    try:
-        client = distributed.Client(address, timeout=f"{timeout}s")
-    except (OSError, TimeoutError) as exc:
-        raise UsageError(f"--dask {address!r}: cannot reach the Dask scheduler ({exc})") from None
-    with client:
-        yield client
 
 
 def blas_threads() -> int | None:
@@ -181,16 +138,4 @@ def _pairs(rows: tuple[int, int], cols: tuple[int, int]) -> int:
     return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
 
 
-def worker_memory(client: Any) -> dict[str, dict[str, int]]:
-    """Each worker's current and peak resident memory in bytes (Linux ``VmRSS``/``VmHWM``)."""
-
-    def read() -> dict[str, int]:
-        out = {}
-        with open(f"/proc/{os.getpid()}/status") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM"):
-                    out[key] = int(value.split()[0]) * 1024
-        return out
-
-    return client.run(read)
+__all__ = ["blas_threads", "compare_templates_dask", "dask_client", "worker_memory"]

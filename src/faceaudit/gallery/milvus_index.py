@@ -199,7 +199,9 @@ class MilvusIndex:
         self._create()
         self._n = 0
         self.add(ids, vectors)
-        self._client.flush(self.collection)  # seal the segments so that they get their index (else brute force)
+        self._client.flush(
+            self.collection
+        )  # seal the segments so that they get their index (else brute force)
         problems = self.differences(ids, vectors)
         if problems:
             raise MilvusIndexError(
