@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/faceaudit demo --out demo-report
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

@@ -48,20 +48,7 @@ def cached_embed(
 
 def subset(res: EmbedResult, paths: list[str]) -> EmbedResult:
     """The rows of ``res`` for ``paths``, in that order."""
-    index = {p: i for i, p in enumerate(res.paths)}
-    rows = np.array([index[p] for p in paths], dtype=np.int64)
-    return EmbedResult(
-        paths=list(paths),
-        templates=res.templates[rows],
-        status=[res.status[i] for i in rows],
-        n_faces=res.n_faces[rows],
-        detector_score=res.detector_score[rows],
-        inter_eye_px=res.inter_eye_px[rows],
-        sharpness=res.sharpness[rows],
-        yaw=res.yaw[rows],
-        model_id=res.model_id,
-        policy=res.policy,
-    )
+    return res.take(res.rows_of(paths))
 
 
 def print_table(headers: list[str], rows: list[list[object]]) -> str:

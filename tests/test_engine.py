@@ -11,9 +11,9 @@ import pytest
 from conftest import FAIRFACE
 
 from faceaudit.errors import ModelIntegrityError, NoFaceError, UsageError
+from faceaudit.face.align import ARCFACE_112, similarity_transform
 from faceaudit.imaging import load_image
 from faceaudit.models import files as model_files
-from faceaudit.pipeline.align import ARCFACE_112, similarity_transform
 from faceaudit.pipeline.select import select_face
 from faceaudit.types import Face
 
@@ -128,7 +128,7 @@ def test_sface_runtimes_agree_with_opencv_classic_engine(runtime, precision, min
 def test_precision_is_checked_and_auto_follows_the_cpu(monkeypatch):
     from faceaudit.models.forward import openvino_core, resolve_precision
 
-    with pytest.raises(ModelIntegrityError, match="precision must be one of"):
+    with pytest.raises(UsageError, match="precision must be one of"):
         resolve_precision("fp8")
     has_bf16 = "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     assert resolve_precision("auto") == ("bf16" if has_bf16 else "f32")
@@ -170,7 +170,7 @@ def test_yunet_runtimes_find_the_same_faces(face_paths):
             )
             assert abs(fa.score - fb.score) < 1e-4
     assert len(ov.detect(group)) >= 3  # FairFace crops hold bystanders too
-    with pytest.raises(ModelIntegrityError, match="YuNet runtime"):
+    with pytest.raises(UsageError, match="YuNet runtime"):
         YuNetDetector(runtime="tflite")
 
 
@@ -251,3 +251,25 @@ def test_quality_measures(engine):
     assert -1 <= q.yaw <= 1
     blurred = cv2.GaussianBlur(load_image(FACE), (0, 0), 4)
     assert engine.detect(blurred)[0].quality.sharpness < q.sharpness
+
+
+def test_one_registry_names_builds_and_describes_every_backend():
+    from faceaudit.models import BACKEND_NAMES, REGISTRY, describe_models, load_backend
+
+    assert tuple(REGISTRY) == BACKEND_NAMES and BACKEND_NAMES[0] == "sface"
+    assert [row["name"] for row in describe_models()] == list(BACKEND_NAMES)
+    assert load_backend("sface").name == "sface"
+    with pytest.raises(UsageError, match="unknown model 'arcface'.*sface, dlib, dlib-cnn, onnx:PATH"):
+        load_backend("arcface")
+    with pytest.raises(UsageError, match="needs a path"):
+        load_backend("onnx:")
+
+
+def test_bad_arguments_are_usage_errors_not_integrity_errors():
+    from faceaudit.models.dlib_backend import DlibDetector
+    from faceaudit.models.forward import make_forward
+
+    with pytest.raises(UsageError, match="'hog' or 'cnn', not 'svm'"):
+        DlibDetector("svm")
+    with pytest.raises(UsageError, match="runtime must be one of openvino, onnxruntime, opencv, not 'tvm'"):
+        make_forward("x.onnx", "tvm")

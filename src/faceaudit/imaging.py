@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -31,6 +32,39 @@ MAX_PIXELS = 40_000_000
 """Default limit on width × height; larger images are refused (override with ``max_pixels``)."""
 
 ImageSource = str | os.PathLike | bytes | np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    """An image decoded once: BGR uint8 pixels, the path (or label) it came from for error messages, and the
+    SHA-256 of its encoded bytes (of the array's bytes for an array). ``encoded`` is kept only when asked."""
+
+    pixels: np.ndarray = field(repr=False)
+    source: str
+    sha256: str
+    encoded: bytes | None = field(default=None, repr=False)
+
+
+def read_image(
+    source: ImageSource | DecodedImage,
+    *,
+    name: str | None = None,
+    max_pixels: int = MAX_PIXELS,
+    keep_encoded: bool = False,
+) -> DecodedImage:
+    """Read ``source`` once: decode it and hash its encoded bytes. A :class:`DecodedImage` passes through.
+
+    Errors are :class:`InputError` naming the file (or ``name``).
+    """
+    if isinstance(source, DecodedImage):
+        return source
+    if isinstance(source, np.ndarray):
+        label = name or "<array>"
+        digest = hashlib.sha256(np.ascontiguousarray(source).tobytes()).hexdigest()
+        return DecodedImage(_array_to_bgr(source, label), label, digest)
+    data, label = read_source(source, name=name)
+    pixels = decode_bytes(data, label, max_pixels=max_pixels)
+    return DecodedImage(pixels, label, hashlib.sha256(data).hexdigest(), data if keep_encoded else None)
 
 
 def load_image(source: ImageSource, *, max_pixels: int = MAX_PIXELS, name: str | None = None) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from faceaudit.csvfile import read_csv_table
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import sha256_file
 
@@ -21,16 +22,10 @@ file_sha256 = sha256_file
 """SHA-256 of a file's bytes (the manifest hash recorded in ``audit.json``)."""
 
 
-def read_csv(path: str | os.PathLike) -> pd.DataFrame:
-    """A CSV as strings (empty cells stay empty strings)."""
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable CSV ({exc})") from None
+def read_csv(path: str | os.PathLike, what: str = "CSV file") -> pd.DataFrame:
+    """A CSV as strings (empty cells stay empty strings), read by :func:`faceaudit.csvfile.read_csv_table`."""
+    table = read_csv_table(path, what=what)
+    return pd.DataFrame(list(table.rows), columns=list(table.columns), dtype=str)
 
 
 def parse_group_by(group_by: str | list[str] | tuple[str, ...]) -> list[str]:
@@ -102,7 +97,7 @@ class Manifest:
 
 def load_manifest(path: str | os.PathLike, group_by, *, label_source_text: str | None = None) -> Manifest:
     """Read and check a manifest with ``path``, ``subject_id`` and the ``group_by`` label columns."""
-    df = read_csv(path)
+    df = read_csv(path, "manifest")
     cols = parse_group_by(group_by)
     if "path" not in df.columns:
         raise InputError(path, f"manifest has no 'path' column (columns: {', '.join(df.columns)})")
@@ -144,7 +139,7 @@ def load_scores(
     path: str | os.PathLike, group_by=None, *, label_source_text: str | None = None
 ) -> ScoreTable:
     """Read a scores CSV: ``score``, ``mated`` (1/0) and ``group_a``/``group_b`` or ``<label>_a``/``<label>_b``."""
-    df = read_csv(path)
+    df = read_csv(path, "scores file")
     for col in ("score", "mated"):
         if col not in df.columns:
             raise InputError(path, f"scores file has no {col!r} column (columns: {', '.join(df.columns)})")

@@ -4,14 +4,41 @@ from __future__ import annotations
 
 import io
 import math
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
-if TYPE_CHECKING:
-    from faceaudit.audit.result import AuditResult
+from faceaudit.audit.metrics import NOT_MEASURABLE, NOT_MEASURABLE_SHORT
 
 _CURVE_POINTS = 600
+
+
+class AuditResult(Protocol):
+    """What the report reads of an :class:`faceaudit.audit.result.AuditResult` (which renders itself with
+    :func:`render_html`; this module depends on nothing above it)."""
+
+    config: dict
+    headline: str
+    warnings: list[str]
+    grid: dict
+    curves: dict[str, dict]
+    histograms: dict[str, np.ndarray]
+    mated_scores: dict[str, np.ndarray]
+    bin_centres: Any
+    distributions: dict[str, dict]
+    policy_comparison: pd.DataFrame | None
+
+    @property
+    def groups(self) -> list[str]: ...
+    @property
+    def thresholds(self) -> dict[str, dict]: ...
+    @property
+    def summary(self) -> dict[str, dict]: ...
+    @property
+    def cross_fmr(self) -> dict[str, pd.DataFrame]: ...
+    @property
+    def by_group(self) -> pd.DataFrame: ...
 
 
 def _svg(fig) -> str:
@@ -130,7 +157,7 @@ def rates_figure(result: AuditResult) -> str | None:
                 elif hi is not None and not (isinstance(hi, float) and math.isnan(hi)) and hi > 0:
                     ax.plot([hi], [y], marker="<", color="grey")
                     ax.annotate(
-                        "0 errors (upper bound)" if v == 0 else "not measurable",
+                        "0 errors (upper bound)" if v == 0 else NOT_MEASURABLE_SHORT,
                         (hi, y),
                         fontsize=7,
                         xytext=(4, 2),
@@ -258,4 +285,6 @@ def render_html(result: AuditResult) -> str:
         fig=figures,
         policy_rows=policy_rows,
         has_boot=bg is not None and "fnmr_boot_low" in bg.columns,
+        not_measurable=NOT_MEASURABLE,
+        not_measurable_short=NOT_MEASURABLE_SHORT,
     )

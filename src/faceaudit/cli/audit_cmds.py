@@ -119,7 +119,7 @@ def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from faceaudit.audit import audit
+    from faceaudit.audit.run import audit
     from faceaudit.cli.progress import progress_bar
 
     result = audit(
@@ -147,7 +147,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_scores(args: argparse.Namespace) -> int:
-    from faceaudit.audit import audit_scores
+    from faceaudit.audit.run import audit_scores
 
     result = audit_scores(
         args.scores,
@@ -202,7 +202,7 @@ def find_demo_sample(given: str | None) -> Path:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from faceaudit.audit import audit
+    from faceaudit.audit.run import audit
     from faceaudit.cli.progress import progress_bar
     from faceaudit.pipeline.batch import embed_paths, read_manifest_paths
 

@@ -4,7 +4,6 @@ verify-subject, ledger verify/anchor/export."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -173,23 +172,13 @@ def _open(args: argparse.Namespace, *, engine: bool = False, create: bool = Fals
 def _consent(basis: str | None, by: str | None, expires: date | None):
     from faceaudit.gallery import Consent
 
-    if not basis or not basis.strip():
-        raise ConsentError("enrolment needs a consent record: give the consent basis (--consent-basis)")
-    if not by or not by.strip():
-        raise ConsentError("enrolment needs a consent record: say who recorded it (--consent-by)")
-    return Consent(basis, by, expires)
-
-
-def _require(value: str | None, option: str, what: str) -> str:
-    if value is None or not value.strip():
-        raise UsageError(f"{what} needs {option}")
-    return value
+    return Consent(basis, by, expires)  # checks itself (ConsentError naming the option)
 
 
 def _os_user() -> str:
-    from faceaudit.gallery.gallery import _os_user
+    from faceaudit.gallery.values import os_user
 
-    return _os_user()
+    return os_user()
 
 
 # --- gallery --------------------------------------------------------------------------------------------------
@@ -221,16 +210,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from faceaudit.gallery import EnrolmentRequest
+
     consent = _consent(args.consent_basis, args.consent_by, args.consent_expires)
-    name = _require(args.name, "--name", "enrolment")
-    operator = _require(args.operator, "--operator", "enrolment")
+    request = EnrolmentRequest.build(args.subject_ref, args.name, consent, args.operator)
     with _open(args, engine=True) as gallery:
         result = gallery.enroll(
-            args.subject_ref,
+            request.subject_ref,
             args.images,
-            name=name,
-            consent=consent,
-            operator=operator,
+            name=request.name,
+            consent=request.consent,
+            operator=request.operator,
             store_images=args.store_images,
         )
     if args.json:
@@ -251,37 +241,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _read_manifest(path: str) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            cols = set(reader.fieldnames or [])
-            ref_col = (
-                "subject_ref" if "subject_ref" in cols else "subject_id" if "subject_id" in cols else None
-            )
-            if ref_col is None or "path" not in cols:
-                raise InputError(
-                    path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(cols)})"
-                )
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                ref, img = (row.get(ref_col) or "").strip(), (row.get("path") or "").strip()
-                if not ref or not img:
-                    raise InputError(path, f"line {line}: empty subject_ref or path")
-                rows.append(
-                    {**{k: (v or "").strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img}
-                )
-    except FileNotFoundError:
-        raise InputError(path, "manifest file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "manifest is not UTF-8 text") from None
+    from faceaudit.csvfile import read_csv_table
+
+    table = read_csv_table(path, what="manifest")
+    ref_col = table.first_present("subject_ref", "subject_id")
+    if ref_col is None or "path" not in table.columns:
+        raise InputError(
+            path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(table.columns)})"
+        )
+    rows = []
+    for line, row in table.numbered():
+        ref, img = row[ref_col].strip(), row["path"].strip()
+        if not ref or not img:
+            raise InputError(path, f"line {line}: empty subject_ref or path")
+        rows.append({**{k: v.strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img})
     return rows
 
 
 def cmd_enroll_manifest(args: argparse.Namespace) -> int:
     from faceaudit.cli.progress import progress_bar
-    from faceaudit.gallery import SubjectExistsError
+    from faceaudit.gallery import Actor, SubjectExistsError
 
-    operator = _require(args.operator, "--operator", "enrolment")
+    operator = Actor.of(args.operator, "enrolment needs the operator's name (--operator)")
     rows = _read_manifest(args.manifest)
     root = Path(args.root)
     if not root.is_dir():
@@ -330,8 +311,11 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    reason = _require(args.reason, "--reason", "erasure")
-    operator = _require(args.operator, "--operator", "erasure")
+    from faceaudit.gallery import Actor
+    from faceaudit.gallery.values import clean_text
+
+    reason = clean_text(args.reason, "erasure needs a reason (--reason)")
+    operator = Actor.of(args.operator, "erasure needs the operator's name (--operator)")
     with _open(args) as gallery:
         seq = gallery.erase(args.subject_ref, reason=reason, operator=operator, vacuum=args.vacuum)
     print(f"erased {args.subject_ref}; ledger entry {seq}", file=sys.stderr)
@@ -353,21 +337,16 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from faceaudit.errors import PolicyError
+    from faceaudit.gallery import SearchRequest
 
-    missing = [
-        opt
-        for opt, v in (("--purpose", args.purpose), ("--case", args.case), ("--operator", args.operator))
-        if v is None or not v.strip()
-    ]
-    if missing:
-        raise PolicyError(
-            f"identification needs a stated purpose, a case reference and an operator: "
-            f"give {', '.join(missing)}"
-        )
+    request = SearchRequest.build(args.purpose, args.case, args.operator, args.top_k)
     with _open(args, engine=True) as gallery:
         result = gallery.identify(
-            args.image, purpose=args.purpose, case=args.case, operator=args.operator, top_k=args.top_k
+            args.image,
+            purpose=request.purpose,
+            case=request.case,
+            operator=request.operator,
+            top_k=request.top_k,
         )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -383,10 +362,16 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_subject(args: argparse.Namespace) -> int:
-    operator = _require(args.operator, "--operator", "verification")
+    from faceaudit.gallery import VerificationRequest
+
+    request = VerificationRequest(args.subject_ref, args.operator, args.purpose, args.case)
     with _open(args, engine=True) as gallery:
         result = gallery.verify_subject(
-            args.image, args.subject_ref, operator=operator, purpose=args.purpose, case=args.case
+            args.image,
+            request.subject_ref,
+            operator=request.operator,
+            purpose=request.purpose,
+            case=request.case,
         )
     if args.json:
         print(json.dumps(result.as_dict()))

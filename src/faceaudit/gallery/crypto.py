@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from faceaudit.errors import FaceAuditError
 KEY_ENV = "FACEAUDIT_KEY"
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 _KEY_CHECK = b"faceaudit gallery key check v1"
 
 
@@ -85,7 +87,11 @@ def _derive(key: bytes, info: bytes) -> bytes:
 
 
 class TemplateSealer:
-    """Seal and open templates with AES-256-GCM; the associated data binds each to its gallery, subject and model.
+    """The template format, end to end: seal and open templates (and stored images) with AES-256-GCM.
+
+    A sealed blob is ``nonce(12) ‖ ciphertext ‖ tag(16)``. Its associated data binds it to its gallery, subject
+    and model (``faceaudit ␟ KIND ␟ v1 ␟ gallery_id ␟ subject_ref ␟ model_id``): a blob moved to another row,
+    subject, model or gallery no longer opens. Nothing outside this class builds or parses that format.
 
     The gallery key is never used directly: HKDF derives one key for templates and images and another for the
     subject pseudonyms of the ledger.
@@ -96,16 +102,18 @@ class TemplateSealer:
         self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
 
     @staticmethod
-    def associated_data(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
+    def _aad(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
         return "\x1f".join(("faceaudit", kind, "v1", gallery_id, subject_ref, model_id)).encode()
 
-    def seal_bytes(self, data: bytes, aad: bytes) -> bytes:
-        """nonce ‖ ciphertext ‖ tag."""
+    def _seal(self, data: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, data, aad)
 
-    def open_bytes(self, blob: bytes, aad: bytes) -> bytes:
-        """Decrypt and authenticate; raises GalleryKeyError on a wrong key or altered data."""
+    def _open(self, blob: object, aad: bytes) -> bytes:
+        if not isinstance(blob, bytes) or len(blob) < NONCE_BYTES + TAG_BYTES:
+            raise GalleryKeyError(
+                "a template does not decrypt: the row was altered (its sealed blob is not a sealed template)"
+            )
         try:
             return self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], aad)
         except InvalidTag:
@@ -117,22 +125,57 @@ class TemplateSealer:
     def seal(self, vector: np.ndarray, *, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
         """Encrypt one float32 template."""
         data = np.ascontiguousarray(vector, dtype="<f4").tobytes()
-        return self.seal_bytes(data, self.associated_data("template", gallery_id, subject_ref, model_id))
+        return self._seal(data, self._aad("template", gallery_id, subject_ref, model_id))
 
     def open(self, blob: bytes, *, gallery_id: str, subject_ref: str, model_id: str) -> np.ndarray:
-        """Decrypt one template back to float32."""
-        data = self.open_bytes(blob, self.associated_data("template", gallery_id, subject_ref, model_id))
+        """Decrypt and authenticate one template back to float32; GalleryKeyError when it does not open."""
+        data = self._open(blob, self._aad("template", gallery_id, subject_ref, model_id))
+        if not data or len(data) % 4:
+            raise GalleryKeyError("a template does not decrypt to float32 values: the row was altered")
         return np.frombuffer(data, dtype="<f4")
+
+    def open_many(
+        self, rows: Iterable[tuple[int, str, bytes]], *, gallery_id: str, model_id: str, n: int, dim: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Open ``(template id, subject_ref, blob)`` rows (at most ``n``) into ``(ids, N×dim float32)``.
+
+        ``dim`` is the width when there are no rows. Raises GalleryKeyError on the first blob that does not open.
+        """
+        ids = np.empty(n, np.int64)
+        vectors: np.ndarray | None = None
+        i = 0
+        for tid, subject_ref, blob in rows:
+            if i >= n:
+                break
+            vector = self.open(blob, gallery_id=gallery_id, subject_ref=subject_ref, model_id=model_id)
+            if vectors is None:
+                vectors = np.empty((n, len(vector)), np.float32)
+            if len(vector) != vectors.shape[1]:
+                raise GalleryKeyError(f"template {tid} has {len(vector)} values, not {vectors.shape[1]}")
+            vectors[i] = vector
+            ids[i] = tid
+            i += 1
+        if vectors is None:
+            return ids[:0], np.zeros((0, dim), np.float32)
+        return ids[:i], vectors[:i]
+
+    def seal_image(self, data: bytes, *, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
+        """Encrypt the encoded bytes of a reference image (stored only on request)."""
+        return self._seal(data, self._aad("image", gallery_id, subject_ref, model_id))
+
+    def open_image(self, blob: bytes, *, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
+        """Decrypt a stored reference image."""
+        return self._open(blob, self._aad("image", gallery_id, subject_ref, model_id))
 
     def key_check(self, gallery_id: str) -> bytes:
         """A sealed constant stored in the gallery, so a wrong key is caught before anything is written."""
-        return self.seal_bytes(_KEY_CHECK, gallery_id.encode())
+        return self._seal(_KEY_CHECK, gallery_id.encode())
 
     def check_key(self, blob: bytes, gallery_id: str, where: str) -> None:
         """Raise GalleryKeyError unless ``blob`` opens with this key."""
         try:
-            ok = self._aead.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], gallery_id.encode()) == _KEY_CHECK
-        except InvalidTag:
+            ok = self._open(blob, gallery_id.encode()) == _KEY_CHECK
+        except GalleryKeyError:
             ok = False
         if not ok:
             raise GalleryKeyError(

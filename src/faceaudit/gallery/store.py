@@ -7,6 +7,7 @@ import sqlite3
 from collections.abc import Callable
 
 from faceaudit.errors import FaceAuditError, UsageError
+from faceaudit.ledger.sqlite_store import add_optional_columns as add_ledger_columns
 from faceaudit.ledger.sqlite_store import create_schema as create_ledger_schema
 
 BUSY_TIMEOUT_MS = 60_000
@@ -43,7 +44,11 @@ def _v2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2]
+def _v3(conn: sqlite3.Connection) -> None:
+    add_ledger_columns(conn)  # ledger.auth: how each entry's actor was established
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (``PRAGMA user_version``)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 

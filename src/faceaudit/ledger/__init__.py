@@ -80,8 +80,12 @@ class Ledger:
         probe_sha256: str | None = None,
         params: dict[str, Any] | None = None,
         result: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> LedgerEntry:
-        """Seal and store one entry after the current head. Call it inside the transaction of the change."""
+        """Seal and store one entry after the current head. Call it inside the transaction of the change.
+
+        ``auth`` says how ``actor`` was established (see :attr:`LedgerEntry.auth`).
+        """
         head = self.store.head()
         if head is not None and head.alg != self.alg:
             if head.alg == ALG_HMAC:
@@ -106,6 +110,7 @@ class Ledger:
             result=dict(result or {}),
             alg=self.alg,
             prev_hash=GENESIS if head is None else head.entry_hash,
+            auth=dict(auth) if auth is not None else None,
         )
         canonical_json(draft.body())  # fails early on values JSON cannot hold
         entry_hash = compute_hash(draft.prev_hash, draft.body(), self.key)

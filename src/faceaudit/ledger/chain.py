@@ -44,6 +44,8 @@ BODY_FIELDS = (
     "result",
     "alg",
 )
+OPTIONAL_BODY_FIELDS = ("auth",)
+"""Body fields added after the first format. They are hashed only when set, so older entries keep their hash."""
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -72,10 +74,17 @@ class LedgerEntry:
     alg: str = ALG_SHA256
     prev_hash: str = GENESIS
     entry_hash: str = ""
+    auth: dict | None = None
+    """How ``actor`` was established: ``{"auth": "local", "os_user": ...}`` or ``{"auth": "api-key",
+    "key_id": ...}``; None in entries written before it was recorded."""
 
     def body(self) -> dict[str, Any]:
-        """The hashed fields (everything but the two hashes)."""
-        return {name: getattr(self, name) for name in BODY_FIELDS}
+        """The hashed fields (everything but the two hashes; optional fields only when set)."""
+        body = {name: getattr(self, name) for name in BODY_FIELDS}
+        for name in OPTIONAL_BODY_FIELDS:
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        return body
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, hashes included (the export shape)."""

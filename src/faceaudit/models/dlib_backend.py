@@ -10,6 +10,7 @@ import threading
 
 import numpy as np
 
+from faceaudit.errors import UsageError
 from faceaudit.models.base import l2_normalise
 from faceaudit.models.files import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5, verified_path
 from faceaudit.types import Face
@@ -49,7 +50,7 @@ class DlibDetector:
 
     def __init__(self, kind: str = "hog", upsample: int = 1) -> None:
         if kind not in ("hog", "cnn"):
-            raise ValueError("dlib detector kind must be 'hog' or 'cnn'")
+            raise UsageError(f"dlib detector kind must be 'hog' or 'cnn', not {kind!r}")
         dlib = _dlib()
         self.kind, self.upsample = kind, upsample
         self.name = f"dlib-{kind}"

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from faceaudit.errors import NoFaceError
+from faceaudit.face.quality import measure_quality
 from faceaudit.imaging import ImageSource, load_image
 from faceaudit.models import DEFAULT_MODEL, Backend, load_backend
-from faceaudit.pipeline.quality import measure_quality
 from faceaudit.pipeline.select import DEFAULT_POLICY, select_face, validate_policy
 from faceaudit.types import Face, Quality, Template
 
