@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from faceaudit.errors import UsageError
+from faceaudit.errors import LedgerIntegrityError, UsageError
 from faceaudit.ledger import Ledger, LedgerEntry
 
 psycopg = pytest.importorskip("psycopg")
@@ -157,3 +157,17 @@ def test_entries_page_through_a_long_ledger(conn):
             ledger.append("identify", f"op{i}")
     assert ledger.verify().n_entries == 2500
     assert [e.seq for e in store.entries(since_seq=2490)] == list(range(2491, 2501))
+
+
+def test_auth_round_trips_and_is_hashed(conn):
+    store = PostgresLedgerStore(conn)
+    ledger = Ledger(store)
+    ledger.append("init", "admin")  # an entry without auth keeps its old-format hash
+    ledger.append("identify", "alice", auth={"auth": "api-key", "key_id": "k1"})
+    entries = list(store.entries())
+    assert entries[0].auth is None and entries[1].auth == {"auth": "api-key", "key_id": "k1"}
+    assert ledger.verify().n_entries == 2
+    conn.execute("""UPDATE ledger SET auth = '{"auth": "local"}' WHERE seq = 2""")
+    with pytest.raises(LedgerIntegrityError) as err:
+        ledger.verify()
+    assert err.value.entry_seq == 2

@@ -7,8 +7,8 @@ checks, under the same lock, that the new entry links to the stored head; a writ
 :class:`LedgerConflictError` instead of forking the chain. Transactions must run at READ COMMITTED (the server's
 default), where each statement sees what committed before it started, so the head read after the lock is fresh.
 
-Columns match the SQLite store; ``params`` and ``result`` are stored as the same sorted JSON text, so entries
-come back exactly as they were hashed.
+Columns match the SQLite store; ``params``, ``result`` and ``auth`` are stored as the same sorted JSON text, so
+entries come back exactly as they were hashed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from faceaudit.errors import FaceAuditError, UsageError
-from faceaudit.ledger.chain import BODY_FIELDS, LedgerEntry
+from faceaudit.ledger.chain import BODY_FIELDS, OPTIONAL_BODY_FIELDS, LedgerEntry
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     result TEXT NOT NULL,
     alg TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    entry_hash TEXT NOT NULL
+    entry_hash TEXT NOT NULL,
+    auth TEXT
 );
 CREATE INDEX IF NOT EXISTS ledger_seq ON ledger(seq);
 """
@@ -50,7 +51,8 @@ CREATE INDEX IF NOT EXISTS ledger_seq ON ledger(seq);
 APPEND_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.ledger.append").digest()[:8], "big", signed=True)
 """The advisory lock key (per database) that serialises appends."""
 
-_COLUMNS = (*BODY_FIELDS, "prev_hash", "entry_hash")
+_COLUMNS = (*BODY_FIELDS, "prev_hash", "entry_hash", *OPTIONAL_BODY_FIELDS)
+_JSON_COLUMNS = ("params", "result", *OPTIONAL_BODY_FIELDS)
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM ledger"
 _PAGE = 1000
 
@@ -69,8 +71,9 @@ def create_schema(conn: psycopg.Connection) -> None:
 
 def _row_to_entry(row: tuple) -> LedgerEntry:
     values = dict(zip(_COLUMNS, row, strict=True))
-    values["params"] = json.loads(values["params"])
-    values["result"] = json.loads(values["result"])
+    for name in _JSON_COLUMNS:
+        if values[name] is not None:
+            values[name] = json.loads(values[name])
     return LedgerEntry(**values)
 
 
@@ -135,8 +138,9 @@ class PostgresLedgerStore:
                 "appended first; retry the transaction"
             )
         d = entry.as_dict()
-        d["params"] = json.dumps(d["params"], sort_keys=True, ensure_ascii=False)
-        d["result"] = json.dumps(d["result"], sort_keys=True, ensure_ascii=False)
+        for name in _JSON_COLUMNS:
+            value = d.get(name)
+            d[name] = None if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
         self.conn.execute(
             f"INSERT INTO ledger ({', '.join(_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
             [d[c] for c in _COLUMNS],
