@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "types": 0,
     "imaging": 0,
     "csvfile": 0,
+    "pgsql": 0,
+    "dask_cluster": 0,
     "face": 1,
     "models": 2,
     "pipeline": 3,
