@@ -6,6 +6,8 @@ The plain functions below are the friendliest API (in the manner of face_recogni
 
 from __future__ import annotations
 
+import os
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -78,15 +80,26 @@ def compare(a: Any, b: Any) -> np.ndarray:
     return similarity_matrix(a, b)
 
 
+# Importing a submodule binds its name on this package, so the subpackage ``faceaudit.audit`` (cheap: its names
+# load lazily) is imported first; the function below then keeps the name ``faceaudit.audit`` for good.
+import_module("faceaudit.audit")
+
+
+def audit(manifest: str | os.PathLike, root: str | os.PathLike | None = None, group_by="sex", **options: Any):
+    """Demographic differential audit of a labelled manifest; returns an ``AuditResult``.
+
+    The options and the details are those of :func:`faceaudit.audit.run.audit`.
+    """
+    from faceaudit.audit.run import audit as run_audit
+
+    return run_audit(manifest, root, group_by, **options)
+
+
 def __getattr__(name: str) -> Any:
     if name == "Engine":
         from faceaudit.pipeline.engine import Engine
 
         return Engine
-    if name == "audit":
-        from faceaudit.audit import audit
-
-        return audit
     if name == "Gallery":
         from faceaudit.gallery import Gallery
 

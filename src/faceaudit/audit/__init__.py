@@ -1,353 +1,38 @@
 """Demographic differential audit: per-group FMR and FNMR at one global threshold, FDR, GARBE, IR, intervals.
 
-``faceaudit.audit(manifest, root, group_by="sex")`` embeds (or reuses templates), compares every pair with the
-streaming comparator, and returns an :class:`AuditResult`; ``audit_scores`` audits another system's scores.
+The modules, inside out: :mod:`~faceaudit.audit.grid` and :mod:`~faceaudit.audit.counts` (score bins and
+what a comparison run accumulates), :mod:`~faceaudit.audit.scores` (the streaming comparator),
+:mod:`~faceaudit.audit.metrics`, :mod:`~faceaudit.audit.intervals` and :mod:`~faceaudit.audit.fairness`
+(pure rate functions), :mod:`~faceaudit.audit.analysis` (typed results per target,
+:mod:`~faceaudit.audit.disaggregated`), :mod:`~faceaudit.audit.result` with :mod:`~faceaudit.audit.report`
+and :mod:`~faceaudit.audit.headline` (tables, files, words), and :mod:`~faceaudit.audit.run` (the entry
+points re-exported here).
+
+``faceaudit.audit(manifest, root, group_by="sex")`` is the top-level function (defined in ``faceaudit``);
+this subpackage stays importable as ``faceaudit.audit`` for ``from faceaudit.audit.metrics import ...``.
+Importing it is cheap: the names below load their modules on first use.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-import types
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from importlib import import_module
 from typing import Any
 
-import numpy as np
-import pandas as pd
+_LAZY = {
+    "audit": "faceaudit.audit.run",
+    "audit_scores": "faceaudit.audit.given_scores",
+    "audit_templates": "faceaudit.audit.run",
+    "AuditResult": "faceaudit.audit.result",
+    "SCHEMA": "faceaudit.audit.result",
+    "DEFAULT_TARGETS": "faceaudit.audit.analysis",
+    "GroupRates": "faceaudit.audit.disaggregated",
+    "TargetResult": "faceaudit.audit.disaggregated",
+}
 
-from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
-from faceaudit.audit.intervals import clopper_pearson
-from faceaudit.audit.metrics import threshold_index
-from faceaudit.audit.pairs import UNLABELLED, load_manifest, load_scores
-from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores, false_matches_by_subject
-from faceaudit.errors import InputError, UsageError
-
-__all__ = ["audit", "audit_scores", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
-
-Progress = Callable[[int, str], Any]
+__all__ = sorted(_LAZY)
 
 
-@contextmanager
-def _no_progress(total: int, description: str):
-    yield lambda n=1: None
-
-
-def _targets(target_fmr: float | Sequence[float]) -> list[float]:
-    t = [float(target_fmr)] if isinstance(target_fmr, (int, float)) else [float(v) for v in target_fmr]
-    if not t or any(not 0 < v < 1 for v in t):
-        raise UsageError("--target-fmr values must lie strictly between 0 and 1, e.g. 1e-3")
-    return t
-
-
-def _version() -> str:
-    from faceaudit import __version__
-
-    return __version__
-
-
-def audit_templates(
-    templates: np.ndarray,
-    group_index: np.ndarray,
-    subject: np.ndarray,
-    groups: list[str],
-    *,
-    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
-    bootstrap: int = 0,
-    group_info: dict | None = None,
-    config: dict | None = None,
-    warnings: Sequence[str] = (),
-    progress: Progress | None = None,
-) -> AuditResult:
-    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
-    n = len(templates)
-    targets = _targets(target_fmr)
-    with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
-        counts = compare_templates(templates, group_index, subject, groups, progress=advance)
-    fmr_clusters = None
-    if bootstrap:
-        total = counts.non_mated_total()
-        ks = [threshold_index(total, t) for t in targets]
-        use = [(t, k) for t, k in zip(targets, ks, strict=True) if k is not None]
-        if use:
-            _, cgroup, errors, trials = false_matches_by_subject(
-                templates, group_index, subject, len(groups), [k for _, k in use], grid=counts.grid
-            )
-            fmr_clusters = {
-                "targets": [t for t, _ in use],
-                "group": cgroup,
-                "errors": errors,
-                "trials": trials,
-            }
-    return analyse(
-        counts,
-        fmr_clusters=fmr_clusters,
-        targets=targets,
-        alpha=alpha,
-        group_info=group_info,
-        config=config,
-        bootstrap=bootstrap,
-        warnings=warnings,
-    )
-
-
-def _group_info(
-    groups: list[str], gi: np.ndarray, status: list[str], n_faces: np.ndarray, policy: str
-) -> dict:
-    ok = np.array([s == "ok" for s in status], bool)
-    no_face = np.array([s == "no_face" for s in status], bool)
-    info = {}
-    for g_i, g in enumerate(groups):
-        sel = gi == g_i
-        n_img, n_ok = int(sel.sum()), int((sel & ok).sum())
-        lo, hi, _ = clopper_pearson(n_img - n_ok, n_img)
-        info[g] = {
-            "n_images": n_img,
-            "n_templates": n_ok,
-            "n_fte": n_img - n_ok,
-            "n_no_face": int((sel & no_face).sum()),
-            "n_unreadable": int((sel & ~ok & ~no_face).sum()),
-            "fte": (n_img - n_ok) / n_img if n_img else None,
-            "fte_ci_low": lo,
-            "fte_ci_high": hi,
-            "n_multi_face": int((sel & (n_faces > 1)).sum()),
-            "policy": policy,
-        }
-    return info
-
-
-def audit(
-    manifest: str | os.PathLike,
-    root: str | os.PathLike | None = None,
-    group_by: str | Sequence[str] = "sex",
-    *,
-    templates: str | os.PathLike | None = None,
-    model: str = "sface",
-    policy: str = "central",
-    workers: int = 1,
-    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
-    bootstrap: int = 0,
-    label_source: str | None = None,
-    compare_policies: bool = False,
-    progress: Progress | None = None,
-    model_options: dict | None = None,
-    extra_warnings: Sequence[str] = (),
-) -> AuditResult:
-    """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
-
-    Images are embedded from ``root``, or taken from ``templates`` (an ``faceaudit embed`` npz). Every pair of
-    templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
-    ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
-    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``).
-    """
-    from faceaudit.pipeline.batch import embed_paths, load_templates
-
-    targets = _targets(target_fmr)
-    m = load_manifest(manifest, group_by, label_source_text=label_source)
-    paths = [p.strip() for p in m.frame["path"]]
-    progress = progress or _no_progress
-    if templates is not None:
-        er = load_templates(templates)
-        where = {p: i for i, p in reversed(list(enumerate(er.paths)))}
-        missing = [p for p in paths if p not in where]
-        if missing:
-            raise InputError(
-                templates,
-                f"{len(missing)} manifest paths are not in the templates file (first: {missing[0]!r}); "
-                "embed this manifest with `faceaudit embed`",
-            )
-        rows = np.array([where[p] for p in paths], np.intp)
-        vecs, status, n_faces = er.templates[rows], [er.status[i] for i in rows], er.n_faces[rows]
-        model_id, used_policy = er.model_id, er.policy
-    else:
-        if root is None:
-            raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
-        with progress(len(paths), "embedding") as advance:
-            er = embed_paths(
-                paths,
-                root,
-                model=model,
-                policy=policy,
-                workers=workers,
-                progress=advance,
-                **(model_options or {}),
-            )
-        vecs, status, n_faces = er.templates, er.status, er.n_faces
-        model_id, used_policy = er.model_id, er.policy
-    ok = np.array([s == "ok" for s in status], bool)
-    warn = list(extra_warnings)
-    n_unl = int((m.group_index == UNLABELLED).sum())
-    if n_unl:
-        warn.append(
-            f"{n_unl} images have an empty {'/'.join(m.group_by)} label: they count in the overall rates only"
-        )
-    n_fail = int((~ok).sum())
-    if n_fail:
-        warn.append(f"{n_fail} images gave no template (no face or unreadable): see fte per group")
-    if m.subject.size and len(np.unique(m.subject)) == len(m.subject):
-        warn.append(
-            "no subject has two images (the data set has no repeat identities): only the non-mated side (FMR) "
-            "can be measured. For a full audit, use "
-            "a data set with identities, e.g. `faceaudit audit lfw/manifest.csv --root lfw --group-by sex`"
-        )
-    config = {
-        "input": "manifest",
-        "manifest": str(manifest),
-        "manifest_sha256": m.sha256,
-        "root": None if root is None else str(root),
-        "templates": None if templates is None else str(templates),
-        "group_by": m.group_by,
-        "model_id": model_id,
-        "runtime": er.runtime or "not recorded in the templates file",
-        "policy": used_policy,
-        "target_fmr": targets,
-        "alpha": alpha,
-        "bootstrap": bootstrap,
-        "label_source": m.label_source,
-        "n_images": len(paths),
-        "n_templates": int(ok.sum()),
-        "comparison": "cosine similarity of L2-normalised templates; a score >= threshold is a match",
-        "same_group_rule": "a comparison counts for group g when both images are in g",
-        "faceaudit_version": _version(),
-    }
-    result = audit_templates(
-        vecs[ok],
-        m.group_index[ok],
-        m.subject[ok],
-        m.groups,
-        target_fmr=targets,
-        alpha=alpha,
-        bootstrap=bootstrap,
-        group_info=_group_info(m.groups, m.group_index, status, np.asarray(n_faces), used_policy),
-        config=config,
-        warnings=warn,
-        progress=progress,
-    )
-    if compare_policies:
-        result.policy_comparison = _compare_policies(
-            result,
-            manifest,
-            root,
-            group_by,
-            model=model,
-            workers=workers,
-            targets=targets,
-            alpha=alpha,
-            label_source=label_source,
-            progress=progress,
-            model_options=model_options,
-        )
-    return result
-
-
-def _compare_policies(
-    result: AuditResult,
-    manifest,
-    root,
-    group_by,
-    *,
-    model,
-    workers,
-    targets,
-    alpha,
-    label_source,
-    progress,
-    model_options,
-) -> pd.DataFrame:
-    from faceaudit.types import SELECTION_POLICIES
-
-    if root is None:
-        raise UsageError("--compare-policies re-embeds the images with each policy: give --root")
-    results = {result.config["policy"]: result}
-    for pol in SELECTION_POLICIES:
-        if pol not in results:
-            results[pol] = audit(
-                manifest,
-                root,
-                group_by,
-                model=model,
-                policy=pol,
-                workers=workers,
-                target_fmr=targets,
-                alpha=alpha,
-                label_source=label_source,
-                progress=progress,
-                model_options=model_options,
-            )
-    frames = []
-    for pol, r in results.items():
-        t = r.by_group[
-            [
-                "threshold",
-                "n_multi_face",
-                "fmr",
-                "fnmr",
-                "fmr_ci_low",
-                "fmr_ci_high",
-                "fnmr_ci_low",
-                "fnmr_ci_high",
-            ]
-        ].copy()
-        t.insert(0, "policy", pol)
-        frames.append(t.reset_index())
-    return pd.concat(frames, ignore_index=True).set_index(["target_fmr", "group", "policy"]).sort_index()
-
-
-def audit_scores(
-    scores_csv: str | os.PathLike,
-    *,
-    group_by: str | Sequence[str] | None = None,
-    lower_is_better: bool = False,
-    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
-    bootstrap: int = 0,
-    label_source: str | None = None,
-    n_bins: int = 20_000,
-) -> AuditResult:
-    """Audit another system's comparison scores (``score``, ``mated``, and the group of each side).
-
-    The score grid spans the observed scores in ``n_bins`` bins; ``lower_is_better`` for distances.
-    Bootstrap intervals need subjects, which a scores file does not carry, so ``bootstrap`` is ignored.
-    """
-    targets = _targets(target_fmr)
-    st = load_scores(scores_csv, group_by, label_source_text=label_source)
-    if len(st.scores) == 0:
-        raise InputError(scores_csv, "scores file has no rows")
-    grid = ScoreGrid.from_scores(st.scores, n_bins=n_bins, higher_is_better=not lower_is_better)
-    counts = count_scores(st.scores, st.mated, st.group_a, st.group_b, st.groups, grid)
-    warn = []
-    if bootstrap:
-        warn.append(
-            "--bootstrap needs subject ids, which a scores file lacks: Clopper–Pearson intervals only"
-        )
-    config = {
-        "input": "scores",
-        "scores": str(scores_csv),
-        "scores_sha256": st.sha256,
-        "group_by": group_by,
-        "model_id": "external scores",
-        "policy": None,
-        "target_fmr": targets,
-        "alpha": alpha,
-        "lower_is_better": lower_is_better,
-        "label_source": st.label_source,
-        "n_comparisons": int(len(st.scores)),
-        "comparison": f"given scores; a score {'<=' if lower_is_better else '>='} threshold is a match",
-        "same_group_rule": "a comparison counts for group g when both sides are in g",
-        "faceaudit_version": _version(),
-    }
-    return analyse(counts, targets=targets, alpha=alpha, config=config, warnings=warn)
-
-
-class _CallableModule(types.ModuleType):
-    """Importing ``faceaudit.audit`` binds this subpackage to the name ``faceaudit.audit``, hiding the
-    ``faceaudit.__getattr__`` facade; making the module callable keeps ``faceaudit.audit(...)`` working."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> AuditResult:
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'faceaudit.audit' has no attribute {name!r}")

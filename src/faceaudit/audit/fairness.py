@@ -8,13 +8,13 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from faceaudit.csvfile import read_csv_table
 from faceaudit.errors import InputError
 
 
@@ -111,38 +111,34 @@ def read_rates_csv(path: str | os.PathLike) -> list[tuple[str, dict[str, float],
     Returns ``(row name, {group: FMR}, {group: FNMR})``; the row name is the first non-rate column
     (e.g. ``Algorithm``), else ``row N``. Empty cells are left out.
     """
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            cols = reader.fieldnames or []
-            fmr_cols = [c for c in cols if c.startswith("FMR.")]
-            fnmr_cols = [c for c in cols if c.startswith("FNMR.")]
-            if not fmr_cols and not fnmr_cols:
-                raise InputError(path, f"no FMR.<group> or FNMR.<group> columns (columns: {cols})")
-            name_col = next((c for c in cols if c not in fmr_cols and c not in fnmr_cols), None)
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                name = (row.get(name_col) or "").strip() if name_col else ""
-                fm, fn = {}, {}
-                for target, prefix, columns in ((fm, "FMR.", fmr_cols), (fn, "FNMR.", fnmr_cols)):
-                    for c in columns:
-                        cell = (row.get(c) or "").strip()
-                        if not cell:
-                            continue
-                        try:
-                            value = float(cell)
-                        except ValueError:
-                            raise InputError(
-                                path, f"line {line}: column {c!r}: {cell!r} is not a number"
-                            ) from None
-                        if not 0.0 <= value <= 1.0:
-                            raise InputError(
-                                path, f"line {line}: column {c!r}: {value} is not a rate in [0, 1]"
-                            )
-                        target[c[len(prefix) :]] = value
-                rows.append((name or f"row {line - 1}", fm, fn))
-    except FileNotFoundError:
-        raise InputError(path, "rates file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "rates file is not UTF-8 text") from None
+    table = read_csv_table(path, what="rates file")
+    cols = list(table.columns)
+    fmr_cols = [c for c in cols if c.startswith("FMR.")]
+    fnmr_cols = [c for c in cols if c.startswith("FNMR.")]
+    if not fmr_cols and not fnmr_cols:
+        raise InputError(path, f"no FMR.<group> or FNMR.<group> columns (columns: {cols})")
+    name_col = next((c for c in cols if c not in fmr_cols and c not in fnmr_cols), None)
+    rows = []
+    for line, row in table.numbered():
+        name = row[name_col].strip() if name_col else ""
+        fm = _rates_of(path, line, row, "FMR.", fmr_cols)
+        fn = _rates_of(path, line, row, "FNMR.", fnmr_cols)
+        rows.append((name or f"row {line - 1}", fm, fn))
     return rows
+
+
+def _rates_of(path: object, line: int, row: dict[str, str], prefix: str, columns: list[str]) -> dict:
+    """``{group: rate}`` from one row's ``<prefix><group>`` cells (empty cells left out)."""
+    out = {}
+    for c in columns:
+        cell = row[c].strip()
+        if not cell:
+            continue
+        try:
+            value = float(cell)
+        except ValueError:
+            raise InputError(path, f"line {line}: column {c!r}: {cell!r} is not a number") from None
+        if not 0.0 <= value <= 1.0:
+            raise InputError(path, f"line {line}: column {c!r}: {value} is not a rate in [0, 1]")
+        out[c[len(prefix) :]] = value
+    return out

@@ -14,7 +14,10 @@ import numpy as np
 
 from faceaudit.audit.intervals import clopper_pearson
 
-NOT_MEASURABLE = "not measurable with this data"
+NOT_MEASURABLE_SHORT = "not measurable"
+"""The short form, where space is short (table cells)."""
+NOT_MEASURABLE = f"{NOT_MEASURABLE_SHORT} with this data"
+"""What a rate is, instead of 0, when the data cannot measure it."""
 
 
 def counts_at_or_above(hist: np.ndarray) -> np.ndarray:

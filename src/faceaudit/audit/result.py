@@ -6,11 +6,16 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from faceaudit.audit import report
+from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult
+from faceaudit.audit.metrics import NOT_MEASURABLE_SHORT, Rate
 
 SCHEMA = "faceaudit.audit/1"
 
@@ -32,22 +37,42 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+def _rate_columns(prefix: str, rate: Rate) -> dict:
+    return {
+        prefix: rate.value,
+        f"{prefix}_errors": rate.errors,
+        f"{prefix}_trials": rate.trials,
+        f"{prefix}_ci_low": rate.ci_low,
+        f"{prefix}_ci_high": rate.ci_high,
+        f"{prefix}_ci_method": rate.ci_method,
+        f"{prefix}_note": rate.note,
+    }
+
+
+def _boot_columns(prefix: str, interval: Interval) -> dict:
+    return {
+        f"{prefix}_boot_low": interval.low,
+        f"{prefix}_boot_high": interval.high,
+        f"{prefix}_boot_method": interval.method,
+    }
+
+
 @dataclass
 class AuditResult:
     """The outcome of an audit.
 
-    ``by_group`` is a DataFrame indexed by (target_fmr, group), in the manner of fairlearn's ``MetricFrame``:
-    FMR and FNMR at the global threshold with counts, 95 % intervals and their method, the per-group
-    threshold ``tau_g``, EER, score statistics, FTE and multi-face counts. ``summary[target]`` holds the
-    differentials (max/min ratios, FDR, GARBE, IR); ``cross_fmr[target]`` the group × group FMR matrix.
+    ``targets`` holds one typed :class:`~faceaudit.audit.disaggregated.TargetResult` per target FMR. The
+    tables are views of them: ``by_group`` is a DataFrame indexed by (target_fmr, group), in the manner of
+    fairlearn's ``MetricFrame``: FMR and FNMR at the global threshold with counts, 95 % intervals and their
+    method, the per-group threshold ``tau_g``, EER, score statistics, FTE and multi-face counts.
+    ``summary[target]`` holds the differentials (max/min ratios, FDR, GARBE, IR); ``cross_fmr[target]`` the
+    group × group FMR matrix; ``thresholds[target]`` the global threshold.
     """
 
     config: dict
-    by_group: pd.DataFrame
-    summary: dict[str, dict]
-    thresholds: dict[str, dict]
-    cross_fmr: dict[str, pd.DataFrame]
+    targets: list[TargetResult]
     warnings: list[str]
+    group_info: dict[str, dict] = field(default_factory=dict)
     distributions: dict[str, dict] = field(default_factory=dict)
     curves: dict[str, dict] = field(default_factory=dict, repr=False)
     grid: dict = field(default_factory=dict)
@@ -56,10 +81,60 @@ class AuditResult:
     bin_centres: np.ndarray | None = field(default=None, repr=False)
     headline: str = ""
     policy_comparison: pd.DataFrame | None = None
+    identification: Any = None
+    """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
     def groups(self) -> list[str]:
         return list(self.histograms)
+
+    @property
+    def measured(self) -> list[TargetResult]:
+        """The targets at which a global threshold could be set."""
+        return [t for t in self.targets if t.measured]
+
+    @property
+    def thresholds(self) -> dict[str, dict]:
+        return {t.key: t.threshold.as_dict() for t in self.targets}
+
+    @property
+    def summary(self) -> dict[str, dict]:
+        return {t.key: t.differentials for t in self.measured}
+
+    @property
+    def cross_fmr(self) -> dict[str, pd.DataFrame]:
+        g = self.groups
+        return {t.key: pd.DataFrame(t.cross_fmr, index=g, columns=g) for t in self.measured}
+
+    @cached_property
+    def by_group(self) -> pd.DataFrame:
+        rows = [self._row(t, r) for t in self.measured for r in t.rates.values()]
+        frame = pd.DataFrame(rows)
+        return frame.set_index(["target_fmr", "group"]) if len(frame) else frame
+
+    def _row(self, t: TargetResult, r: GroupRates) -> dict:
+        row = {
+            "target_fmr": t.target_fmr,
+            "group": r.group,
+            "threshold": t.threshold.threshold,
+            **self.group_info.get(r.group, {}),
+            "n_mated": r.n_mated,
+            "n_non_mated": r.n_non_mated,
+            **_rate_columns("fmr", r.fmr),
+            **_rate_columns("fnmr", r.fnmr),
+            "tau_g": r.tau_g,
+            "tau_g_note": r.tau_g_note,
+            "eer": r.eer,
+        }
+        if r.fnmr_boot is not None:
+            row.update(_boot_columns("fnmr", r.fnmr_boot))
+        if r.fmr_boot is not None:
+            row.update(_boot_columns("fmr", r.fmr_boot))
+        d = self.distributions.get(r.group, {})
+        for side in ("mated", "non_mated"):
+            for stat in ("mean", "q0.05", "q0.5", "q0.95"):
+                row[f"{side}_{stat}"] = d.get(side, {}).get(stat)
+        return row
 
     def to_dict(self) -> dict:
         """The ``audit.json`` content (schema ``faceaudit.audit/1``)."""
@@ -78,6 +153,8 @@ class AuditResult:
             "score_distributions": self.distributions,
             "warnings": self.warnings,
         }
+        if self.identification is not None:
+            out["identification"] = self.identification.to_dict()
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)
@@ -88,9 +165,7 @@ class AuditResult:
 
     def to_html(self) -> str:
         """``report.html``: one self-contained page that opens offline."""
-        from faceaudit.audit.report import render_html
-
-        return render_html(self)
+        return report.render_html(self)
 
     def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write ``audit.json``, ``by_group.csv`` and ``report.html`` into ``out_dir``; return their paths."""
@@ -122,28 +197,37 @@ class AuditResult:
         ).T.astype(float)
 
     def table(self, target_fmr: float | None = None) -> pd.DataFrame:
-        """A short per-group table for the terminal: FMR and FNMR (with intervals) at one target."""
+        """A short per-group table for the terminal: FMR (scientific notation) and FNMR (%) with their 95 %
+        intervals (subject-clustered when the audit has them) at one target."""
         if not len(self.by_group):
             return pd.DataFrame()
         if target_fmr is None:
             target_fmr = self.by_group.index.get_level_values(0)[0]
         t = self.by_group.xs(target_fmr, level="target_fmr")
 
-        def fmt(v, lo, hi):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return "not measurable"
-            return f"{v:.2e} [{lo:.1e}, {hi:.1e}]"
+        def missing(v) -> bool:
+            return v is None or (isinstance(v, float) and math.isnan(v))
+
+        def fmt(v, lo, hi, pct: bool) -> str:
+            if missing(v):
+                return NOT_MEASURABLE_SHORT
+            one = (lambda x: f"{100 * x:.2f} %") if pct else (lambda x: f"{x:.2e}")
+            return one(v) if missing(lo) or missing(hi) else f"{one(v)} [{one(lo)}, {one(hi)}]"
+
+        boot = "fnmr_boot_low" in t.columns and t["fnmr_boot_low"].notna().any()
+        src = "boot" if boot else "ci"
+        kind = "95% clustered" if boot else "95% CI"
+
+        def column(rate: str) -> list[str]:
+            values = zip(t[rate], t[f"{rate}_{src}_low"], t[f"{rate}_{src}_high"], strict=True)
+            return [fmt(v, lo, hi, rate == "fnmr") for v, lo, hi in values]
 
         return pd.DataFrame(
             {
                 "non-mated": t["n_non_mated"],
-                "FMR [95% CI]": [
-                    fmt(v, lo, hi) for v, lo, hi in zip(t.fmr, t.fmr_ci_low, t.fmr_ci_high, strict=True)
-                ],
+                f"FMR [{kind}]": column("fmr"),
                 "mated": t["n_mated"],
-                "FNMR [95% CI]": [
-                    fmt(v, lo, hi) for v, lo, hi in zip(t.fnmr, t.fnmr_ci_low, t.fnmr_ci_high, strict=True)
-                ],
+                f"FNMR [{kind}]": column("fnmr"),
             },
             index=t.index,
         )

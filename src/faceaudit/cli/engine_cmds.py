@@ -70,6 +70,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="output .npz")
     p.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="embed on a Dask cluster: a scheduler address (tcp://host:8786) or local:N (N local workers); "
+        "each worker loads the model once, images travel with the tasks",
+    )
     add_model_options(p)
     p.set_defaults(func=cmd_embed)
 
@@ -177,10 +184,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from faceaudit.cli.inputs import expand_images
     from faceaudit.cli.progress import progress_bar
     from faceaudit.pipeline.batch import embed_paths, read_manifest_paths
 
+    if Path(args.out).is_dir():  # before any work, and before a *.tmp.npz is left beside it
+        raise InputError(args.out, "--out is a directory; give a .npz file name")
     manifest = len(args.inputs) == 1 and args.inputs[0].lower().endswith(".csv")
     if manifest:
         paths = read_manifest_paths(args.inputs[0])
@@ -189,15 +200,28 @@ def cmd_embed(args: argparse.Namespace) -> int:
             raise UsageError("--root applies to a CSV manifest only; image paths are used as given")
         paths = expand_images(args.inputs)
     with progress_bar(len(paths), "embedding") as advance:
-        result = embed_paths(
-            paths,
-            args.root or ".",
-            model=args.model,
-            policy=args.policy,
-            workers=args.workers,
-            progress=advance,
-            **model_options(args),
-        )
+        if args.dask:
+            from faceaudit.pipeline.dask_embed import embed_paths_dask
+
+            result = embed_paths_dask(
+                paths,
+                args.root or ".",
+                address=args.dask,
+                model=args.model,
+                policy=args.policy,
+                progress=advance,
+                **model_options(args),
+            )
+        else:
+            result = embed_paths(
+                paths,
+                args.root or ".",
+                model=args.model,
+                policy=args.policy,
+                workers=args.workers,
+                progress=advance,
+                **model_options(args),
+            )
     result.save(args.out)
     n_ok = int(result.ok.sum())
     n_noface = sum(s == "no_face" for s in result.status)

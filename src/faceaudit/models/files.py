@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceaudit.errors import ModelIntegrityError
+from faceaudit.errors import ModelIntegrityError, UsageError
 from faceaudit.imaging import sha256_file
 
 
@@ -108,13 +109,35 @@ def verified_path(model: ModelFile) -> Path:
 
 
 def cache_dir() -> Path:
-    """Folder for derived model files (``FACEAUDIT_CACHE`` or ``~/.cache/faceaudit``)."""
-    base = os.environ.get("FACEAUDIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "faceaudit"
+    """Folder for derived model files (``FACEAUDIT_CACHE`` or ``~/.cache/faceaudit``).
+
+    When the default folder cannot be made or written (a read-only container, no ``HOME``), a private folder in
+    the system's temporary directory is used instead; a ``FACEAUDIT_CACHE`` that cannot be written is an error
+    that says so.
+    """
+    chosen = os.environ.get("FACEAUDIT_CACHE")
+    if chosen:
+        candidates = [Path(chosen)]
+    else:
+        try:
+            home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+            candidates = [Path(home_cache, "faceaudit")]
+        except RuntimeError:  # no home directory at all
+            candidates = []
+        candidates.append(
+            Path(tempfile.gettempdir(), f"faceaudit-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+        )
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK | os.X_OK):
+            return path
+    tried = ", ".join(str(c) for c in candidates)
+    raise UsageError(
+        f"no writable folder for derived model files (tried {tried}); set FACEAUDIT_CACHE to a writable folder"
     )
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 DLIB_SHAPE68 = ModelFile(

@@ -1,0 +1,292 @@
+"""Running an audit: from a manifest (embedding or reusing templates), from templates, or from scores.
+
+``audit(manifest, root, group_by="sex")`` embeds (or reuses templates), compares every pair with the streaming
+comparator (:mod:`faceaudit.audit.scores`), and returns an :class:`AuditResult`; ``audit_scores`` audits
+another system's scores.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
+from faceaudit.audit.bootstrap import ClusteredBootstrap
+from faceaudit.audit.headline import headline
+from faceaudit.audit.intervals import clopper_pearson
+from faceaudit.audit.metrics import threshold_index
+from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
+from faceaudit.audit.result import SCHEMA, AuditResult
+from faceaudit.audit.scores import compare_templates, sort_templates
+from faceaudit.audit.templates_file import read_templates
+from faceaudit.errors import InputError, UsageError
+
+__all__ = ["audit", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
+
+DEFAULT_BOOTSTRAP = 1000
+"""Subject-clustered bootstrap resamples by default (0: Clopper–Pearson intervals only)."""
+
+Progress = Callable[[int, str], Any]
+
+
+@contextmanager
+def _no_progress(total: int, description: str):
+    yield lambda n=1: None
+
+
+def targets_of(target_fmr: float | Sequence[float]) -> list[float]:
+    t = [float(target_fmr)] if isinstance(target_fmr, (int, float)) else [float(v) for v in target_fmr]
+    if not t or any(not 0 < v < 1 for v in t):
+        raise UsageError("--target-fmr values must lie strictly between 0 and 1, e.g. 1e-3")
+    return t
+
+
+def faceaudit_version() -> str:
+    from faceaudit import __version__
+
+    return __version__
+
+
+def audit_templates(
+    templates: np.ndarray,
+    group_index: np.ndarray,
+    subject: np.ndarray,
+    groups: list[str],
+    *,
+    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
+    alpha: float = 0.5,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    group_info: dict | None = None,
+    config: dict | None = None,
+    warnings: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> AuditResult:
+    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
+    n = len(templates)
+    targets = targets_of(target_fmr)
+    with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
+        counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+    boot = None
+    if bootstrap:
+        total = counts.non_mated_total()
+        ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
+        if ks:
+            st = sort_templates(templates, group_index, subject, groups, counts.grid)
+            boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap)
+    result = analyse(
+        counts,
+        targets=targets,
+        alpha=alpha,
+        group_info=group_info,
+        config=config,
+        bootstrap=boot,
+        warnings=warnings,
+    )
+    result.headline = headline(result)
+    return result
+
+
+def _group_info(
+    groups: list[str], gi: np.ndarray, status: list[str], n_faces: np.ndarray, policy: str
+) -> dict:
+    ok = np.array([s == "ok" for s in status], bool)
+    no_face = np.array([s == "no_face" for s in status], bool)
+    info = {}
+    for g_i, g in enumerate(groups):
+        sel = gi == g_i
+        n_img, n_ok = int(sel.sum()), int((sel & ok).sum())
+        lo, hi, _ = clopper_pearson(n_img - n_ok, n_img)
+        info[g] = {
+            "n_images": n_img,
+            "n_templates": n_ok,
+            "n_fte": n_img - n_ok,
+            "n_no_face": int((sel & no_face).sum()),
+            "n_unreadable": int((sel & ~ok & ~no_face).sum()),
+            "fte": (n_img - n_ok) / n_img if n_img else None,
+            "fte_ci_low": lo,
+            "fte_ci_high": hi,
+            "n_multi_face": int((sel & (n_faces > 1)).sum()),
+            "policy": policy,
+        }
+    return info
+
+
+def audit(
+    manifest: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    group_by: str | Sequence[str] = "sex",
+    *,
+    templates: str | os.PathLike | None = None,
+    model: str = "sface",
+    policy: str = "central",
+    workers: int = 1,
+    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
+    alpha: float = 0.5,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
+    label_source: str | None = None,
+    dataset: str | None = None,
+    compare_policies: bool = False,
+    progress: Progress | None = None,
+    model_options: dict | None = None,
+    extra_warnings: Sequence[str] = (),
+) -> AuditResult:
+    """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
+
+    Images are embedded from ``root``, or taken from ``templates`` (an ``faceaudit embed`` npz). Every pair of
+    templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
+    ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
+    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``).
+    """
+    targets = targets_of(target_fmr)
+    m = load_manifest(manifest, group_by, label_source_text=label_source)
+    paths = [p.strip() for p in m.frame["path"]]
+    progress = progress or _no_progress
+    file_warnings: list[str] = []
+    if templates is not None:
+        file_warnings, er = templates_for_manifest(templates, paths)
+    elif root is None:
+        raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
+    else:
+        from faceaudit.pipeline.batch import embed_paths
+
+        with progress(len(paths), "embedding") as advance:
+            er = embed_paths(
+                paths,
+                root,
+                model=model,
+                policy=policy,
+                workers=workers,
+                progress=advance,
+                **(model_options or {}),
+            )
+    vecs, status, n_faces = er.templates, er.status, er.n_faces
+    model_id, used_policy = er.model_id, er.policy
+    ok = np.array([s == "ok" for s in status], bool)
+    warn = [*extra_warnings, *file_warnings, *_manifest_warnings(m, ok)]
+    config = {
+        "input": "manifest",
+        "dataset": dataset or Path(manifest).name,
+        "manifest": str(manifest),
+        "manifest_sha256": m.sha256,
+        "root": None if root is None else str(root),
+        "templates": None if templates is None else str(templates),
+        "group_by": m.group_by,
+        "model_id": model_id,
+        "runtime": er.runtime or "not recorded in the templates file",
+        "policy": used_policy,
+        "target_fmr": targets,
+        "alpha": alpha,
+        "bootstrap": bootstrap,
+        "label_source": m.label_source,
+        "n_images": len(paths),
+        "n_templates": int(ok.sum()),
+        "comparison": "cosine similarity of L2-normalised templates; a score >= threshold is a match",
+        "same_group_rule": "a comparison counts for group g when both images are in g",
+        "faceaudit_version": faceaudit_version(),
+    }
+    result = audit_templates(
+        vecs[ok],
+        m.group_index[ok],
+        m.subject[ok],
+        m.groups,
+        target_fmr=targets,
+        alpha=alpha,
+        bootstrap=bootstrap,
+        group_info=_group_info(m.groups, m.group_index, status, np.asarray(n_faces), used_policy),
+        config=config,
+        warnings=warn,
+        progress=progress,
+    )
+    if compare_policies:
+        if root is None:
+            raise UsageError("--compare-policies re-embeds the images with each policy: give --root")
+        rerun = partial(
+            audit,
+            manifest,
+            root,
+            group_by,
+            model=model,
+            workers=workers,
+            target_fmr=targets,
+            alpha=alpha,
+            label_source=label_source,
+            dataset=dataset,
+            progress=progress,
+            model_options=model_options,
+        )
+        result.policy_comparison = _compare_policies(result, rerun)
+    return result
+
+
+def templates_for_manifest(templates: str | os.PathLike, paths: list[str]):
+    """The rows of a templates npz for ``paths``, in manifest order (``EmbedResult``), and its warnings."""
+    er, warn = read_templates(templates)
+    where = {p: i for i, p in reversed(list(enumerate(er.paths)))}
+    missing = [p for p in paths if p not in where]
+    if missing:
+        raise InputError(
+            templates,
+            f"{len(missing)} manifest paths are not in the templates file (first: {missing[0]!r}); "
+            "embed this manifest with `faceaudit embed`",
+        )
+    rows = np.array([where[p] for p in paths], np.intp)
+    return warn, er.take(rows)
+
+
+def _images(n: int) -> str:
+    return f"{n:,} image" if n == 1 else f"{n:,} images"
+
+
+def _manifest_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
+    """What the manifest and the embedding leave unmeasured: unlabelled images, failures, no repeat subjects."""
+    warn = []
+    n_unl = int((m.group_index == UNLABELLED).sum())
+    if n_unl:
+        warn.append(
+            f"{_images(n_unl)} {'has' if n_unl == 1 else 'have'} an empty {'/'.join(m.group_by)} label: "
+            f"{'it counts' if n_unl == 1 else 'they count'} in the overall rates only"
+        )
+    n_fail = int((~ok).sum())
+    if n_fail:
+        warn.append(f"{_images(n_fail)} gave no template (no face or unreadable): see fte per group")
+    if m.subject.size and len(np.unique(m.subject)) == len(m.subject):
+        warn.append(
+            "no subject has two images (the data set has no repeat identities): only the non-mated side (FMR) "
+            "can be measured. For a full audit, use "
+            "a data set with identities, e.g. `faceaudit audit lfw/manifest.csv --root lfw --group-by sex`"
+        )
+    return warn
+
+
+def _compare_policies(result: AuditResult, rerun: Callable[..., AuditResult]) -> pd.DataFrame:
+    """The per-group rates of ``result`` beside those of ``rerun(policy=...)`` for every other policy."""
+    from faceaudit.types import SELECTION_POLICIES
+
+    results = {result.config["policy"]: result}
+    for pol in SELECTION_POLICIES:
+        if pol not in results:
+            results[pol] = rerun(policy=pol)
+    frames = []
+    for pol, r in results.items():
+        t = r.by_group[
+            [
+                "threshold",
+                "n_multi_face",
+                "fmr",
+                "fnmr",
+                "fmr_ci_low",
+                "fmr_ci_high",
+                "fnmr_ci_low",
+                "fnmr_ci_high",
+            ]
+        ].copy()
+        t.insert(0, "policy", pol)
+        frames.append(t.reset_index())
+    return pd.concat(frames, ignore_index=True).set_index(["target_fmr", "group", "policy"]).sort_index()
