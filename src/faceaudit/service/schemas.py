@@ -44,6 +44,8 @@ class DetectedFace(BaseModel):
     landmarks: list[list[float]]
     score: float
     quality: FaceQuality
+    chosen: bool = False
+    """The face the engine's policy would use for a template (as ``detect --json`` marks it)."""
 
 
 class VerifyOut(BaseModel):
