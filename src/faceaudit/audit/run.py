@@ -42,6 +42,18 @@ def _targets(target_fmr: float | Sequence[float]) -> list[float]:
     return t
 
 
+@contextmanager
+def _dask_client(dask: Any):
+    """A Dask client for ``dask`` (an address or ``local:N``), or ``dask`` itself (a client or None)."""
+    if not isinstance(dask, str):
+        yield dask
+        return
+    from faceaudit.dask_cluster import dask_client
+
+    with dask_client(dask) as client:
+        yield client
+
+
 def _version() -> str:
     from faceaudit import __version__
 
@@ -61,12 +73,30 @@ def audit_templates(
     config: dict | None = None,
     warnings: Sequence[str] = (),
     progress: Progress | None = None,
+    dask: Any = None,
 ) -> AuditResult:
-    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
+    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label.
+
+    ``dask`` (a scheduler address, ``local:N`` or a ``distributed.Client``) runs the all-pairs comparison on a
+    Dask cluster (:mod:`faceaudit.audit.distributed`); the counts are the in-process counts.
+    """
     n = len(templates)
     targets = _targets(target_fmr)
-    with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
-        counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+    with _dask_client(dask) as client, (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
+        if client is None:
+            counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+        else:
+            from faceaudit.audit.distributed import blas_threads, compare_templates_dask
+
+            counts = compare_templates_dask(
+                templates, group_index, subject, groups, client=client, progress=advance
+            )
+            if config is not None:
+                workers = client.nthreads()
+                config["comparison_on"] = (
+                    f"Dask: {len(workers)} workers, {sum(workers.values())} threads, "
+                    f"BLAS threads per task {blas_threads()}"
+                )
     fmr_clusters = None
     if bootstrap:
         total = counts.non_mated_total()
@@ -138,14 +168,56 @@ def audit(
     progress: Progress | None = None,
     model_options: dict | None = None,
     extra_warnings: Sequence[str] = (),
+    dask: Any = None,
 ) -> AuditResult:
     """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
 
     Images are embedded from ``root``, or taken from ``templates`` (an ``faceaudit embed`` npz). Every pair of
     templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
     ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
-    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``).
+    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``). ``dask`` (a
+    scheduler address or ``local:N``) embeds and compares on a Dask cluster.
     """
+    with _dask_client(dask) as client:
+        return _audit(
+            manifest,
+            root,
+            group_by,
+            templates=templates,
+            model=model,
+            policy=policy,
+            workers=workers,
+            target_fmr=target_fmr,
+            alpha=alpha,
+            bootstrap=bootstrap,
+            label_source=label_source,
+            compare_policies=compare_policies,
+            progress=progress,
+            model_options=model_options,
+            extra_warnings=extra_warnings,
+            client=client,
+        )
+
+
+def _audit(
+    manifest,
+    root,
+    group_by,
+    *,
+    templates,
+    model,
+    policy,
+    workers,
+    target_fmr,
+    alpha,
+    bootstrap,
+    label_source,
+    compare_policies,
+    progress,
+    model_options,
+    extra_warnings,
+    client,
+) -> AuditResult:
     targets = _targets(target_fmr)
     m = load_manifest(manifest, group_by, label_source_text=label_source)
     paths = [p.strip() for p in m.frame["path"]]
@@ -154,6 +226,19 @@ def audit(
         er = _templates_of(templates, paths)
     elif root is None:
         raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
+    elif client is not None:
+        from faceaudit.pipeline.dask_embed import embed_paths_dask
+
+        with progress(len(paths), "embedding") as advance:
+            er = embed_paths_dask(
+                paths,
+                root,
+                client=client,
+                model=model,
+                policy=policy,
+                progress=advance,
+                **(model_options or {}),
+            )
     else:
         from faceaudit.pipeline.batch import embed_paths
 
@@ -203,6 +288,7 @@ def audit(
         config=config,
         warnings=warn,
         progress=progress,
+        dask=client,
     )
     if compare_policies:
         if root is None:
@@ -219,6 +305,7 @@ def audit(
             label_source=label_source,
             progress=progress,
             model_options=model_options,
+            dask=client,
         )
         result.policy_comparison = _compare_policies(result, rerun)
     return result
