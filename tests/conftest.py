@@ -32,8 +32,14 @@ def face_paths() -> list[Path]:
     return sorted(FAIRFACE.glob("fairface_*.jpg"))
 
 
-def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 300):
-    """Run ``python -m faceaudit ARGS`` in a real subprocess; returns CompletedProcess (text)."""
+def run_cli(
+    *args: str,
+    cwd: str | Path | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+    stdin: str | None = None,
+):
+    """Run ``python -m faceaudit ARGS`` in a real subprocess (``stdin`` fed to it); returns CompletedProcess (text)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "faceaudit", *args],
@@ -42,6 +48,7 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
         cwd=cwd,
         env=full_env,
         timeout=timeout,
+        input=stdin,
     )
 
 
