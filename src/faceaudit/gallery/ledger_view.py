@@ -21,6 +21,7 @@ class GalleryLedger:
         if stores.is_file_missing(path):
             raise store.GalleryNotFoundError(f"{self.path}: no gallery here (run 'faceaudit gallery init')")
         self._repo = stores.open_repository(path)
+        self._conn = self._repo.connection
         meta = self._repo.read_meta()
         if not meta:
             self._repo.close()
