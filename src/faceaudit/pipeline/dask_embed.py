@@ -17,8 +17,8 @@ from typing import Any
 from faceaudit.dask_cluster import _distributed, dask_client
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import read_source
-from faceaudit.pipeline.batch import EmbedResult, _process_chunk
-from faceaudit.pipeline.results import BatchRow
+from faceaudit.pipeline.batch import _process_chunk
+from faceaudit.pipeline.results import BatchRow, EmbedResult
 
 CHUNK = 32
 """Images per task."""
