@@ -17,7 +17,8 @@ DRIVER = shutil.which("chromedriver")
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover
     webdriver = None
 
@@ -75,12 +76,19 @@ def browser():
     driver.quit()
 
 
+def go(browser, element) -> None:
+    """Click ``element`` and wait until the next page has replaced this one (the machine may be slow)."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 60).until(EC.staleness_of(old))
+
+
 def sign_in(browser, server, who: str) -> None:
     browser.delete_all_cookies()
     browser.get(f"{server.url}/ui/login")
     assert browser.title == "Sign in · faceaudit"
     browser.find_element(By.ID, "key").send_keys(server.keys[who])
-    browser.find_element(By.ID, "signin").click()
+    go(browser, browser.find_element(By.ID, "signin"))
     assert f"Signed in as {who}" in browser.find_element(By.ID, "who").text
 
 
@@ -95,13 +103,13 @@ def identify(server, face: str = "0005") -> str:
 
 def review(browser, server, who: str, search_id: str, decision: str, subject: str | None = None) -> str:
     sign_in(browser, server, who)
-    browser.find_element(By.LINK_TEXT, "Review queue").click()
-    browser.find_element(By.LINK_TEXT, search_id[:8]).click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Review queue"))
+    go(browser, browser.find_element(By.LINK_TEXT, search_id[:8]))
     Select(browser.find_element(By.ID, "decision")).select_by_value(decision)
     if subject:
         Select(browser.find_element(By.ID, "subject_ref")).select_by_value(subject)
     browser.find_element(By.ID, "reason").send_keys("compared the faces")
-    browser.find_element(By.ID, "submit-review").click()
+    go(browser, browser.find_element(By.ID, "submit-review"))
     return browser.find_element(By.ID, "status").text
 
 
@@ -115,7 +123,7 @@ def test_sign_in_as_each_role_and_role_boundaries(browser, server):
     for path in ("/ui/subjects", "/ui/keys", "/ui/ledger"):
         browser.get(f"{server.url}{path}")
         assert browser.title == "Not allowed · faceaudit", path
-    browser.find_element(By.ID, "signout").click()
+    go(browser, browser.find_element(By.ID, "signout"))
     assert browser.title == "Sign in · faceaudit"
     browser.get(f"{server.url}/ui/")
     assert browser.title == "Sign in · faceaudit"  # the session ended on the server
@@ -140,6 +148,7 @@ def test_searcher_cannot_review_own_search(browser, server):
     sign_in(browser, server, "sam")
     browser.get(f"{server.url}/ui/searches/{sid}")
     assert not browser.find_elements(By.ID, "review-form")
+    old = browser.find_element(By.TAG_NAME, "html")
     browser.execute_script(
         """const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
         for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['decision', 'confirm'],
@@ -148,6 +157,7 @@ def test_searcher_cannot_review_own_search(browser, server):
         document.body.appendChild(f); f.submit();""",
         f"/ui/searches/{sid}/review",
     )
+    WebDriverWait(browser, 60).until(EC.staleness_of(old))
     assert browser.title == "Not allowed · faceaudit"
     assert "no self-review" in browser.find_element(By.ID, "message").text
 
@@ -158,16 +168,16 @@ def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
     browser.find_element(By.ID, "reason").send_keys("subject asked")
     browser.find_element(By.ID, "confirm").click()
     browser.execute_script("document.querySelector('#erase-form input[name=csrf]').remove()")
-    browser.find_element(By.ID, "do-erase").click()
+    go(browser, browser.find_element(By.ID, "do-erase"))
     assert (
         browser.title == "Not allowed · faceaudit" and "CSRF" in browser.find_element(By.ID, "message").text
     )
     browser.get(f"{server.url}/ui/subjects")
     assert "p-0001" in browser.find_element(By.ID, "subjects").text  # nothing happened
-    browser.find_element(By.ID, "erase-p-0001").click()
+    go(browser, browser.find_element(By.ID, "erase-p-0001"))
     browser.find_element(By.ID, "reason").send_keys("subject asked")
     browser.find_element(By.ID, "confirm").click()
-    browser.find_element(By.ID, "do-erase").click()
+    go(browser, browser.find_element(By.ID, "do-erase"))
     assert "Erased p-0001" in browser.find_element(By.ID, "message").text
     assert "p-0001" not in browser.find_element(By.ID, "subjects").text
     with server.client("sam") as c:
@@ -179,26 +189,26 @@ def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
 
 def test_auditor_verifies_the_ledger_and_admin_creates_a_key(browser, server):
     sign_in(browser, server, "ada")
-    browser.find_element(By.LINK_TEXT, "Ledger").click()
-    browser.find_element(By.ID, "verify").click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Ledger"))
+    go(browser, browser.find_element(By.ID, "verify"))
     assert re.fullmatch(r"\d+ entries, chain intact", browser.find_element(By.ID, "verdict").text)
-    browser.find_element(By.ID, "f-action").send_keys("review")
-    browser.find_element(By.CSS_SELECTOR, "#filters button").click()
+    browser.find_element(By.ID, "f-action").send_keys("enroll")
+    go(browser, browser.find_element(By.CSS_SELECTOR, "#filters button"))
     actions = {
         row.find_elements(By.TAG_NAME, "td")[4].text
         for row in browser.find_elements(By.CSS_SELECTOR, "#ledger tbody tr")
     }
-    assert actions == {"review"}
+    assert actions == {"enroll"}  # the fixture enrolled two subjects through the API
     sign_in(browser, server, "root")
-    browser.find_element(By.LINK_TEXT, "Keys").click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Keys"))
     browser.find_element(By.ID, "principal").send_keys("newbie")
     browser.find_element(By.ID, "role-auditor").click()
-    browser.find_element(By.ID, "create").click()
+    go(browser, browser.find_element(By.ID, "create"))
     key = browser.find_element(By.ID, "new-key").text
     assert key.startswith("fa_")
     with server.client() as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["principal"] == "newbie"
-    browser.find_element(By.ID, f"revoke-{key.split('_')[1]}").click()
+    go(browser, browser.find_element(By.ID, f"revoke-{key.split('_')[1]}"))
     assert "Revoked" in browser.find_element(By.ID, "message").text
     with server.client() as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
