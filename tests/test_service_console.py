@@ -212,3 +212,23 @@ def test_auditor_verifies_the_ledger_and_admin_creates_a_key(browser, server):
     assert "Revoked" in browser.find_element(By.ID, "message").text
     with server.client() as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
+    from test_service_api import scores_csv
+
+    csv_path = tmp_path / "vendor-scores.csv"
+    csv_path.write_bytes(scores_csv())
+    sign_in(browser, server, "ada")
+    go(browser, browser.find_element(By.LINK_TEXT, "Audits"))
+    browser.find_element(By.ID, "scores").send_keys(str(csv_path))
+    browser.find_element(By.ID, "group_by").send_keys("sex")
+    go(browser, browser.find_element(By.ID, "run-audit"))
+    assert browser.title.startswith("Audit ")
+    link = WebDriverWait(browser, 120).until(lambda b: b.find_elements(By.ID, "report-link"))
+    assert browser.find_element(By.ID, "state").text == "done"
+    assert browser.find_element(By.ID, "progress").get_attribute("value") == "100"
+    go(browser, link[0])
+    assert "female" in browser.page_source and "male" in browser.page_source
+    browser.get(f"{server.url}/ui/audits")  # a reload keeps the job
+    assert "vendor-scores.csv" in browser.find_element(By.ID, "audits").text

@@ -225,3 +225,16 @@ class NewKeyOut(BaseModel):
 class RevokeOut(BaseModel):
     revoked: str
     ledger_entry: int
+
+
+class AuditJob(BaseModel):
+    job_id: str
+    state: Literal["queued", "running", "done", "failed", "interrupted"]
+    progress: int
+    message: str
+    filename: str
+    group_by: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    ledger_entry: int | None = None

@@ -63,8 +63,12 @@ class Service:
             raise
         self.pool = InferencePool(config.workers, config.queue)
         self.limiter = RateLimiter()
+        from faceaudit.service.audits import AuditJobs
+
+        self.audits = AuditJobs(Path(f"{os.fspath(config.db)}.audits"), self.store.record)
 
     def close(self) -> None:
+        self.audits.shutdown()
         self.pool.shutdown()
         with self.gallery_lock:
             self.gallery.close()
