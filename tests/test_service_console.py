@@ -232,3 +232,53 @@ def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
     assert "female" in browser.page_source and "male" in browser.page_source
     browser.get(f"{server.url}/ui/audits")  # a reload keeps the job
     assert "vendor-scores.csv" in browser.find_element(By.ID, "audits").text
+
+
+def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):
+    import httpx
+
+    with server.client("erin") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0003"))],
+            data={
+                "subject_ref": "p-0003",
+                "name": "Person 0003",
+                "consent_basis": "form",
+                "consent_by": "reg",
+                "store_images": "true",
+            },
+        )
+        assert r.status_code == 201, r.text
+    sid = identify(server, "0003")
+    sign_in(browser, server, "rita")
+    browser.get(f"{server.url}/ui/searches/{sid}")
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+    probe = browser.find_element(By.ID, "probe")
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(loaded, probe))
+    first = browser.find_elements(By.CSS_SELECTOR, "img.candidate")[0]
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(loaded, first))
+    cookie = {c["name"]: c["value"] for c in browser.get_cookies()}
+    r = httpx.get(f"{server.url}/ui/searches/{sid}/probe", cookies=cookie)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store" and r.content == image("0003")[1]
+    import sqlite3
+
+    conn = sqlite3.connect(server.db)
+    views = conn.execute(
+        "SELECT action, actor FROM ledger WHERE action IN ('view_probe', 'view_images') ORDER BY seq"
+    ).fetchall()
+    conn.close()
+    assert ("view_probe", "rita") in views and ("view_images", "rita") in views
+    sign_in(browser, server, "ada")  # an auditor may read the search, but not see faces
+    browser.get(f"{server.url}/ui/searches/{sid}/probe")
+    assert browser.title == "Not allowed · faceaudit"
+    browser.get(f"{server.url}/ui/searches/{sid}")
+    assert not browser.find_elements(By.ID, "probe")
+    for who in ("rita", "rob"):
+        assert review(browser, server, who, sid, "confirm", "p-0003") in ("pending_review", "confirmed")
+    assert browser.find_element(By.ID, "status").text == "confirmed"
+    r = httpx.get(
+        f"{server.url}/ui/searches/{sid}/probe",
+        cookies={c["name"]: c["value"] for c in browser.get_cookies()},
+    )
+    assert r.status_code == 404  # the probe is deleted once the search is decided

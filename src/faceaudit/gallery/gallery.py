@@ -185,6 +185,34 @@ class Gallery(Enrolling, Searching, GalleryBase):
             for s in self._repo.list_subjects()
         ]
 
+    def reference_images(
+        self, subject_ref: str, *, operator: str | Actor, purpose: str | None = None, case: str | None = None
+    ) -> list[bytes]:
+        """The stored reference images of a subject (encoded bytes; empty when none were stored).
+
+        Viewing them is logged (``view_images``) when there is anything to see.
+        """
+        started = utc_now()
+        actor = Actor.of(operator, "viewing images needs the operator's name (--operator)")
+        row = self._repo.find_subject(clean_text(subject_ref, "viewing images needs a subject ref"))
+        if row is None:
+            raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
+        bound = {"gallery_id": self.gallery_id, "subject_ref": row.subject_ref}
+        images = [
+            self._sealer.open_image(b, model_id=m, **bound) for m, b in self._repo.sealed_images_of(row.id)
+        ]
+        if images:
+            with self._repo.write():
+                self._record(
+                    "view_images",
+                    actor,
+                    started,
+                    purpose=purpose,
+                    case_ref=case,
+                    result={"subject": self.pseudonym(row.subject_ref), "n_images": len(images)},
+                )
+        return images
+
     # --- erasure ------------------------------------------------------------------------------------------
 
     def erase(self, subject_ref: str, *, reason: str, operator: str | Actor, vacuum: bool = False) -> int:

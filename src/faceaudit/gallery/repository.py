@@ -150,6 +150,10 @@ class GalleryRepository(Protocol):
         """*read.* The sealed templates of one subject for one model."""
         ...
 
+    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """*read.* ``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
+        ...
+
     def count_templates(self, model_id: str) -> int:
         """*read.* How many templates of ``model_id`` are stored."""
         ...

@@ -174,6 +174,14 @@ class SQLiteGalleryRepository:
         ).fetchall()
         return [r[0] for r in rows]
 
+    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
+        rows = self._conn.execute(
+            "SELECT model_id, image FROM templates WHERE subject_id = ? AND image IS NOT NULL ORDER BY id",
+            (subject_id,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     def count_templates(self, model_id: str) -> int:
         """How many templates of ``model_id`` are stored."""
         row = self._conn.execute("SELECT COUNT(*) FROM templates WHERE model_id = ?", (model_id,)).fetchone()

@@ -11,6 +11,7 @@ from typing import Any
 from faceaudit.service.keys import KeyHasher, parse_rate
 from faceaudit.service.limits import RateLimiter
 from faceaudit.service.pool import InferencePool
+from faceaudit.service.probes import ProbeSealer
 from faceaudit.service.store import ServiceStore
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
@@ -58,6 +59,7 @@ class Service:
             self.n_templates = self.gallery.rebuild_index()
             self.store = ServiceStore(config.db)
             self.hasher = KeyHasher.for_gallery(config.db, key_file)
+            self.probes = ProbeSealer(self.hasher.gallery_key, self.gallery.gallery_id)
         except BaseException:
             self.gallery.close()
             raise

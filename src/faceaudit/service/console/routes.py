@@ -130,6 +130,7 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
     who = ctx[0]
     can_review = "reviewer" in who.roles and search["searcher"] != who.name
     can_review = can_review and all(r["principal"] != who.name for r in search["reviews"])
+    show_images = "reviewer" in who.roles and search["status"] == "pending_review"
     return _render(
         request,
         "search.html",
@@ -138,6 +139,7 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
         status,
         s=search,
         can_review=can_review,
+        show_images=show_images,
         **values,
     )
 
@@ -146,6 +148,69 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
 def search_page(request: Request, search_id: str) -> Response:
     ctx = _signed_in(request, "reviewer", "auditor")
     return _search_page(request, ctx, search_id)
+
+
+_BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
+
+
+def _image(data: bytes) -> Response:
+    """An image for the browser, never cached; formats browsers do not show (TIFF, PGM) are sent as PNG."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        media = _BROWSER_FORMATS.get(img.format or "")
+    if media is None:
+        import cv2
+
+        from faceaudit.imaging import decode_bytes
+
+        data, media = cv2.imencode(".png", decode_bytes(data, "image"))[1].tobytes(), "image/png"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/searches/{search_id}/probe")
+def probe_image(request: Request, search_id: str) -> Response:
+    """The probe of a search waiting for review (reviewers only; each view is a ledger entry)."""
+    who, _ = _signed_in(request, "reviewer")
+    service = _service(request)
+    search = service.store.get_search(search_id)
+    blob = service.store.sealed_probe(search_id)
+    if search is None or blob is None:
+        raise Refused(404, "no probe image: the search is decided, or was made before probes were kept")
+    data = service.probes.open(blob, search_id)
+    service.store.record(
+        "view_probe",
+        who.actor,
+        purpose=search["purpose"],
+        case_ref=search["case"],
+        params={"search_id": search_id},
+    )
+    return _image(data)
+
+
+@router.get("/searches/{search_id}/candidates/{rank}/image")
+def candidate_image(request: Request, search_id: str, rank: int) -> Response:
+    """The first stored enrolment image of a candidate (reviewers only; each view is a ledger entry)."""
+    who, _ = _signed_in(request, "reviewer")
+    service = _service(request)
+    search = service.store.get_search(search_id)
+    cand = next(
+        (c for c in (search or {}).get("candidates", []) if c["rank"] == rank and not c.get("erased")), None
+    )
+    if search is None or cand is None:
+        raise Refused(404, "no such candidate")
+    try:
+        with service.gallery_lock:
+            images = service.gallery.reference_images(
+                cand["subject_ref"], operator=who.actor, purpose=search["purpose"], case=search["case"]
+            )
+    except FaceAuditError:
+        images = []
+    if not images:
+        raise Refused(404, "no enrolment image is stored for this candidate")
+    return _image(images[0])
 
 
 @router.post("/searches/{search_id}/review")
