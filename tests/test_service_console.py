@@ -282,3 +282,29 @@ def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, se
         cookies={c["name"]: c["value"] for c in browser.get_cookies()},
     )
     assert r.status_code == 404  # the probe is deleted once the search is decided
+
+
+def test_pages_fit_a_phone_and_sign_in_works_from_the_keyboard(browser, server):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.set_window_size(390, 844)
+    try:
+        browser.delete_all_cookies()
+        browser.get(f"{server.url}/ui/login")
+        field = browser.switch_to.active_element
+        field.send_keys(Keys.TAB)  # from the page to the first control
+        browser.find_element(By.ID, "key").send_keys(server.keys["ada"], Keys.ENTER)
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.ID, "who"))
+        for path in ("/ui/ledger", "/ui/audits"):
+            browser.get(f"{server.url}{path}")
+            assert (
+                browser.find_element(By.TAG_NAME, "title")
+                .get_attribute("textContent")
+                .endswith("· faceaudit")
+            )
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 1, (path, overflow)  # wide tables scroll inside their own box
+    finally:
+        browser.set_window_size(1280, 800)
