@@ -114,7 +114,7 @@ def review(browser, server, who: str, search_id: str, decision: str, subject: st
 
 
 def test_sign_in_as_each_role_and_role_boundaries(browser, server):
-    pages = {"sam": ["Review queue"], "ada": ["Ledger"], "dora": ["Subjects"], "root": ["Keys"], "erin": []}
+    pages = {"sam": ["Review queue"], "ada": ["Ledger", "Audits"], "dora": ["Subjects"], "root": ["Keys"], "erin": []}
     for who, links in pages.items():
         sign_in(browser, server, who)
         nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
