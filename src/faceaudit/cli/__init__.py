@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "faceaudit.cli.engine_cmds",
     "faceaudit.cli.audit_cmds",
     "faceaudit.cli.gallery_cmds",
+    "faceaudit.cli.ledger_cmds",
     "faceaudit.cli.service_cmds",
 )
 

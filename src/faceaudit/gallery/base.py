@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from faceaudit.gallery.crypto import TemplateSealer
 from faceaudit.gallery.live_index import LiveIndex
 from faceaudit.gallery.repository import GalleryRepository
+from faceaudit.gallery.store import GalleryIntegrityError
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry
 
 if TYPE_CHECKING:
+    from faceaudit.face.quality import QualityGate
     from faceaudit.gallery.index import TemplateIndex
     from faceaudit.pipeline.engine import Engine
-    from faceaudit.pipeline.quality import QualityGate
 
 DEFAULT_DIM = 128
 """Template width assumed for an empty gallery whose engine is not loaded yet."""
@@ -48,7 +49,7 @@ class GalleryBase:
     def quality_gate(self) -> QualityGate:
         """The minimum quality of references and probes (the default gate unless one was given)."""
         if self._quality_gate is None:
-            from faceaudit.pipeline.quality import QualityGate
+            from faceaudit.face.quality import QualityGate
 
             self._quality_gate = QualityGate()
         return self._quality_gate
@@ -70,6 +71,20 @@ class GalleryBase:
     def pseudonym(self, subject_ref: str) -> str:
         """The keyed hash that stands for ``subject_ref`` in the ledger."""
         return self._sealer.pseudonym(subject_ref)
+
+    def photo_digest(self, sha256: str | None) -> str | None:
+        """What the ledger holds for a photo with this SHA-256: a keyed hash (HMAC-SHA256 under a key derived from
+        the gallery key), so the photo alone proves nothing after erasure. A key holder checks a photo with it."""
+        return self._sealer.ledger_digest("photo", sha256) or None if sha256 else None
+
+    def _checked_name(self, subject_ref: str, name: str, binding: str | None) -> str:
+        """``name`` after checking that it is the name enrolled with ``subject_ref`` (GalleryIntegrityError)."""
+        if not self._sealer.name_is_bound(binding, self.gallery_id, subject_ref, name):
+            raise GalleryIntegrityError(
+                f"subject {subject_ref!r}: its display name was altered or moved from another subject "
+                "(it is not the name enrolled with this ref); restore the file from a backup"
+            )
+        return name
 
     def _record(
         self, action: str, actor: Actor, started_at: str, version: int | None = None, **fields: Any

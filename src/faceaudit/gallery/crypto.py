@@ -41,8 +41,14 @@ def parse_key(text: str | bytes, source: str = "key") -> bytes:
     """A 32-byte key from 64 hex digits or base64 text (raw 32 bytes are accepted as they are)."""
     if isinstance(text, bytes) and len(text) == KEY_BYTES:
         return text
-    value = text.decode() if isinstance(text, bytes) else text
-    value = value.strip()
+    try:
+        value = text.decode("ascii") if isinstance(text, bytes) else text
+        value = value.strip()
+        value.encode("ascii")
+    except (UnicodeDecodeError, UnicodeEncodeError):
+        raise GalleryKeyError(
+            f"{source}: a gallery key is 32 bytes written as 64 hex digits or base64"
+        ) from None
     try:
         key = bytes.fromhex(value) if len(value) == 2 * KEY_BYTES else base64.b64decode(value, validate=True)
     except (ValueError, binascii.Error):
@@ -77,7 +83,17 @@ def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None 
             raise GalleryKeyError(
                 f"{key_file}: the key file is readable by others (mode {mode:o}); chmod 600 it"
             )
-        return parse_key(Path(key_file).read_text(), str(key_file))
+        try:
+            text = Path(key_file).read_bytes().decode("ascii")
+        except OSError as exc:
+            raise GalleryKeyError(
+                f"{key_file}: the key file cannot be read ({exc.strerror or exc})"
+            ) from None
+        except UnicodeDecodeError:
+            raise GalleryKeyError(
+                f"{key_file}: the key file is not a gallery key (64 hex digits or base64 text)"
+            ) from None
+        return parse_key(text, str(key_file))
     where = f" or keep the key in {key_file}" if key_file is not None else ""
     raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
 
@@ -100,6 +116,8 @@ class TemplateSealer:
     def __init__(self, key: bytes) -> None:
         self._aead = AESGCM(_derive(key, b"faceaudit template sealing v1"))
         self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
+        self._digest_key = _derive(key, b"faceaudit ledger digest v1")
+        self._binding_key = _derive(key, b"faceaudit gallery row binding v1")
 
     @staticmethod
     def _aad(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
@@ -181,6 +199,25 @@ class TemplateSealer:
             raise GalleryKeyError(
                 f"{where}: wrong gallery key (it does not open this gallery); nothing was changed"
             )
+
+    def name_binding(self, gallery_id: str, subject_ref: str, name: str) -> str:
+        """A keyed hash that binds a display name to its subject and gallery (stored beside the name)."""
+        message = "\x1f".join(("faceaudit", "name", "v1", gallery_id, subject_ref, name)).encode()
+        return hmac.new(self._binding_key, message, hashlib.sha256).hexdigest()
+
+    def name_is_bound(self, binding: str | None, gallery_id: str, subject_ref: str, name: str) -> bool:
+        """Whether ``binding`` is this name's binding to this subject (False for a missing or moved name)."""
+        expected = self.name_binding(gallery_id, subject_ref, name)
+        return isinstance(binding, str) and hmac.compare_digest(binding, expected)
+
+    def ledger_digest(self, kind: str, *values: str) -> str:
+        """A keyed hash (HMAC-SHA256, 64 hex digits) of ``values`` for the ledger, in place of the values: a photo's
+        SHA-256 (``kind="photo"``) or a consent record (``kind="consent"``). Without the gallery key it proves
+        nothing about a person, so nothing in the ledger links to them after erasure. Empty values stay empty."""
+        if not any(values):
+            return ""
+        message = "\x1f".join((kind, *values)).encode()
+        return hmac.new(self._digest_key, message, hashlib.sha256).hexdigest()
 
     def pseudonym(self, subject_ref: str) -> str:
         """The keyed hash that stands for a subject in the ledger: HMAC-SHA256 of the subject ref, 128 bits."""

@@ -159,7 +159,15 @@ class Enrolling(GalleryBase):
             raise SubjectExistsError(f"subject {ref!r} is already enrolled; erase it first to re-enrol")
         expires = consent.expires.isoformat() if consent.expires else None
         subject_id = self._repo.insert_subject(
-            NewSubject(ref, request.name, consent.basis, consent.recorded_by, expires, now)
+            NewSubject(
+                ref,
+                request.name,
+                consent.basis,
+                consent.recorded_by,
+                expires,
+                now,
+                self._sealer.name_binding(self.gallery_id, ref, request.name),
+            )
         )
         bound = {"gallery_id": self.gallery_id, "subject_ref": ref, "model_id": model_id}
         ids = [
@@ -184,15 +192,14 @@ class Enrolling(GalleryBase):
             version,
             params={
                 "model": model_id,
-                "consent_basis": consent.basis,
-                "consent_by": consent.recorded_by,
+                "consent": self._sealer.ledger_digest("consent", consent.basis, consent.recorded_by),
                 "consent_expires": expires,
                 "images_stored": any(r[2] is not None for r in refs),
             },
             result={
                 "subject": self.pseudonym(ref),
                 "n_templates": len(ids),
-                "source_sha256": [r[1] for r in refs],
+                "source_hmac": [self._sealer.ledger_digest("photo", r[1]) for r in refs],
             },
         )
         return ids, entry

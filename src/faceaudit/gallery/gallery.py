@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +25,15 @@ from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
 from faceaudit.gallery.live_index import LiveIndex
-from faceaudit.gallery.records import (
-    Candidate,
-    SubjectNotFoundError,
+from faceaudit.gallery.records import Candidate, ScrubPendingWarning, SubjectNotFoundError
+from faceaudit.gallery.repository import (
+    SCRUB_PENDING,
+    SCRUB_WAIT_S,
+    GalleryRepository,
+    SubjectRow,
+    complete_scrub,
+    scrub_pending_message,
 )
-from faceaudit.gallery.repository import GalleryRepository, SubjectRow
 from faceaudit.gallery.search import Searching
 from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
 from faceaudit.gallery.values import (
@@ -37,13 +43,11 @@ from faceaudit.gallery.values import (
     os_user,
     utc_today,
 )
-from faceaudit.ledger import Ledger, ledger_key_from_env, utc_now
+from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
 if TYPE_CHECKING:
+    from faceaudit.face.quality import QualityGate
     from faceaudit.pipeline.engine import Engine
-    from faceaudit.pipeline.quality import QualityGate
-
-GALLERY_FORMAT = "faceaudit.gallery/1"
 
 
 def default_key_file(db: str | os.PathLike) -> Path:
@@ -95,15 +99,28 @@ class Gallery(Enrolling, Searching, GalleryBase):
         ledger_key = ledger_key if ledger_key is not None else ledger_key_from_env()
         repo = SQLiteGalleryRepository.open(self.path, create=True)
         try:
-            meta = self._open_or_initialise(repo, index, operator, ledger_key)
+            meta = self._open_or_initialise(repo, index, operator, ledger_key, create)
         except BaseException:
             repo.close()
             raise
         self._repo: GalleryRepository = repo
         self.gallery_id = meta["gallery_id"]
         self.index_kind = meta.get("index_kind", "exact")
-        self._ledger = Ledger(repo.ledger_store(), key=ledger_key)
+        self._ledger = Ledger(repo.ledger_store(), key=ledger_key, expect_signed=store.ledger_signed(meta))
         self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
+        if "names_bound" not in meta:
+            self._bind_names()
+
+    def _bind_names(self) -> None:
+        """Once, for a gallery made before display names were bound: bind every stored name to its subject."""
+        with self._repo.write():
+            if "names_bound" in self._repo.read_meta():
+                return
+            rows = [s for s in self._repo.list_subjects() if s.name_binding is None]
+            self._repo.set_name_bindings(
+                [(s.id, self._sealer.name_binding(self.gallery_id, s.subject_ref, s.name)) for s in rows]
+            )
+            self._repo.set_meta("names_bound", "1")
 
     # --- lifecycle --------------------------------------------------------------------------------------
 
@@ -113,12 +130,18 @@ class Gallery(Enrolling, Searching, GalleryBase):
         index: str,
         operator: str | Actor | None,
         ledger_key: bytes | None,
+        create: bool,
     ) -> dict[str, str]:
         meta = repo.read_meta()
         if meta:
+            store.check_meta(meta, self.path)
             self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
             repo.migrate()
             return meta
+        if not create:
+            raise store.GalleryNotFoundError(
+                f"{self.path}: not an initialised gallery; create one with 'faceaudit gallery init --db {self.path}'"
+            )
         repo.migrate()
         actor = Actor.of(operator or os.environ.get("FACEAUDIT_OPERATOR") or os_user(), "the operator's name")
         ledger = Ledger(repo.ledger_store(), key=ledger_key)
@@ -127,12 +150,14 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 gallery_id = str(uuid.uuid4())
                 repo.write_meta(
                     {
-                        "format": GALLERY_FORMAT,
+                        "format": store.GALLERY_FORMAT,
                         "gallery_id": gallery_id,
                         "created_at": utc_now(),
                         "version": "0",
                         "index_kind": index,
                         "key_check": self._sealer.key_check(gallery_id).hex(),
+                        "ledger_signed": "1" if ledger_key is not None else "0",
+                        "names_bound": "1",
                     }
                 )
                 ledger.append(
@@ -148,7 +173,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                         "ledger_signed": ledger.key is not None,
                     },
                 )
-        meta = repo.read_meta()
+        meta = store.check_meta(repo.read_meta(), self.path)
         self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
         return meta
 
@@ -174,7 +199,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         return [
             {
                 "subject_ref": s.subject_ref,
-                "name": s.name,
+                "name": self._checked_name(s.subject_ref, s.name, s.name_binding),
                 "consent_basis": s.consent_basis,
                 "consent_by": s.consent_by,
                 "consent_at": s.consent_at,
@@ -215,11 +240,22 @@ class Gallery(Enrolling, Searching, GalleryBase):
 
     # --- erasure ------------------------------------------------------------------------------------------
 
-    def erase(self, subject_ref: str, *, reason: str, operator: str | Actor, vacuum: bool = False) -> int:
+    def erase(
+        self,
+        subject_ref: str,
+        *,
+        reason: str,
+        operator: str | Actor,
+        vacuum: bool = False,
+        scrub: bool = True,
+    ) -> int:
         """Erase a subject for real: its row, its templates (and images), its index entries; returns the ledger seq.
 
         ``secure_delete`` zeroes the deleted bytes and a TRUNCATE checkpoint moves them into the file and empties
-        the WAL; ``vacuum`` also rewrites the whole file.
+        the WAL (``vacuum`` also rewrites the whole file). While another process reads the gallery the checkpoint
+        cannot finish: :meth:`scrub` then gives up after ``SCRUB_WAIT_S`` seconds, the gallery records the
+        checkpoint as pending (:attr:`scrub_pending`) and a :class:`ScrubPendingWarning` is issued; a later
+        :meth:`scrub` (``faceaudit gallery scrub``) completes it. ``scrub=False`` leaves the scrub to the caller.
         """
         started = utc_now()
         subject_ref = clean_text(subject_ref, "erasure needs a subject ref")
@@ -242,11 +278,15 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 "result": {"subject": self.pseudonym(subject_ref), "n_templates": n},
             },
         )
-        self.scrub(vacuum=vacuum)
+        if scrub:
+            self._scrub_or_warn(vacuum)
         return entry.seq
 
-    def expire(self, as_of: date | None = None, *, operator: str | Actor) -> list[str]:
-        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs."""
+    def expire(self, as_of: date | None = None, *, operator: str | Actor, scrub: bool = True) -> list[str]:
+        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs.
+
+        The deleted bytes are scrubbed as in :meth:`erase`.
+        """
         started = utc_now()
         as_of = as_of or utc_today()
         actor = Actor.of(operator, "expiry needs the operator's name (--operator)")
@@ -264,37 +304,50 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 },
             },
         )
-        if rows:
-            self.scrub()
+        if rows and scrub:
+            self._scrub_or_warn(False)
         return [r.subject_ref for r in rows]
 
-    def _delete_subjects(self, select, action: str, actor: Actor, started: str, describe):
-        """The one delete path: select subjects, delete them and their templates, bump the version (when any
-        were deleted) and log ``action`` with ``describe(rows, n_templates)``, in one transaction; then update
-        the live index."""
+    def _delete_subjects(
+        self,
+        select: Callable[[], list[SubjectRow]],
+        action: str,
+        actor: Actor,
+        started: str,
+        describe: Callable[[list[SubjectRow], int], dict[str, Any]],
+    ) -> tuple[LedgerEntry, list[SubjectRow]]:
+        """The one delete path: select subjects, delete them and their templates, bump the version and mark a
+        scrub pending (when any were deleted), and log ``action`` with ``describe(rows, n_templates)``, all in one
+        transaction; then update the live index."""
         with self._repo.write():
             before = self._repo.version()
             rows = select()
             tids = self._repo.delete_subjects([r.id for r in rows])
-            version = self._repo.bump_version() if rows else before
+            version = before
+            if rows:
+                version = self._repo.bump_version()
+                if SCRUB_PENDING not in self._repo.read_meta():
+                    self._repo.set_meta(SCRUB_PENDING, started)
             entry = self._record(action, actor, started, version, **describe(rows, len(tids)))
         self._live.after_change(before, version, remove=tids)
         return entry, rows
 
-    def scrub(self, *, vacuum: bool = False) -> None:
-        """Checkpoint the WAL into the file and truncate it (and VACUUM if asked), so erased bytes are gone."""
-        import time
+    @property
+    def scrub_pending(self) -> str | None:
+        """When the oldest erasure whose bytes may still sit in the WAL was made (UTC), or None."""
+        return self._repo.read_meta().get(SCRUB_PENDING)
 
-        from faceaudit.errors import PolicyError
+    def scrub(self, *, vacuum: bool = False, wait_s: float = SCRUB_WAIT_S) -> bool:
+        """Checkpoint the WAL into the file and truncate it (and VACUUM if asked), so erased bytes are gone.
 
-        for attempt in range(50):
-            if self._repo.reclaim(vacuum=vacuum and attempt == 0):
-                return
-            time.sleep(0.1)
-        raise PolicyError(
-            "erasure committed, but another process holds the database open, so the WAL could not be "
-            "truncated yet; run 'faceaudit gallery erase' again later or close the other process"
-        )
+        Waits at most ``wait_s`` seconds for other processes' readers. Returns True when done (the pending mark
+        is cleared), False when a reader still holds the old bytes (the mark stays).
+        """
+        return complete_scrub(self._repo, vacuum=vacuum, wait_s=wait_s)
+
+    def _scrub_or_warn(self, vacuum: bool) -> None:
+        if not self.scrub(vacuum=vacuum):
+            warnings.warn(ScrubPendingWarning(scrub_pending_message(self.path)), stacklevel=3)
 
 
 def _os_user() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,15 @@ class GalleryLedger:
             raise store.GalleryNotFoundError(
                 f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
             )
-        self.gallery_id = meta["gallery_id"]
+        try:
+            self.gallery_id = store.check_meta(meta, self.path)["gallery_id"]
+        except BaseException:
+            self._repo.close()
+            raise
         self.ledger = Ledger(
-            self._repo.ledger_store(), key=ledger_key if ledger_key is not None else ledger_key_from_env()
+            self._repo.ledger_store(),
+            key=ledger_key if ledger_key is not None else ledger_key_from_env(),
+            expect_signed=store.ledger_signed(meta),
         )
 
     def close(self) -> None:
@@ -43,10 +50,16 @@ class GalleryLedger:
         self.close()
 
     def export(
-        self, operator: str | Actor, since: int | str = 0, fmt: str = "jsonl"
+        self,
+        operator: str | Actor,
+        since: int | str = 0,
+        fmt: str = "jsonl",
+        *,
+        write: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> tuple[list[dict[str, Any]], LedgerEntry]:
         """Entries after seq ``since`` or from UTC time ``since`` (ISO 8601), hashes included, and the entry that logs
-        this export, in one transaction."""
+        this export, in one transaction. ``write`` receives the entries before the export is logged: when it raises,
+        nothing is logged."""
         started = utc_now()
         actor = Actor.of(operator, "export needs the operator's name (--operator)")
         since_time = None
@@ -59,13 +72,17 @@ class GalleryLedger:
                 since_time = since_time.astimezone(UTC).replace(tzinfo=None)
         if self._repo.migrate_needed():
             self._repo.migrate()  # an older file: its ledger table gains the columns this entry needs
-            self.ledger.store = self._repo.ledger_store()
+            self.ledger = Ledger(
+                self._repo.ledger_store(), key=self.ledger.key, expect_signed=self.ledger.expect_signed
+            )
         with self._repo.write():
             if since_time is None:
                 rows = list(self.ledger.export(int(since)))
             else:
                 cut = since_time.strftime("%Y-%m-%dT%H:%M:%S.%f")
                 rows = [r for r in self.ledger.export(0) if r["started_at"] >= cut]
+            if write is not None:
+                write(rows)
             entry = self.ledger.append(
                 "export",
                 actor.operator,

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from faceaudit.gallery.crypto import TemplateSealer
+from faceaudit.gallery.crypto import GalleryKeyError, TemplateSealer
 from faceaudit.gallery.repository import GalleryRepository
+from faceaudit.gallery.store import GalleryIntegrityError
 
 if TYPE_CHECKING:
     from faceaudit.gallery.index import TemplateIndex
@@ -85,8 +86,23 @@ class LiveIndex:
                 n=n,
                 dim=dim,
             )
+            self._check_other_models(model_id)
         self.close()
         index = TemplateIndex(vectors.shape[1] if len(vectors) else dim, self.kind)
         index.build(ids, vectors)
         self.index, self.version, self.model_id = index, version, model_id
         return len(ids)
+
+    def _check_other_models(self, model_id: str) -> None:
+        """Open every template of the other models: one whose ``model_id`` was altered in the store would otherwise
+        drop out of every search without a word."""
+        for tid, subject_ref, stored_model, blob in self._repo.iter_other_models(model_id):
+            try:
+                self._sealer.open(
+                    blob, gallery_id=self._gallery_id, subject_ref=subject_ref, model_id=stored_model
+                )
+            except GalleryKeyError:
+                raise GalleryIntegrityError(
+                    f"template {tid} of subject {subject_ref!r} does not open as a template of model "
+                    f"{stored_model!r}: its model id (or subject) was altered; restore the file from a backup"
+                ) from None

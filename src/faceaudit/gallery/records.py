@@ -17,6 +17,11 @@ class SubjectExistsError(UsageError):
     """The subject ref is already enrolled."""
 
 
+class ScrubPendingWarning(UserWarning):
+    """An erasure committed, but its bytes stay in the WAL until another process closes the gallery and a scrub
+    (``faceaudit gallery scrub``) checkpoints it; the gallery records the scrub as pending."""
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One candidate of a 1:N search. ``above_threshold`` informs the person who decides; it is no verdict."""
@@ -109,6 +114,7 @@ __all__ = [
     "Consent",
     "EnrollResult",
     "IdentifyResult",
+    "ScrubPendingWarning",
     "SubjectExistsError",
     "SubjectNotFoundError",
     "SubjectVerifyResult",

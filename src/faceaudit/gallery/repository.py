@@ -43,6 +43,8 @@ class SubjectRow:
     consent_expires: str | None
     created_at: str
     n_templates: int = 0
+    name_binding: str | None = None
+    """The sealer's keyed hash binding ``name`` to this subject (None in rows made before names were bound)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +57,7 @@ class NewSubject:
     consent_by: str
     consent_expires: str | None
     created_at: str
+    name_binding: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class CandidateRow:
     subject_ref: str
     name: str
     consent_expires: str | None
+    name_binding: str | None = None
 
 
 class GalleryRepository(Protocol):
@@ -110,6 +114,10 @@ class GalleryRepository(Protocol):
 
     def write_meta(self, values: dict[str, str]) -> None:
         """*write.* Insert the initial meta values (once, at initialisation)."""
+        ...
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """*write.* Set one meta value (None deletes it), e.g. ``scrub_pending``."""
         ...
 
     def version(self) -> int:
@@ -146,8 +154,17 @@ class GalleryRepository(Protocol):
         """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
         ...
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """*read.* The sealed templates of one subject for one model."""
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """*read.* ``(model_id, sealed blob)`` of every template of one subject."""
+        ...
+
+    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
+        """*read.* ``(template id, subject_ref, model_id, sealed blob)`` of every template *not* of ``model_id``
+        (opened at index builds, so a template whose model id was altered is caught, not silently skipped)."""
+        ...
+
+    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
+        """*write.* Store ``(subject id, name binding)`` pairs (once, for rows made before names were bound)."""
         ...
 
     def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
@@ -169,8 +186,34 @@ class GalleryRepository(Protocol):
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
-    def reclaim(self, *, vacuum: bool = False) -> bool:
+    def reclaim(self, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
         """Make deleted bytes unrecoverable from the store's files where the store can (SQLite: a TRUNCATE
-        checkpoint of the WAL, and VACUUM when asked). Outside any transaction. Returns False when another
-        connection's open read still pins the old bytes, so the caller can retry or report it."""
+        checkpoint of the WAL, and VACUUM when asked). Outside any transaction. Waits at most ``wait_s`` seconds
+        for other connections; returns False when another connection's open read still pins the old bytes."""
         ...
+
+
+SCRUB_PENDING = "scrub_pending"
+"""Meta key: set (to the UTC time of the erasure) inside every deleting transaction, cleared by a completed scrub."""
+SCRUB_WAIT_S = 5.0
+"""How long an erasure waits for other processes' readers before it leaves the scrub pending."""
+
+
+def complete_scrub(repo: GalleryRepository, *, vacuum: bool = False, wait_s: float = SCRUB_WAIT_S) -> bool:
+    """Reclaim deleted bytes (waiting at most ``wait_s``) and clear the pending mark; False while readers block."""
+    if not repo.reclaim(vacuum=vacuum, wait_s=wait_s):
+        return False
+    if SCRUB_PENDING in repo.read_meta():
+        with repo.write():
+            repo.set_meta(SCRUB_PENDING, None)
+        repo.reclaim(wait_s=0.0)  # the cleared mark's own WAL frame holds nothing erased
+    return True
+
+
+def scrub_pending_message(where: object) -> str:
+    """What to tell a person whose erasure could not be scrubbed yet."""
+    return (
+        f"the erasure is committed, but another process has {where} open, so the erased bytes stay in its "
+        f"write-ahead log until it is checkpointed (gave up waiting after {SCRUB_WAIT_S:g} s); the checkpoint is "
+        f"recorded as pending: run 'faceaudit gallery scrub --db {where}' once that process has closed"
+    )

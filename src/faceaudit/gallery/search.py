@@ -46,7 +46,7 @@ class Searching(GalleryBase):
                     action,
                     actor,
                     started,
-                    probe_sha256=digest,
+                    probe_sha256=self.photo_digest(digest),
                     result={"status": "refused", "reason": exc.reason},
                     **fields,
                 )
@@ -125,7 +125,7 @@ class Searching(GalleryBase):
                 version,
                 purpose=request.purpose,
                 case_ref=request.case,
-                probe_sha256=digest,
+                probe_sha256=self.photo_digest(digest),
                 params=params,
                 result={
                     "n_candidates": len(candidates),
@@ -161,7 +161,7 @@ class Searching(GalleryBase):
         while True:
             ids, scores = index.search(vector, fetch)
             info = self._repo.candidate_rows([int(i) for i in ids])
-            best: dict[str, tuple[float, str]] = {}
+            best: dict[str, tuple[float, str, str | None]] = {}
             for tid, score in zip(ids, scores, strict=True):
                 row = info.get(int(tid))
                 if row is None:
@@ -169,14 +169,16 @@ class Searching(GalleryBase):
                 if row.consent_expires is not None and row.consent_expires <= today:
                     continue  # consent has expired: never searched, awaiting 'gallery expire'
                 if row.subject_ref not in best or score > best[row.subject_ref][0]:
-                    best[row.subject_ref] = (float(score), row.name)
+                    best[row.subject_ref] = (float(score), row.name, row.name_binding)
             if len(best) >= top_k or fetch >= len(index):
                 break
             fetch = min(len(index), fetch * 4)
         ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:top_k]
         return [
-            Candidate(i + 1, ref, name, round(score, 6), bool(score >= threshold))
-            for i, (ref, (score, name)) in enumerate(ranked)
+            Candidate(
+                i + 1, ref, self._checked_name(ref, name, bound), round(score, 6), bool(score >= threshold)
+            )
+            for i, (ref, (score, name, bound)) in enumerate(ranked)
         ]
 
     def verify_subject(
@@ -192,13 +194,6 @@ class Searching(GalleryBase):
         started = utc_now()
         request = VerificationRequest(subject_ref, operator, purpose, case)  # type: ignore[arg-type]
         engine = self.engine
-        row = self._repo.find_subject(request.subject_ref)
-        if row is None:
-            raise SubjectNotFoundError(f"subject {request.subject_ref!r} is not enrolled")
-        if row.consent_expires is not None and row.consent_expires <= utc_today().isoformat():
-            raise PolicyError(
-                f"the consent of subject {request.subject_ref!r} expired on {row.consent_expires}"
-            )
         params = {
             "model": engine.model_id,
             "threshold": engine.threshold,
@@ -206,14 +201,37 @@ class Searching(GalleryBase):
             "subject": self.pseudonym(request.subject_ref),
         }
         reason = {"purpose": request.purpose, "case_ref": request.case, "params": params}
-        vector, digest = self._probe(probe, "verify", request.operator, started, **reason)
-        blobs = self._repo.sealed_templates_of(row.id, engine.model_id)
-        if not blobs:
-            raise SubjectNotFoundError(
+        row = self._repo.find_subject(request.subject_ref)
+        blobs = [] if row is None else self._opened_templates(row.subject_ref, row.id, engine.model_id)
+        refusal: Exception | None = None
+        why = ""
+        if row is None:
+            refusal = SubjectNotFoundError(f"subject {request.subject_ref!r} is not enrolled")
+            why = "not enrolled"
+        elif row.consent_expires is not None and row.consent_expires <= utc_today().isoformat():
+            refusal = PolicyError(
+                f"the consent of subject {request.subject_ref!r} expired on {row.consent_expires}"
+            )
+            why = "consent expired"
+        elif not blobs:
+            refusal = SubjectNotFoundError(
                 f"subject {request.subject_ref!r} has no template of model {engine.model_id}"
             )
-        bound = {"gallery_id": self.gallery_id, "subject_ref": row.subject_ref, "model_id": engine.model_id}
-        refs = np.stack([self._sealer.open(b, **bound) for b in blobs])
+            why = "no template of this model"
+        if refusal is not None:  # every attempt is logged, so membership cannot be probed without a trace
+            with self._repo.write():
+                self._record(
+                    "verify",
+                    request.operator,
+                    started,
+                    result={"status": "refused", "reason": why},
+                    **reason,
+                )
+            raise refusal
+        assert row is not None
+        vector, digest = self._probe(probe, "verify", request.operator, started, **reason)
+        name = self._checked_name(row.subject_ref, row.name, row.name_binding)
+        refs = np.stack(blobs)
         similarity = round(float(np.max(refs @ vector)), 6)
         above = bool(similarity >= engine.threshold)
         with self._repo.write():
@@ -221,13 +239,13 @@ class Searching(GalleryBase):
                 "verify",
                 request.operator,
                 started,
-                probe_sha256=digest,
+                probe_sha256=self.photo_digest(digest),
                 result={"similarity": similarity, "above_threshold": above, "n_references": len(refs)},
                 **reason,
             )
         return SubjectVerifyResult(
             row.subject_ref,
-            row.name,
+            name,
             similarity,
             engine.threshold,
             above,
@@ -236,3 +254,14 @@ class Searching(GalleryBase):
             digest,
             entry.seq,
         )
+
+    def _opened_templates(self, subject_ref: str, subject_id: int, model_id: str) -> list[np.ndarray]:
+        """The subject's templates of ``model_id``; every template of the subject is opened, so one whose model id
+        or subject was altered is an integrity error rather than silently left out."""
+        out = []
+        for stored_model, blob in self._repo.sealed_templates_of(subject_id):
+            bound = {"gallery_id": self.gallery_id, "subject_ref": subject_ref, "model_id": stored_model}
+            vector = self._sealer.open(blob, **bound)
+            if stored_model == model_id:
+                out.append(vector)
+        return out

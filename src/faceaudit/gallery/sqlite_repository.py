@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,8 +13,11 @@ from faceaudit.gallery import store
 from faceaudit.gallery.repository import CandidateRow, NewSubject, NewTemplate, SubjectRow
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
+RECLAIM_TRY_MS = 100
+"""How long each checkpoint try waits for readers before it reports busy."""
 _SUBJECT_COLUMNS = (
-    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at"
+    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at, 0, "
+    "name_binding"
 )
 
 
@@ -26,8 +30,18 @@ class SQLiteGalleryRepository:
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, create: bool = False) -> SQLiteGalleryRepository:
-        """Connect to the file at ``path``; ``create`` allows a new file. The schema is not touched."""
-        return cls(store.connect(path, create=create), Path(path))
+        """Connect to the gallery file at ``path``; ``create`` allows a new (empty) file. The schema is not touched.
+
+        Raises NotAGalleryError for any other application's file, GalleryNotFoundError for a missing or empty
+        file without ``create``, and GalleryDamagedError for a gallery that lost a table.
+        """
+        conn = store.connect(path, create=create)
+        try:
+            store.check_tables(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, Path(path))
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -84,9 +98,22 @@ class SQLiteGalleryRepository:
         """Insert meta values."""
         self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", values.items())
 
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, delete) one meta value."""
+        if value is None:
+            self._conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
     def version(self) -> int:
         """The gallery version from ``meta``."""
-        return int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+        row = self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise store.GalleryDamagedError(
+                f"{self.path}: the gallery file is damaged: meta.version is missing or not a number"
+            ) from None
 
     def bump_version(self) -> int:
         """Add one to the gallery version; returns the new value."""
@@ -106,7 +133,7 @@ class SQLiteGalleryRepository:
         """Every subject with its template count, in enrolment order."""
         rows = self._conn.execute(
             "SELECT s.id, s.subject_ref, s.display_name, s.consent_basis, s.consent_by, s.consent_at, "
-            "s.consent_expires, s.created_at, COUNT(t.id) FROM subjects s "
+            "s.consent_expires, s.created_at, COUNT(t.id), s.name_binding FROM subjects s "
             "LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id ORDER BY s.id"
         ).fetchall()
         return [SubjectRow(*r) for r in rows]
@@ -124,7 +151,7 @@ class SQLiteGalleryRepository:
         """Insert one subject row; returns its id."""
         cur = self._conn.execute(
             "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-            "consent_expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "consent_expires, created_at, name_binding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 subject.subject_ref,
                 subject.name,
@@ -133,6 +160,7 @@ class SQLiteGalleryRepository:
                 subject.created_at,
                 subject.consent_expires,
                 subject.created_at,
+                subject.name_binding,
             ),
         )
         return int(cur.lastrowid)
@@ -166,13 +194,28 @@ class SQLiteGalleryRepository:
             self._conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         return removed
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """The sealed templates of one subject for one model."""
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed)`` of every template of one subject."""
         rows = self._conn.execute(
-            "SELECT sealed FROM templates WHERE subject_id = ? AND model_id = ? ORDER BY id",
-            (subject_id, model_id),
+            "SELECT model_id, sealed FROM templates WHERE subject_id = ? ORDER BY id", (subject_id,)
         ).fetchall()
-        return [r[0] for r in rows]
+        return [(r[0], r[1]) for r in rows]
+
+    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
+        """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
+        cursor = self._conn.execute(
+            "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
+            "ON s.id = t.subject_id WHERE t.model_id != ? ORDER BY t.id",
+            (model_id,),
+        )
+        while rows := cursor.fetchmany(4096):
+            yield from rows
+
+    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
+        """Store name bindings of existing subjects."""
+        self._conn.executemany(
+            "UPDATE subjects SET name_binding = ? WHERE id = ?", [(b, i) for i, b in bindings]
+        )
 
     def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
@@ -203,19 +246,34 @@ class SQLiteGalleryRepository:
         for chunk in range(0, len(template_ids), 500):
             part = [int(i) for i in template_ids[chunk : chunk + 500]]
             marks = ",".join("?" * len(part))
-            for tid, ref, name, expires in self._conn.execute(
-                "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires FROM templates t "
+            for tid, ref, name, expires, binding in self._conn.execute(
+                "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
                 f"JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({marks})",
                 part,
             ):
-                out[tid] = CandidateRow(tid, ref, name, expires)
+                out[tid] = CandidateRow(tid, ref, name, expires, binding)
         return out
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
-    def reclaim(self, *, vacuum: bool = False) -> bool:
-        """VACUUM (when asked) and a TRUNCATE checkpoint; False when a reader kept the WAL from being emptied."""
-        if vacuum:
-            self._conn.execute("VACUUM")
-        busy, _, _ = store.checkpoint(self._conn)
-        return not busy
+    def reclaim(self, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
+        """VACUUM (when asked) and TRUNCATE checkpoints for at most ``wait_s`` seconds (each try waits 0.1 s for
+        readers); False when a reader kept the WAL from being emptied."""
+        deadline = time.monotonic() + wait_s
+        self._conn.execute(f"PRAGMA busy_timeout={RECLAIM_TRY_MS}")
+        try:
+            if vacuum:
+                self._conn.execute("VACUUM")
+            while True:
+                busy, _, _ = store.checkpoint(self._conn)
+                if not busy:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(RECLAIM_TRY_MS / 1000)
+        except sqlite3.OperationalError as exc:  # VACUUM while another connection reads: locked
+            if "locked" in str(exc) or "busy" in str(exc):
+                return False
+            raise
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout={store.BUSY_TIMEOUT_MS}")

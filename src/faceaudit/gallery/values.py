@@ -35,7 +35,10 @@ def clean_text(value: object, what: str, exc: type[Exception] = UsageError) -> s
         raise exc(what)
     if isinstance(value, bytes):
         raise exc(f"{what}: give text, not bytes")
-    text = unicodedata.normalize("NFC", str(value)).strip()
+    text = str(value)
+    if any(unicodedata.category(c) == "Cs" for c in text):  # undecodable bytes from argv or a file
+        raise exc(f"{what}: the value is not valid UTF-8 text")
+    text = unicodedata.normalize("NFC", text).strip()
     if any(unicodedata.category(c) == "Cc" for c in text):
         raise exc(f"{what}: the value holds a control character")
     if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
