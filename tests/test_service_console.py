@@ -114,7 +114,13 @@ def review(browser, server, who: str, search_id: str, decision: str, subject: st
 
 
 def test_sign_in_as_each_role_and_role_boundaries(browser, server):
-    pages = {"sam": ["Review queue"], "ada": ["Ledger", "Audits"], "dora": ["Subjects"], "root": ["Keys"], "erin": []}
+    pages = {
+        "sam": ["Review queue"],
+        "ada": ["Ledger", "Audits"],
+        "dora": ["Subjects"],
+        "root": ["Keys"],
+        "erin": [],
+    }
     for who, links in pages.items():
         sign_in(browser, server, who)
         nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
@@ -225,7 +231,7 @@ def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
     browser.find_element(By.ID, "group_by").send_keys("sex")
     go(browser, browser.find_element(By.ID, "run-audit"))
     assert browser.title.startswith("Audit ")
-    link = WebDriverWait(browser, 120).until(lambda b: b.find_elements(By.ID, "report-link"))
+    link = WebDriverWait(browser, 600).until(lambda b: b.find_elements(By.ID, "report-link"))
     assert browser.find_element(By.ID, "state").text == "done"
     assert browser.find_element(By.ID, "progress").get_attribute("value") == "100"
     go(browser, link[0])

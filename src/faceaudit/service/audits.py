@@ -87,12 +87,13 @@ class AuditJobs:
         return job
 
     def _run(self, job_id: str, group_by: str | None, actor, filename: str) -> None:
-        from faceaudit.audit.run import audit_scores
         from faceaudit.errors import FaceAuditError
 
         folder = self._path(job_id)
         self._write(job_id, state="running", progress=10, message="counting comparisons per group")
         try:
+            from faceaudit.audit import audit_scores
+
             result = audit_scores(folder / "scores.csv", group_by=group_by or None)
             self._write(job_id, progress=80, message="writing the report")
             result.save(folder / "report")

@@ -59,16 +59,14 @@ def detect(service: Service, upload: Upload) -> list[dict[str, Any]]:
 
 def verify(service: Service, a: Upload, b: Upload) -> dict[str, Any]:
     """1:1 comparison of two images, as ``verify --json``."""
+    from faceaudit.pipeline.engine import VerifyResult
+
     engine = service.engine
     ta = engine.template(_decode(a), name=a.label)
     tb = engine.template(_decode(b), name=b.label)
-    similarity = round(engine.compare(ta.vector, tb.vector), 6)
-    return {
-        "similarity": similarity,
-        "threshold": engine.threshold,
-        "match": bool(similarity >= engine.threshold),
-        "model": engine.model_id,
-    }
+    similarity = round(float(engine.compare(ta.vector, tb.vector)), 6)
+    match = bool(similarity >= engine.threshold)
+    return VerifyResult(similarity, engine.threshold, match, engine.model_id, a=ta, b=tb).as_dict()
 
 
 def enrol(

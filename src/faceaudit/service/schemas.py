@@ -44,6 +44,13 @@ class DetectedFace(BaseModel):
     landmarks: list[list[float]]
     score: float
     quality: FaceQuality
+    chosen: bool = Field(False, description="the face the server's policy would use for a template")
+
+
+class ComparedFace(BaseModel):
+    box: list[float]
+    n_faces: int
+    policy: str
 
 
 class VerifyOut(BaseModel):
@@ -53,6 +60,7 @@ class VerifyOut(BaseModel):
     threshold: float
     match: bool
     model: str
+    images: list[ComparedFace] = Field(..., description="for each image: the chosen face, face count, policy")
 
 
 class EnrolOut(BaseModel):
