@@ -44,7 +44,8 @@ SCHEMA = (
         threshold REAL NOT NULL,
         candidates TEXT NOT NULL,
         status TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
+        created_at TEXT NOT NULL,
+        probe BLOB)""",
     """CREATE TABLE IF NOT EXISTS service_reviews (
         id INTEGER PRIMARY KEY,
         search_id TEXT NOT NULL REFERENCES service_searches(search_id),
