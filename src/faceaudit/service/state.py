@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from faceaudit.service.keys import KeyHasher, parse_rate
@@ -68,7 +69,7 @@ class Service:
         self.limiter = RateLimiter()
         from faceaudit.service.audits import AuditJobs
 
-        self.audits = AuditJobs(Path(f"{os.fspath(config.db)}.audits"), self.store.record)
+        self.audits = AuditJobs(_audits_folder(config.db, self.gallery.gallery_id), self.store.record)
 
     def close(self) -> None:
         self.audits.shutdown()
@@ -76,3 +77,14 @@ class Service:
         with self.gallery_lock:
             self.gallery.close()
         self.store.close()
+
+
+def _audits_folder(db: str | os.PathLike, gallery_id: str) -> Path:
+    """Where audit jobs live: beside a gallery file (``DB.audits``); for a PostgreSQL gallery, under
+    ``$FACEAUDIT_AUDITS`` or ``~/.faceaudit/audits/<gallery id>``."""
+    from faceaudit import pgsql
+
+    if not pgsql.is_pg_url(db):
+        return Path(f"{os.fspath(db)}.audits")
+    root = os.environ.get("FACEAUDIT_AUDITS") or Path.home() / ".faceaudit" / "audits"
+    return Path(root) / gallery_id
