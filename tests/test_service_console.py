@@ -17,7 +17,6 @@ DRIVER = shutil.which("chromedriver")
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover
     webdriver = None
@@ -80,7 +79,18 @@ def go(browser, element) -> None:
     """Click ``element`` and wait until the next page has replaced this one (the machine may be slow)."""
     old = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 60).until(EC.staleness_of(old))
+    WebDriverWait(browser, 60).until(lambda _: _replaced(old))
+
+
+def _replaced(old) -> bool:
+    """Whether the page that held ``old`` is gone (chromium may answer mid-navigation with an error, too)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        old.is_enabled()
+    except WebDriverException:  # stale, or "node does not belong to the document": the old page is gone
+        return True
+    return False
 
 
 def sign_in(browser, server, who: str) -> None:
@@ -163,7 +173,7 @@ def test_searcher_cannot_review_own_search(browser, server):
         document.body.appendChild(f); f.submit();""",
         f"/ui/searches/{sid}/review",
     )
-    WebDriverWait(browser, 60).until(EC.staleness_of(old))
+    WebDriverWait(browser, 60).until(lambda _: _replaced(old))
     assert browser.title == "Not allowed · faceaudit"
     assert "no self-review" in browser.find_element(By.ID, "message").text
 
