@@ -8,6 +8,7 @@ from pathlib import Path
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.counts import count_scores
+from faceaudit.audit.fairness import alphas
 from faceaudit.audit.grid import ScoreGrid
 from faceaudit.audit.headline import headline
 from faceaudit.audit.hygiene import PAIR_COLUMNS, ScoreChecks, far_outliers, require_resolvable
@@ -55,7 +56,7 @@ def audit_scores(
     group_by: str | Sequence[str] | None = None,
     lower_is_better: bool = False,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
+    alpha: float | dict[str, float] = 0.5,
     bootstrap: int = 0,
     label_source: str | None = None,
     dataset: str | None = None,
@@ -89,7 +90,7 @@ def audit_scores(
         "model_id": "external scores",
         "policy": None,
         "target_fmr": targets,
-        "alpha": alpha,
+        "alpha": alphas(alpha),
         "lower_is_better": lower_is_better,
         "label_source": st.label_source,
         "n_comparisons": int(len(st.scores)),

@@ -29,6 +29,12 @@ def _target_list(values: list[str] | None, option: str = "--target-fmr", default
     return out
 
 
+def _alphas(args: argparse.Namespace) -> dict[str, float]:
+    from faceaudit.audit.fairness import alphas
+
+    return alphas(args.alpha, fdr=args.alpha_fdr, garbe=args.alpha_garbe, ir=args.alpha_ir)
+
+
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target-fmr",
@@ -39,6 +45,11 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--alpha", type=float, default=0.5, help="weight of FMR in FDR, GARBE and IR (default 0.5)"
     )
+    for m in ("fdr", "garbe", "ir"):
+        p.add_argument(
+            f"--alpha-{m}", type=float, default=None, help=f"weight of FMR in {m.upper()} (default: --alpha)"
+        )
+    p.add_argument("--sign-key", default=None, help="Ed25519 private key (PEM): sign audit.json")
     p.add_argument(
         "--label-source",
         default=None,
@@ -116,6 +127,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
 
+    p = sub.add_parser("verify-report", help="check a signed audit.json; --reproduce recomputes every number")
+    p.add_argument("report", help="the audit.json to check")
+    p.add_argument("--public-key", default=None, help="Ed25519 public key (PEM) that must have signed it")
+    p.add_argument("--reproduce", action="store_true", help="recompute every number from the inputs")
+    p.add_argument(
+        "--templates", default=None, help="with --reproduce: the templates npz of a manifest audit"
+    )
+    p.add_argument("--scores", default=None, help="with --reproduce: the scores CSV of an audit-scores run")
+    p.add_argument("--manifest", default=None, help="with --reproduce: the manifest (default: as recorded)")
+    p.set_defaults(func=cmd_verify_report)
+
     p = sub.add_parser("fairness", help="summary measures (FDR, GARBE, IR, ratios) of per-group rates (CSV)")
     p.add_argument("rates", help="CSV, one row per system, columns FMR.<group> and FNMR.<group>")
     p.add_argument("--alpha", type=float, default=0.5, help="weight of FMR (default 0.5)")
@@ -167,7 +189,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         policy=args.policy,
         workers=args.workers,
         target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
+        alpha=_alphas(args),
         bootstrap=args.bootstrap,
         label_source=args.label_source,
         dataset=args.dataset,
@@ -175,7 +197,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         progress=progress_bar,
         model_options=model_options(args),
     )
-    paths = result.save(args.out)
+    paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, paths)
     if result.policy_comparison is not None:
         print("\nFace-selection policies compared:")
@@ -203,13 +225,13 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         policy=args.policy,
         workers=args.workers,
         target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
+        alpha=_alphas(args),
         bootstrap=args.bootstrap,
         label_source=args.label_source,
         dataset=args.dataset,
         model_options=model_options(args),
     )
-    paths = result.save(args.out)
+    paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, None)
     print_identification(result.identification)
     print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
@@ -252,14 +274,35 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         lower_is_better=args.lower_is_better,
         target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
+        alpha=_alphas(args),
         label_source=args.label_source,
         dataset=args.dataset,
         dedupe=args.dedupe,
     )
-    paths = result.save(args.out)
+    paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, paths)
     return 0
+
+
+def cmd_verify_report(args: argparse.Namespace) -> int:
+    from faceaudit.audit.verify import verify_report
+
+    if args.public_key is None and not args.reproduce:
+        raise UsageError("give --public-key FILE (check the signature), --reproduce, or both")
+    inputs = {"templates": args.templates, "scores": args.scores, "manifest": args.manifest}
+    v = verify_report(
+        args.report, public_key=args.public_key, reproduce_from=inputs if args.reproduce else None
+    )
+    if v.key_fingerprint:
+        print(f"signature: valid (Ed25519 key {v.key_fingerprint[:16]}…)")
+    if v.reproduced:
+        if v.ok:
+            print("reproduced: every number is the same")
+        else:
+            print(f"reproduced: {len(v.differences)} values differ:")
+            for where, old, new in v.differences[:200]:
+                print(f"  {where}: report {old!r}, recomputed {new!r}")
+    return 0 if v.ok else 1
 
 
 def cmd_fairness(args: argparse.Namespace) -> int:
