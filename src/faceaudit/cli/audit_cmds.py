@@ -344,6 +344,17 @@ def find_demo_sample(given: str | None) -> Path:
     )
 
 
+def _repeat_subjects(manifest: Path) -> bool:
+    """True when some non-empty subject_id comes twice (a 1:N audit needs mated searches)."""
+    from faceaudit.csvfile import read_csv_table
+
+    table = read_csv_table(manifest, what="manifest")
+    if "subject_id" not in table.columns:
+        return False
+    ids = [v.strip() for v in table.column("subject_id") if v.strip()]
+    return len(ids) != len(set(ids))
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from faceaudit.audit.run import audit
     from faceaudit.cli.progress import progress_bar
@@ -373,6 +384,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     by_race_sex = audit(manifest, sample, "race,sex", templates=npz, label_source=label_src)
     print("\n-- by race × sex --")
     _print_result(by_race_sex, by_race_sex.save(out))
+    print("\n-- 1:N identification --")
+    if _repeat_subjects(manifest):
+        from faceaudit.audit.run_identification import audit_identification
+
+        ident = audit_identification(manifest, sample, "sex", templates=npz, label_source=label_src)
+        print_identification(ident.identification)
+        ident.save(out / "identification")
+    else:
+        print(
+            "This sample cannot support a 1:N audit: FairFace has no repeat identities, so no enrolled subject has a "
+            "second image to search with (no mated searches, no FNIR). Run it on a data set with identities, e.g. "
+            "LFW:\n  faceaudit audit-identification lfw/manifest.csv --root lfw --group-by sex --out lfw-1n"
+        )
     print(
         f"\nOpen {out / 'report.html'} (race × sex) and {out / 'by-sex' / 'report.html'} (sex) in a browser."
     )
