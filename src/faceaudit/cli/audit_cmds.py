@@ -124,6 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep the first row of each repeated (image_a, image_b) pair instead of refusing the file",
     )
+    p.add_argument(
+        "--target-fpir", action="append", metavar="FPIR", help="candidate lists: target FPIR(s) (1e-2,1e-3)"
+    )
+    p.add_argument("--rank", type=int, default=10, help="candidate lists: FNIR also at this rank (10)")
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
 
@@ -243,9 +247,11 @@ def print_identification(ident, *, file=sys.stdout) -> None:
     if ident is None:
         return
     sp = ident.split
+    where = f"gallery {sp['gallery_size']:,}, " if "gallery_size" in sp else "given candidate lists: "
+    seed = f" (seed {sp['seed']})" if "seed" in sp else ""
     print(
-        f"\n== 1:N identification: gallery {sp['gallery_size']:,}, mated searches {sp['mated_searches']:,}, "
-        f"non-mated searches {sp['non_mated_searches']:,} (seed {sp['seed']})",
+        f"\n== 1:N identification: {where}mated searches {sp['mated_searches']:,}, "
+        f"non-mated searches {sp['non_mated_searches']:,}{seed}",
         file=file,
     )
 
@@ -278,9 +284,13 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         label_source=args.label_source,
         dataset=args.dataset,
         dedupe=args.dedupe,
+        target_fpir=_target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3)),
+        rank=args.rank,
     )
     paths = result.save(args.out, sign_key=args.sign_key)
-    _print_result(result, paths)
+    _print_result(result, None)
+    print_identification(result.identification)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
