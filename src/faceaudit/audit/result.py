@@ -82,6 +82,8 @@ class AuditResult:
     headline: str = ""
     policy_comparison: pd.DataFrame | None = None
     identification: Any = None
+    model_comparison: pd.DataFrame | None = None
+    model_verdicts: list[dict] | None = None
     """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
@@ -155,6 +157,11 @@ class AuditResult:
         }
         if self.identification is not None:
             out["identification"] = self.identification.to_dict()
+        if self.model_comparison is not None:
+            out["model_comparison"] = {
+                "by_model": self.model_comparison.reset_index().to_dict(orient="records"),
+                "verdicts": self.model_verdicts or [],
+            }
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)

@@ -69,7 +69,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest", help="CSV with path, subject_id and label columns")
     p.add_argument("--root", default=None, help="folder the manifest's paths are relative to")
     p.add_argument("--group-by", required=True, help="label column(s), comma-separated, e.g. sex or sex,race")
-    p.add_argument("--templates", default=None, help="reuse the .npz written by `faceaudit embed`")
+    p.add_argument(
+        "--templates",
+        default=None,
+        help="reuse the .npz written by `faceaudit embed` (with --model a,b: one per model, comma-separated)",
+    )
     p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
     p.add_argument(
         "--bootstrap",
@@ -180,7 +184,48 @@ def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=file)
 
 
+def cmd_compare_models(args: argparse.Namespace) -> int:
+    from faceaudit.audit.compare_models import compare_models
+    from faceaudit.cli.progress import progress_bar
+
+    templates = args.templates.split(",") if args.templates else None
+    first, results = compare_models(
+        args.manifest,
+        args.root,
+        args.group_by,
+        args.model.split(","),
+        templates=templates,
+        policy=args.policy,
+        workers=args.workers,
+        target_fmr=_target_list(args.target_fmr),
+        alpha=_alphas(args),
+        bootstrap=args.bootstrap,
+        label_source=args.label_source,
+        dataset=args.dataset,
+        progress=progress_bar,
+    )
+    for i, (model, r) in enumerate(results.items()):
+        if i:
+            r.save(Path(args.out) / f"model-{i + 1}")
+        print(f"\n==== model {model} ({r.config['model_id']})")
+        _print_result(r, None)
+    paths = first.save(args.out, sign_key=args.sign_key)
+    print("\nModels compared (each at its own global threshold):")
+    print(
+        first.model_comparison[["threshold", "fmr_max_min_ratio", "fnmr_max_min_ratio", "fdr", "garbe", "ir"]]
+    )
+    for v in first.model_verdicts:
+        yes = "established" if v["established"] else "not established"
+        print(
+            f"at FMR {v['target_fmr']:g}, {v['rate']}: smaller differential {v['smaller']} ({yes}: {v['why']})"
+        )
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())} (other models under model-N/)")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    if "," in args.model:
+        return cmd_compare_models(args)
     from faceaudit.audit.run import audit
     from faceaudit.cli.progress import progress_bar
 
