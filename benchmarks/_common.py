@@ -18,7 +18,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def cached_embed(
-    paths: list[str], root: Path, cache: Path, model: str, policy: str, workers: int
+    paths: list[str],
+    root: Path,
+    cache: Path,
+    model: str,
+    policy: str,
+    workers: int,
+    **model_options,
 ) -> tuple[EmbedResult, float]:
     """Embed ``paths`` (or load them from ``cache``); returns the result and the seconds spent embedding."""
     if cache.is_file():
@@ -38,7 +44,9 @@ def cached_embed(
         elif done[0] * 10 // len(paths) > before * 10 // len(paths):
             print(f"  {model}/{policy}: {done[0]}/{len(paths)} images", file=sys.stderr, flush=True)
 
-    res = embed_paths(paths, root, model=model, policy=policy, workers=workers, progress=tick)
+    res = embed_paths(
+        paths, root, model=model, policy=policy, workers=workers, progress=tick, **model_options
+    )
     print(file=sys.stderr)
     elapsed = time.perf_counter() - t0
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -48,20 +56,7 @@ def cached_embed(
 
 def subset(res: EmbedResult, paths: list[str]) -> EmbedResult:
     """The rows of ``res`` for ``paths``, in that order."""
-    index = {p: i for i, p in enumerate(res.paths)}
-    rows = np.array([index[p] for p in paths], dtype=np.int64)
-    return EmbedResult(
-        paths=list(paths),
-        templates=res.templates[rows],
-        status=[res.status[i] for i in rows],
-        n_faces=res.n_faces[rows],
-        detector_score=res.detector_score[rows],
-        inter_eye_px=res.inter_eye_px[rows],
-        sharpness=res.sharpness[rows],
-        yaw=res.yaw[rows],
-        model_id=res.model_id,
-        policy=res.policy,
-    )
+    return res.take(res.rows_of(paths))
 
 
 def print_table(headers: list[str], rows: list[list[object]]) -> str:

@@ -102,7 +102,7 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
     t0 = time.perf_counter()
     n_loaded = g.rebuild_index()
     t_rebuild = time.perf_counter() - t0
-    index = g._index
+    index = g._live.index
     X = index._X[: index._n]
     ids = index._ids[: index._n]
     t0 = time.perf_counter()

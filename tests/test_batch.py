@@ -53,3 +53,30 @@ def test_runtime_is_recorded_in_the_templates_file(tmp_path):
     res = embed_paths(names[:2], root)
     res.save(tmp_path / "t.npz")
     assert load_templates(tmp_path / "t.npz").runtime == res.runtime == Engine("sface").runtime
+
+
+def test_rows_are_records_and_take_keeps_every_column(tmp_path):
+    from faceaudit.pipeline.batch import _process_chunk
+    from faceaudit.pipeline.results import BatchRow
+
+    root, names = _root(tmp_path)
+    (root / "blank.png").write_bytes(
+        __import__("cv2").imencode(".png", np.full((120, 120, 3), 128, np.uint8))[1].tobytes()
+    )
+    files = [(n, str(root / n)) for n in (names[0], "broken.jpg", "blank.png")]
+    rows = _process_chunk(Engine("sface"), files)
+    assert all(isinstance(r, BatchRow) for r in rows)
+    assert [r.outcome for r in rows] == ["ok", "error", "no_face"]
+    assert rows[0].template.shape == (128,) and rows[0].quality.inter_eye_px > 20
+    assert rows[1].reason and rows[1].status == f"error: {rows[1].reason}" and rows[1].template is None
+    assert np.isnan(rows[2].quality_values).all()
+
+    res = embed_paths(names[:3] + ["broken.jpg"], root)
+    sub = res.take([3, 0])
+    assert sub.paths == ["broken.jpg", names[0]] and sub.status[0].startswith("error: ")
+    assert np.array_equal(sub.templates[1], res.templates[0]) and not sub.templates[0].any()
+    assert sub.n_faces[1] == res.n_faces[0] and sub.sharpness[1] == res.sharpness[0]
+    assert (sub.model_id, sub.policy, sub.runtime) == (res.model_id, res.policy, res.runtime) != ("", "", "")
+    assert res.take(res.rows_of([names[2]])).paths == [names[2]]
+    with pytest.raises(KeyError, match="absent.jpg"):
+        res.rows_of(["absent.jpg"])

@@ -64,10 +64,12 @@ def _pillow_decode(data: bytes) -> np.ndarray:
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
 def test_jpeg_fast_path_gives_pillows_pixels_for_every_orientation(monkeypatch, mode):
-    """Complete RGB/grey JPEGs are decoded by OpenCV: same pixels and orientation as Pillow's own decode."""
+    """Complete RGB/grey JPEGs are decoded by libjpeg-turbo (simplejpeg): same pixels and orientation as Pillow."""
+    import simplejpeg
+
     calls = []
-    real = cv2.imdecode
-    monkeypatch.setattr(cv2, "imdecode", lambda *a: calls.append(1) or real(*a))
+    real = simplejpeg.decode_jpeg
+    monkeypatch.setattr(simplejpeg, "decode_jpeg", lambda *a, **k: calls.append(1) or real(*a, **k))
     img = Image.fromarray(_rgb()[:, :300]).convert(mode)
     for orientation in range(1, 9):
         exif = img.getexif()

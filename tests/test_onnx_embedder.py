@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import FAIRFACE, run_cli
 
-from faceaudit.errors import InputError, ModelIntegrityError
+from faceaudit.errors import InputError, ModelFormatError, UsageError
 
 onnx = pytest.importorskip("onnx")
 
@@ -76,7 +76,7 @@ def test_normalisation_is_read_from_model_metadata(tmp_path):
     plain = OnnxEmbedder(_tiny_embedder(tmp_path / "p.onnx"), mean=0.0, std=1.0, channels="bgr")
     assert (tagged._mean, tagged._std, tagged._channels) == (0.0, 1.0, "bgr")
     assert float(tagged.embed([crop])[0] @ plain.embed([crop])[0]) == pytest.approx(1.0, abs=1e-6)
-    with pytest.raises(ModelIntegrityError, match="channels"):
+    with pytest.raises(ModelFormatError, match="channels"):
         OnnxEmbedder(_tiny_embedder(tmp_path / "bad.onnx", metadata={"channels": "cmyk"}))
 
 
@@ -97,7 +97,7 @@ def test_bad_model_files_give_clear_errors(tmp_path):
         OnnxEmbedder(tmp_path / "absent.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
-    with pytest.raises(ModelIntegrityError, match="junk.onnx"):
+    with pytest.raises(ModelFormatError, match="junk.onnx"):
         OnnxEmbedder(junk)
     res = run_cli("verify", "a.jpg", "b.jpg", "--model", f"onnx:{junk}")
     assert res.returncode == 3 and "junk.onnx" in res.stderr
@@ -111,7 +111,7 @@ def test_own_model_in_the_opencv_runtime_matches_onnxruntime(tmp_path):
     ort_t = OnnxEmbedder(path).embed(crops)
     cv_t = OnnxEmbedder(path, runtime="opencv", input_size=(112, 112)).embed(crops)
     assert (ort_t * cv_t).sum(axis=1).min() >= 0.9999
-    with pytest.raises(ModelIntegrityError, match="input_size"):
+    with pytest.raises(UsageError, match="input_size"):
         OnnxEmbedder(path, runtime="opencv")
     face = str(FAIRFACE / "fairface_0003.jpg")
     res = run_cli("verify", face, face, "--model", f"onnx:{path}", "--onnx-runtime", "opencv",

@@ -36,6 +36,11 @@ class ModelIntegrityError(FaceAuditError):
     exit_code = 3
 
 
+class ModelFormatError(InputError):
+    """A model file is there but cannot be used: no runtime loads it, or its input shape or metadata cannot be
+    fed (a user's own ``onnx:PATH`` model, typically)."""
+
+
 class ConsentError(FaceAuditError):
     """An enrolment lacks a valid consent record."""
 

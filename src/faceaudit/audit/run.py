@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -243,17 +242,7 @@ def templates_for_manifest(templates: str | os.PathLike, paths: list[str]):
             "embed this manifest with `faceaudit embed`",
         )
     rows = np.array([where[p] for p in paths], np.intp)
-    return warn, replace(  # EmbedResult.take(rows), once the pipeline has it (issue 8, item 5)
-        er,
-        paths=[er.paths[i] for i in rows],
-        templates=er.templates[rows],
-        status=[er.status[i] for i in rows],
-        n_faces=er.n_faces[rows],
-        detector_score=er.detector_score[rows],
-        inter_eye_px=er.inter_eye_px[rows],
-        sharpness=er.sharpness[rows],
-        yaw=er.yaw[rows],
-    )
+    return warn, er.take(rows)
 
 
 def _images(n: int) -> str:

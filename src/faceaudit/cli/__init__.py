@@ -9,7 +9,13 @@ from collections.abc import Sequence
 
 from faceaudit.errors import FaceAuditError
 
-_COMMAND_MODULES = ("faceaudit.cli.engine_cmds", "faceaudit.cli.audit_cmds", "faceaudit.cli.gallery_cmds")
+_COMMAND_MODULES = (
+    "faceaudit.cli.engine_cmds",
+    "faceaudit.cli.audit_cmds",
+    "faceaudit.cli.gallery_cmds",
+    "faceaudit.cli.ledger_cmds",
+    "faceaudit.cli.service_cmds",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

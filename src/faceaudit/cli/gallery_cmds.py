@@ -4,7 +4,6 @@ verify-subject, ledger verify/anchor/export."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -15,6 +14,10 @@ from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, m
 from faceaudit.errors import ConsentError, FaceAuditError, InputError, UsageError
 
 DEFAULT_DB = "faceaudit.db"
+PERMANENT = "written to the permanent ledger as given and never erased, so no names of subjects"
+OPERATOR = "written to the permanent ledger as given, beside the OS user"
+IN_GALLERY = "stored with the subject until erasure; the permanent ledger holds only a keyed hash"
+REF_HELP = "the subject's reference; the permanent ledger holds only a keyed pseudonym of it"
 
 
 def _db_options(p: argparse.ArgumentParser, *, key: bool = True) -> None:
@@ -35,8 +38,10 @@ def _date(text: str) -> date:
 
 
 def _consent_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--consent-basis", default=None, help="legal basis of the consent (required)")
-    p.add_argument("--consent-by", default=None, help="who recorded the consent (required)")
+    p.add_argument(
+        "--consent-basis", default=None, help=f"legal basis of the consent (required); {IN_GALLERY}"
+    )
+    p.add_argument("--consent-by", default=None, help=f"who recorded the consent (required); {IN_GALLERY}")
     p.add_argument(
         "--consent-expires",
         type=_date,
@@ -47,7 +52,9 @@ def _consent_options(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    g = sub.add_parser("gallery", help="manage the gallery: init, enroll, enroll-manifest, erase, expire")
+    g = sub.add_parser(
+        "gallery", help="manage the gallery: init, enroll, enroll-manifest, erase, scrub, expire"
+    )
     gsub = g.add_subparsers(dest="gallery_command", metavar="ACTION")
     gsub.required = True
 
@@ -59,15 +66,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="exact",
         help="search index: exact (default) or hnsw (approximate, for very large galleries)",
     )
-    p.add_argument("--operator", default=None, help="who creates the gallery (default: the OS user)")
+    p.add_argument(
+        "--operator", default=None, help=f"who creates the gallery (default: the OS user); {OPERATOR}"
+    )
     p.set_defaults(func=cmd_init)
 
     p = gsub.add_parser("enroll", help="enrol one consenting subject from reference images")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--name", default=None, help="the subject's display name (required)")
+    p.add_argument(
+        "--name",
+        default=None,
+        help="the subject's display name (required); stored (bound to the subject) until erasure, never in the "
+        "ledger",
+    )
     _consent_options(p)
-    p.add_argument("--operator", default=None, help="who enrols (required)")
+    p.add_argument("--operator", default=None, help=f"who enrols (required); {OPERATOR}")
     p.add_argument(
         "--store-images", action="store_true", help="also keep the images (sealed); off by default"
     )
@@ -83,38 +97,48 @@ def register(sub: argparse._SubParsersAction) -> None:
         "manifest",
         metavar="MANIFEST.csv",
         help="CSV with subject_ref and path columns; optional name, consent_basis, consent_by, "
-        "consent_expires (override the options)",
+        "consent_expires (override the options); refs and names never enter the ledger",
     )
     p.add_argument("--root", required=True, help="folder the manifest's paths are relative to")
     _consent_options(p)
-    p.add_argument("--operator", default=None, help="who enrols (required)")
+    p.add_argument("--operator", default=None, help=f"who enrols (required); {OPERATOR}")
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_enroll_manifest)
 
     p = gsub.add_parser("erase", help="erase a subject: row, templates, index entries; bytes overwritten")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
-    p.add_argument("--reason", default=None, help="why (required; logged as given, so no names)")
-    p.add_argument("--operator", default=None, help="who erases (required)")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
+    p.add_argument("--reason", default=None, help=f"why (required); {PERMANENT}")
+    p.add_argument("--operator", default=None, help=f"who erases (required); {OPERATOR}")
     p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
     _db_options(p)
     p.set_defaults(func=cmd_erase)
+
+    p = gsub.add_parser(
+        "scrub",
+        help="complete pending checkpoints: make erased bytes unrecoverable once other processes closed the "
+        "gallery (no key needed)",
+    )
+    p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
+    p.add_argument(
+        "--wait", type=float, default=5.0, metavar="SECONDS", help="how long to wait for readers (default 5)"
+    )
+    _db_options(p, key=False)
+    p.set_defaults(func=cmd_scrub)
 
     p = gsub.add_parser("expire", help="erase every subject whose consent has expired")
     p.add_argument(
         "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)"
     )
-    p.add_argument("--operator", default=None, help="who runs it (default: the OS user)")
+    p.add_argument("--operator", default=None, help=f"who runs it (default: the OS user); {OPERATOR}")
     _db_options(p)
     p.set_defaults(func=cmd_expire)
 
     p = sub.add_parser("identify", help="1:N search: a candidate list for human review (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument(
-        "--purpose", default=None, help="why this search is made (required; logged as given, so no names)"
-    )
-    p.add_argument("--case", default=None, help="case reference (required; logged as given, so no names)")
-    p.add_argument("--operator", default=None, help="who searches (required)")
+    p.add_argument("--purpose", default=None, help=f"why this search is made (required); {PERMANENT}")
+    p.add_argument("--case", default=None, help=f"case reference (required); {PERMANENT}")
+    p.add_argument("--operator", default=None, help=f"who searches (required); {OPERATOR}")
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
     add_threshold_option(p)
     p.add_argument("--json", action="store_true")
@@ -124,39 +148,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify-subject", help="1:1 comparison of an image with one enrolled subject (logged)")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("subject_ref", metavar="SUBJECT_REF")
-    p.add_argument("--operator", default=None, help="who verifies (required)")
-    p.add_argument("--purpose", default=None, help="why (optional; logged)")
-    p.add_argument("--case", default=None, help="case reference (optional; logged)")
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
+    p.add_argument("--operator", default=None, help=f"who verifies (required); {OPERATOR}")
+    p.add_argument("--purpose", default=None, help=f"why (optional); {PERMANENT}")
+    p.add_argument("--case", default=None, help=f"case reference (optional); {PERMANENT}")
     add_threshold_option(p)
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_verify_subject)
-
-    led = sub.add_parser("ledger", help="the accountability ledger: verify, anchor, export")
-    lsub = led.add_subparsers(dest="ledger_command", metavar="ACTION")
-    lsub.required = True
-    p = lsub.add_parser(
-        "verify", help="check the hash chain; names the first entry modified/deleted/inserted/reordered"
-    )
-    p.add_argument(
-        "--anchor", default=None, metavar="HASH", help="a head hash from 'ledger anchor' (detects truncation)"
-    )
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_verify)
-    p = lsub.add_parser("anchor", help="print the head hash, to keep elsewhere")
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_anchor)
-    p = lsub.add_parser("export", help="export entries (hashes included) as JSON lines; logged")
-    p.add_argument(
-        "--since", default="0", help="entries after this seq number, or from this UTC date/time (ISO 8601)"
-    )
-    p.add_argument("--format", choices=("jsonl",), default="jsonl")
-    p.add_argument("--out", default=None, help="output file (default stdout)")
-    p.add_argument("--operator", default=None, help="who exports (default: the OS user)")
-    _db_options(p, key=False)
-    p.set_defaults(func=cmd_ledger_export)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
@@ -173,23 +173,13 @@ def _open(args: argparse.Namespace, *, engine: bool = False, create: bool = Fals
 def _consent(basis: str | None, by: str | None, expires: date | None):
     from faceaudit.gallery import Consent
 
-    if not basis or not basis.strip():
-        raise ConsentError("enrolment needs a consent record: give the consent basis (--consent-basis)")
-    if not by or not by.strip():
-        raise ConsentError("enrolment needs a consent record: say who recorded it (--consent-by)")
-    return Consent(basis, by, expires)
-
-
-def _require(value: str | None, option: str, what: str) -> str:
-    if value is None or not value.strip():
-        raise UsageError(f"{what} needs {option}")
-    return value
+    return Consent(basis, by, expires)  # checks itself (ConsentError naming the option)
 
 
 def _os_user() -> str:
-    from faceaudit.gallery.gallery import _os_user
+    from faceaudit.gallery.values import os_user
 
-    return _os_user()
+    return os_user()
 
 
 # --- gallery --------------------------------------------------------------------------------------------------
@@ -221,16 +211,17 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    from faceaudit.gallery import EnrolmentRequest
+
     consent = _consent(args.consent_basis, args.consent_by, args.consent_expires)
-    name = _require(args.name, "--name", "enrolment")
-    operator = _require(args.operator, "--operator", "enrolment")
+    request = EnrolmentRequest.build(args.subject_ref, args.name, consent, args.operator)
     with _open(args, engine=True) as gallery:
         result = gallery.enroll(
-            args.subject_ref,
+            request.subject_ref,
             args.images,
-            name=name,
-            consent=consent,
-            operator=operator,
+            name=request.name,
+            consent=request.consent,
+            operator=request.operator,
             store_images=args.store_images,
         )
     if args.json:
@@ -251,37 +242,28 @@ def cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _read_manifest(path: str) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            cols = set(reader.fieldnames or [])
-            ref_col = (
-                "subject_ref" if "subject_ref" in cols else "subject_id" if "subject_id" in cols else None
-            )
-            if ref_col is None or "path" not in cols:
-                raise InputError(
-                    path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(cols)})"
-                )
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                ref, img = (row.get(ref_col) or "").strip(), (row.get("path") or "").strip()
-                if not ref or not img:
-                    raise InputError(path, f"line {line}: empty subject_ref or path")
-                rows.append(
-                    {**{k: (v or "").strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img}
-                )
-    except FileNotFoundError:
-        raise InputError(path, "manifest file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "manifest is not UTF-8 text") from None
+    from faceaudit.csvfile import read_csv_table
+
+    table = read_csv_table(path, what="manifest")
+    ref_col = table.first_present("subject_ref", "subject_id")
+    if ref_col is None or "path" not in table.columns:
+        raise InputError(
+            path, f"manifest needs 'subject_ref' and 'path' columns (has {sorted(table.columns)})"
+        )
+    rows = []
+    for line, row in table.numbered():
+        ref, img = row[ref_col].strip(), row["path"].strip()
+        if not ref or not img:
+            raise InputError(path, f"line {line}: empty subject_ref or path")
+        rows.append({**{k: v.strip() for k, v in row.items() if k}, "subject_ref": ref, "path": img})
     return rows
 
 
 def cmd_enroll_manifest(args: argparse.Namespace) -> int:
     from faceaudit.cli.progress import progress_bar
-    from faceaudit.gallery import SubjectExistsError
+    from faceaudit.gallery import Actor, EnrolmentRequest, SubjectExistsError
 
-    operator = _require(args.operator, "--operator", "enrolment")
+    operator = Actor.of(args.operator, "enrolment needs the operator's name (--operator)")
     rows = _read_manifest(args.manifest)
     root = Path(args.root)
     if not root.is_dir():
@@ -304,7 +286,11 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
             first.get("consent_by") or args.consent_by,
             expires_date,
         )
-        plans.append((ref, first.get("name") or ref, consent, [root / r["path"] for r in items]))
+        try:
+            request = EnrolmentRequest.build(ref, first.get("name") or ref, consent, operator)
+        except UsageError as exc:
+            raise InputError(args.manifest, f"subject {ref}: {exc}") from None
+        plans.append((request.subject_ref, request.name, consent, [root / r["path"] for r in items]))
     enrolled = present = 0
     refused: list[str] = []
     with _open(args, engine=True) as gallery, progress_bar(len(rows), "enrolling") as advance:
@@ -330,22 +316,61 @@ def cmd_enroll_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    reason = _require(args.reason, "--reason", "erasure")
-    operator = _require(args.operator, "--operator", "erasure")
+    from faceaudit.gallery import Actor
+    from faceaudit.gallery.values import clean_text
+
+    ref = clean_text(args.subject_ref, "erasure needs a subject ref")
+    reason = clean_text(args.reason, "erasure needs a reason (--reason)")
+    operator = Actor.of(args.operator, "erasure needs the operator's name (--operator)")
     with _open(args) as gallery:
-        seq = gallery.erase(args.subject_ref, reason=reason, operator=operator, vacuum=args.vacuum)
-    print(f"erased {args.subject_ref}; ledger entry {seq}", file=sys.stderr)
+        seq = gallery.erase(ref, reason=reason, operator=operator, vacuum=args.vacuum, scrub=False)
+        print(f"erased {ref}; ledger entry {seq}", file=sys.stderr)
+        _scrub(gallery, args.vacuum)
+    return 0
+
+
+def _scrub(gallery, vacuum: bool) -> bool:
+    """Scrub after a committed erasure; say at once, and plainly, when the bytes could not be reclaimed yet."""
+    from faceaudit.gallery.repository import scrub_pending_message
+
+    if gallery.scrub(vacuum=vacuum):
+        return True
+    print(f"faceaudit: warning: {scrub_pending_message(gallery.path)}", file=sys.stderr)
+    return False
+
+
+def cmd_scrub(args: argparse.Namespace) -> int:
+    from faceaudit.gallery.repository import SCRUB_PENDING, complete_scrub
+    from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+
+    repo = SQLiteGalleryRepository.open(args.db)
+    try:
+        pending = repo.read_meta().get(SCRUB_PENDING)
+        done = complete_scrub(repo, vacuum=args.vacuum, wait_s=max(0.0, args.wait))
+    finally:
+        repo.close()
+    if not done:
+        print(
+            f"faceaudit: another process still has {args.db} open; erased bytes (pending since {pending}) stay "
+            "in its write-ahead log. Close it and run this again.",
+            file=sys.stderr,
+        )
+        return 1
+    what = f"pending since {pending}" if pending else "nothing was pending"
+    print(f"{args.db}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)
     return 0
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
     with _open(args) as gallery:
-        erased = gallery.expire(args.as_of, operator=args.operator or _os_user())
-    print(
-        f"{len(erased)} subject(s) with expired consent erased"
-        + (f": {', '.join(erased)}" if erased else ""),
-        file=sys.stderr,
-    )
+        erased = gallery.expire(args.as_of, operator=args.operator or _os_user(), scrub=False)
+        print(
+            f"{len(erased)} subject(s) with expired consent erased"
+            + (f": {', '.join(erased)}" if erased else ""),
+            file=sys.stderr,
+        )
+        if erased:
+            _scrub(gallery, False)
     return 0
 
 
@@ -353,21 +378,16 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 
 def cmd_identify(args: argparse.Namespace) -> int:
-    from faceaudit.errors import PolicyError
+    from faceaudit.gallery import SearchRequest
 
-    missing = [
-        opt
-        for opt, v in (("--purpose", args.purpose), ("--case", args.case), ("--operator", args.operator))
-        if v is None or not v.strip()
-    ]
-    if missing:
-        raise PolicyError(
-            f"identification needs a stated purpose, a case reference and an operator: "
-            f"give {', '.join(missing)}"
-        )
+    request = SearchRequest.build(args.purpose, args.case, args.operator, args.top_k)
     with _open(args, engine=True) as gallery:
         result = gallery.identify(
-            args.image, purpose=args.purpose, case=args.case, operator=args.operator, top_k=args.top_k
+            args.image,
+            purpose=request.purpose,
+            case=request.case,
+            operator=request.operator,
+            top_k=request.top_k,
         )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -383,10 +403,16 @@ def cmd_identify(args: argparse.Namespace) -> int:
 
 
 def cmd_verify_subject(args: argparse.Namespace) -> int:
-    operator = _require(args.operator, "--operator", "verification")
+    from faceaudit.gallery import VerificationRequest
+
+    request = VerificationRequest(args.subject_ref, args.operator, args.purpose, args.case)
     with _open(args, engine=True) as gallery:
         result = gallery.verify_subject(
-            args.image, args.subject_ref, operator=operator, purpose=args.purpose, case=args.case
+            args.image,
+            request.subject_ref,
+            operator=request.operator,
+            purpose=request.purpose,
+            case=request.case,
         )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -396,50 +422,6 @@ def cmd_verify_subject(args: argparse.Namespace) -> int:
             f"{result.subject_ref} ({result.name}): similarity {result.similarity:.4f}, {flag} threshold "
             f"{result.threshold:.4f} ({result.model_id}); ledger entry {result.ledger_seq}"
         )
-    return 0
-
-
-# --- ledger -------------------------------------------------------------------------------------------------------
-
-
-def _ledger(args: argparse.Namespace):
-    from faceaudit.gallery import GalleryLedger
-
-    return GalleryLedger(args.db)
-
-
-def cmd_ledger_verify(args: argparse.Namespace) -> int:
-    with _ledger(args) as gl:
-        report = gl.ledger.verify(anchor=args.anchor)
-    print(report.message())
-    if report.anchor_checked:
-        print(f"the anchored head is in the chain (head now entry {report.head_seq})", file=sys.stderr)
-    return 0
-
-
-def cmd_ledger_anchor(args: argparse.Namespace) -> int:
-    with _ledger(args) as gl:
-        seq, head = gl.ledger.head_hash()
-    print(head)
-    print(
-        f"head of {seq} entries; keep this hash elsewhere and check with 'faceaudit ledger verify --anchor HASH'",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def cmd_ledger_export(args: argparse.Namespace) -> int:
-    since: int | str = int(args.since) if args.since.strip().isdigit() else args.since.strip()
-    with _ledger(args) as gl:
-        rows, entry = gl.export(args.operator or _os_user(), since=since, fmt=args.format)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
-    try:
-        for row in rows:
-            out.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-    finally:
-        if args.out:
-            out.close()
-    print(f"exported {len(rows)} entries; logged as entry {entry.seq}", file=sys.stderr)
     return 0
 
 

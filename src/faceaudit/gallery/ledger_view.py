@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from faceaudit.errors import UsageError
 from faceaudit.gallery import store
+from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
-from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
 
 class GalleryLedger:
@@ -18,20 +20,28 @@ class GalleryLedger:
 
     def __init__(self, path: str | os.PathLike, ledger_key: bytes | None = None) -> None:
         self.path = Path(path)
-        self._conn = store.connect(self.path)
-        meta = store.read_meta(self._conn)
+        self._repo = SQLiteGalleryRepository.open(self.path)
+        self._conn = self._repo.connection
+        meta = self._repo.read_meta()
         if not meta:
-            self._conn.close()
+            self._repo.close()
             raise store.GalleryNotFoundError(
                 f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
             )
-        self.gallery_id = meta["gallery_id"]
+        try:
+            self.gallery_id = store.check_meta(meta, self.path)["gallery_id"]
+        except BaseException:
+            self._repo.close()
+            raise
         self.ledger = Ledger(
-            SQLiteLedgerStore(self._conn), key=ledger_key if ledger_key is not None else ledger_key_from_env()
+            self._repo.ledger_store(),
+            key=ledger_key if ledger_key is not None else ledger_key_from_env(),
+            expect_signed=store.ledger_signed(meta),
         )
 
     def close(self) -> None:
-        self._conn.close()
+        """Close the file."""
+        self._repo.close()
 
     def __enter__(self) -> GalleryLedger:
         return self
@@ -40,11 +50,18 @@ class GalleryLedger:
         self.close()
 
     def export(
-        self, operator: str, since: int | str = 0, fmt: str = "jsonl"
+        self,
+        operator: str | Actor,
+        since: int | str = 0,
+        fmt: str = "jsonl",
+        *,
+        write: Callable[[list[dict[str, Any]]], None] | None = None,
     ) -> tuple[list[dict[str, Any]], LedgerEntry]:
         """Entries after seq ``since`` or from UTC time ``since`` (ISO 8601), hashes included, and the entry that logs
-        this export, in one transaction."""
+        this export, in one transaction. ``write`` receives the entries before the export is logged: when it raises,
+        nothing is logged."""
         started = utc_now()
+        actor = Actor.of(operator, "export needs the operator's name (--operator)")
         since_time = None
         if isinstance(since, str):
             try:
@@ -53,25 +70,27 @@ class GalleryLedger:
                 raise UsageError(f"--since {since!r}: give a seq number or an ISO 8601 date/time") from None
             if since_time.tzinfo is not None:
                 since_time = since_time.astimezone(UTC).replace(tzinfo=None)
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
+        if self._repo.migrate_needed():
+            self._repo.migrate()  # an older file: its ledger table gains the columns this entry needs
+            self.ledger = Ledger(
+                self._repo.ledger_store(), key=self.ledger.key, expect_signed=self.ledger.expect_signed
+            )
+        with self._repo.write():
             if since_time is None:
                 rows = list(self.ledger.export(int(since)))
             else:
                 cut = since_time.strftime("%Y-%m-%dT%H:%M:%S.%f")
                 rows = [r for r in self.ledger.export(0) if r["started_at"] >= cut]
-            version = int(self._conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()[0])
+            if write is not None:
+                write(rows)
             entry = self.ledger.append(
                 "export",
-                operator,
+                actor.operator,
+                auth=actor.ledger_auth(),
                 started_at=started,
                 gallery_id=self.gallery_id,
-                gallery_version=version,
+                gallery_version=self._repo.version(),
                 params={"since": since, "format": fmt},
                 result={"n_entries": len(rows)},
             )
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
         return rows, entry

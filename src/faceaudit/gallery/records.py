@@ -1,12 +1,12 @@
-"""The gallery's value types: the consent record and the results of enrolment, identification and 1:1 checks."""
+"""The gallery's result types: enrolment, identification and 1:1 checks (requests live in :mod:`.values`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
-from faceaudit.errors import ConsentError, UsageError
+from faceaudit.errors import UsageError
+from faceaudit.gallery.values import Consent, utc_today
 
 
 class SubjectNotFoundError(UsageError):
@@ -17,43 +17,9 @@ class SubjectExistsError(UsageError):
     """The subject ref is already enrolled."""
 
 
-def require_field(value: str | None, what: str, exc: type[Exception] = UsageError) -> str:
-    if value is None or not str(value).strip():
-        raise exc(what)
-    return str(value).strip()
-
-
-def utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
-@dataclass(frozen=True, slots=True)
-class Consent:
-    """The consent record of a subject: its legal basis, who recorded it, and an optional expiry date.
-
-    Consent is valid up to the day before ``expires``: on ``expires`` it has expired.
-    """
-
-    basis: str
-    recorded_by: str
-    expires: date | None = None
-
-    def validate(self, today: date | None = None) -> None:
-        """Raise ConsentError unless the record is complete and unexpired."""
-        require_field(
-            self.basis,
-            "enrolment needs a consent record: give the consent basis (--consent-basis)",
-            ConsentError,
-        )
-        require_field(
-            self.recorded_by,
-            "enrolment needs a consent record: say who recorded it (--consent-by)",
-            ConsentError,
-        )
-        if self.expires is not None and self.expires <= (today or utc_today()):
-            raise ConsentError(
-                f"the consent expires on {self.expires.isoformat()}, which is not in the future"
-            )
+class ScrubPendingWarning(UserWarning):
+    """An erasure committed, but its bytes stay in the WAL until another process closes the gallery and a scrub
+    (``faceaudit gallery scrub``) checkpoints it; the gallery records the scrub as pending."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +107,16 @@ class EnrollResult:
     n_templates: int
     template_ids: list[int]
     ledger_seq: int
+
+
+__all__ = [
+    "Candidate",
+    "Consent",
+    "EnrollResult",
+    "IdentifyResult",
+    "ScrubPendingWarning",
+    "SubjectExistsError",
+    "SubjectNotFoundError",
+    "SubjectVerifyResult",
+    "utc_today",
+]

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from faceaudit.errors import PolicyError
+from faceaudit.errors import LedgerIntegrityError, PolicyError
 from faceaudit.ledger.chain import (
     ALG_HMAC,
     ALG_SHA256,
@@ -21,6 +21,7 @@ from faceaudit.ledger.chain import (
     VerifyReport,
     canonical_json,
     compute_hash,
+    declares_signed,
     verify_chain,
 )
 
@@ -62,10 +63,21 @@ class Ledger:
     signed ledger (or the reverse) is refused.
     """
 
-    def __init__(self, store: LedgerStore, key: bytes | None = None) -> None:
+    def __init__(
+        self, store: LedgerStore, key: bytes | None = None, *, expect_signed: bool | None = None
+    ) -> None:
         self.store = store
         self.key = key
         self.alg = ALG_HMAC if key is not None else ALG_SHA256
+        self.expect_signed = expect_signed
+        """What the store recorded at creation (e.g. a gallery's ``meta.ledger_signed``); None when unknown."""
+
+    def declared_signed(self) -> bool | None:
+        """Whether this ledger was created signed: by ``expect_signed``, else by its genesis entry."""
+        if self.expect_signed is not None:
+            return self.expect_signed
+        first = next(iter(self.store.entries()), None)
+        return None if first is None else declares_signed(first)
 
     def append(
         self,
@@ -80,15 +92,27 @@ class Ledger:
         probe_sha256: str | None = None,
         params: dict[str, Any] | None = None,
         result: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
     ) -> LedgerEntry:
-        """Seal and store one entry after the current head. Call it inside the transaction of the change."""
+        """Seal and store one entry after the current head. Call it inside the transaction of the change.
+
+        ``auth`` says how ``actor`` was established (see :attr:`LedgerEntry.auth`).
+        """
         head = self.store.head()
         if head is not None and head.alg != self.alg:
             if head.alg == ALG_HMAC:
                 raise PolicyError(f"the ledger is signed (HMAC): set {LEDGER_KEY_ENV} to the ledger key")
+            if self.declared_signed():
+                raise LedgerIntegrityError(
+                    head.seq,
+                    "downgraded: this ledger was created signed, but its latest entry is unsigned; nothing was "
+                    f"written. Verify it with {LEDGER_KEY_ENV} set ('faceaudit ledger verify') and restore the "
+                    "file from a backup",
+                )
             raise PolicyError(
-                f"the ledger is unsigned, but {LEDGER_KEY_ENV} is set: a ledger is signed or unsigned "
-                "for its whole life (set the key before 'faceaudit gallery init'), so unset it"
+                f"{LEDGER_KEY_ENV} is set, but this ledger is unsigned, and a ledger cannot change mode; nothing "
+                "was written. If it was meant to be signed, treat the file as tampered with: check it against an "
+                "anchor kept elsewhere ('faceaudit ledger verify --anchor SEQ:HASH')"
             )
         ended_at = utc_now()
         draft = LedgerEntry(
@@ -106,6 +130,7 @@ class Ledger:
             result=dict(result or {}),
             alg=self.alg,
             prev_hash=GENESIS if head is None else head.entry_hash,
+            auth=dict(auth) if auth is not None else None,
         )
         canonical_json(draft.body())  # fails early on values JSON cannot hold
         entry_hash = compute_hash(draft.prev_hash, draft.body(), self.key)
@@ -115,7 +140,7 @@ class Ledger:
 
     def verify(self, anchor: str | None = None) -> VerifyReport:
         """Verify the chain (and the anchor, if given); raises LedgerIntegrityError naming the first bad entry."""
-        return verify_chain(self.store.entries, key=self.key, anchor=anchor)
+        return verify_chain(self.store.entries, key=self.key, anchor=anchor, expect_signed=self.expect_signed)
 
     def head_hash(self) -> tuple[int, str]:
         """(seq, entry_hash) of the head; (0, GENESIS) when empty."""

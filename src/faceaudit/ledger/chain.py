@@ -44,6 +44,8 @@ BODY_FIELDS = (
     "result",
     "alg",
 )
+OPTIONAL_BODY_FIELDS = ("auth",)
+"""Body fields added after the first format. They are hashed only when set, so older entries keep their hash."""
 
 
 def canonical_json(obj: Any) -> bytes:
@@ -72,10 +74,17 @@ class LedgerEntry:
     alg: str = ALG_SHA256
     prev_hash: str = GENESIS
     entry_hash: str = ""
+    auth: dict | None = None
+    """How ``actor`` was established: ``{"auth": "local", "os_user": ...}`` or ``{"auth": "api-key",
+    "key_id": ...}``; None in entries written before it was recorded."""
 
     def body(self) -> dict[str, Any]:
-        """The hashed fields (everything but the two hashes)."""
-        return {name: getattr(self, name) for name in BODY_FIELDS}
+        """The hashed fields (everything but the two hashes; optional fields only when set)."""
+        body = {name: getattr(self, name) for name in BODY_FIELDS}
+        for name in OPTIONAL_BODY_FIELDS:
+            if getattr(self, name) is not None:
+                body[name] = getattr(self, name)
+        return body
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, hashes included (the export shape)."""
@@ -121,20 +130,30 @@ def parse_anchor(anchor: str) -> tuple[int | None, str]:
     return seq, text
 
 
+def declares_signed(entry: LedgerEntry) -> bool | None:
+    """What a genesis entry declares about signing (``params.ledger_signed``), or None when it says nothing."""
+    value = entry.params.get("ledger_signed") if isinstance(entry.params, dict) else None
+    return value if isinstance(value, bool) else None
+
+
 def verify_chain(
     entries: Callable[[], Iterable[LedgerEntry]],
     *,
     key: bytes | None = None,
     anchor: str | None = None,
+    expect_signed: bool | None = None,
 ) -> VerifyReport:
     """Check the whole chain; raise :class:`LedgerIntegrityError` naming the first bad entry.
 
     ``entries`` returns a fresh iterator over the entries in storage order (it is called a second time only to
-    tell a deletion from a reordering).
+    tell a deletion from a reordering). A ledger declared signed, by its genesis entry (``params.ledger_signed``)
+    or by ``expect_signed`` (what the store recorded at creation), must be signed throughout: an unsigned entry
+    in it is reported as *downgraded*, and without ``key`` it cannot be verified at all.
     """
     anchor_seq, anchor_hash = parse_anchor(anchor) if anchor else (None, None)
     anchor_found = False
     prev_hash, expected, n = GENESIS, 1, 0
+    signed = expect_signed
     for entry in entries():
         if entry.seq != expected:
             _raise_sequence_error(entry, expected, entries)
@@ -142,6 +161,20 @@ def verify_chain(
             raise LedgerIntegrityError(
                 entry.seq, f"inserted or reordered: its prev_hash does not link to entry {entry.seq - 1}"
             )
+        if entry.seq == 1 and declares_signed(entry) is not None:
+            if signed is False and declares_signed(entry):
+                raise LedgerIntegrityError(
+                    1, "modified: it declares a signed ledger, but the file recorded unsigned"
+                )
+            signed = signed or declares_signed(entry)
+        if signed and entry.alg != ALG_HMAC:
+            raise LedgerIntegrityError(
+                entry.seq,
+                f"downgraded: not signed (alg {entry.alg!r}), but this ledger was created signed (HMAC); "
+                "someone without the ledger key relabelled and rechained it",
+            )
+        if key is None and signed:
+            raise UsageError("the ledger was created signed (HMAC): set FACEAUDIT_LEDGER_KEY to verify it")
         if key is not None and entry.alg != ALG_HMAC:
             raise LedgerIntegrityError(
                 entry.seq, f"not signed (alg {entry.alg!r}) in a ledger verified with a key"
@@ -165,10 +198,19 @@ def verify_chain(
     if anchor_hash is not None and not anchor_found:
         if anchor_seq is not None and anchor_seq <= last:
             raise LedgerIntegrityError(
-                anchor_seq, "modified: its hash differs from the anchor (the tail was rewritten)"
+                anchor_seq, "modified: its hash differs from the anchor (the chain was rewritten up to it)"
+            )
+        if anchor_seq is not None:
+            raise LedgerIntegrityError(
+                last + 1,
+                f"deleted: the anchored entry {anchor_seq} is missing, so the tail after entry {last} "
+                "was truncated",
             )
         raise LedgerIntegrityError(
-            last + 1, f"deleted: the anchored head is missing, so the tail after entry {last} was truncated"
+            last + 1,
+            f"deleted or rewritten: the anchored head is not in this chain of {last} entries, so either the tail "
+            f"after entry {last} was truncated or an entry up to the anchored one was modified and the chain "
+            "rebuilt (an anchor written as SEQ:HASH, as 'ledger anchor' prints it, names the entry)",
         )
     return VerifyReport(
         n_entries=n, head_seq=last, head_hash=prev_hash, anchor_checked=anchor_hash is not None

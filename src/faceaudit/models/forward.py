@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from faceaudit.errors import ModelIntegrityError
+from faceaudit.errors import ModelFormatError, UsageError
 from faceaudit.models.onnx_runtime import make_session
 
 RUNTIMES = ("openvino", "onnxruntime", "opencv")
@@ -36,7 +36,7 @@ class OrtForward:
         try:
             self._session = make_session(path, threads=threads, fold_qdq=fold_qdq)
         except Exception as exc:
-            raise ModelIntegrityError(f"{path}: onnxruntime cannot load this model ({exc})") from None
+            raise ModelFormatError(path, f"onnxruntime cannot load this model ({exc})") from None
         inp = self._session.get_inputs()[0]
         out = self._session.get_outputs()[0]
         self._name = inp.name
@@ -59,7 +59,7 @@ class CvForward:
         try:
             self._net = cv2.dnn.readNetFromONNX(path, cv2.dnn.ENGINE_NEW)
         except cv2.error as exc:
-            raise ModelIntegrityError(f"{path}: OpenCV cannot load this model ({str(exc).strip()})") from None
+            raise ModelFormatError(path, f"OpenCV cannot load this model ({str(exc).strip()})") from None
         self._lock = threading.Lock()
         self.spec = InputSpec()
 
@@ -112,7 +112,7 @@ def resolve_precision(precision: str | None = None) -> str:
     instructions (AVX512_BF16 or AMX), else f32. ``FACEAUDIT_PRECISION`` overrides the default."""
     precision = (precision or os.environ.get("FACEAUDIT_PRECISION") or "auto").lower()
     if precision not in PRECISIONS:
-        raise ModelIntegrityError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
     caps = openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
@@ -155,7 +155,7 @@ class OvForward:
             compiled = core.compile_model(model, "CPU", openvino_config(self.precision, threads))
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelIntegrityError(f"{path}: OpenVINO cannot load this model ({first})") from None
+            raise ModelFormatError(path, f"OpenVINO cannot load this model ({first})") from None
         self._request = compiled.create_infer_request()
         self._lock = threading.Lock()
         out = compiled.outputs[0].get_partial_shape()
@@ -192,4 +192,4 @@ def make_forward(
         return OrtForward(path, threads=threads, fold_qdq=fold_qdq)
     if runtime == "opencv":
         return CvForward(path, threads=threads)
-    raise ValueError(f"runtime must be one of {RUNTIMES}, not {runtime!r}")
+    raise UsageError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-from faceaudit.errors import InputError, ModelIntegrityError
-from faceaudit.models.base import l2_normalise
+from faceaudit.errors import InputError, ModelFormatError, UsageError
+from faceaudit.face.align import align_face
+from faceaudit.models.base import check_threshold, l2_normalise
 from faceaudit.models.files import SFACE, sha256_of, verified_path
 from faceaudit.models.forward import RUNTIMES, default_runtime, make_forward
 from faceaudit.models.onnx_fix import fixed_model_path, folded_model_path
-from faceaudit.pipeline.align import align_face
 from faceaudit.types import Face
 
 BATCH = 16
@@ -48,11 +48,9 @@ class OnnxEmbedder:
         if not path.is_file():
             raise InputError(path, "ONNX model file not found")
         if runtime not in RUNTIMES:
-            raise ModelIntegrityError(
-                f"{path}: runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}"
-            )
+            raise UsageError(f"{path}: runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if runtime == "opencv" and input_size is None:
-            raise ModelIntegrityError(f"{path}: the opencv runtime needs input_size (W, H)")
+            raise UsageError(f"{path}: the opencv runtime needs input_size (W, H)")
         self._forward = make_forward(
             str(path), runtime, threads=threads, fold_qdq=fold_qdq, precision=precision
         )
@@ -62,22 +60,24 @@ class OnnxEmbedder:
             mean = float(meta.get("mean", 127.5)) if mean is None else mean
             std = float(meta.get("std", 127.5)) if std is None else std
         except ValueError:
-            raise ModelIntegrityError(f"{path}: metadata 'mean'/'std' is not a number") from None
-        channels = (meta.get("channels", "rgb") if channels is None else channels).lower()
-        if channels not in ("rgb", "bgr"):
-            raise ModelIntegrityError(f"{path}: channels must be 'rgb' or 'bgr', got {channels!r}")
+            raise ModelFormatError(path, "metadata 'mean'/'std' is not a number") from None
+        if channels is None:
+            channels = str(meta.get("channels", "rgb")).lower()
+            if channels not in ("rgb", "bgr"):
+                raise ModelFormatError(path, f"metadata 'channels' must be 'rgb' or 'bgr', not {channels!r}")
+        elif channels.lower() not in ("rgb", "bgr"):
+            raise UsageError(f"{path}: channels must be 'rgb' or 'bgr', not {channels!r}")
+        channels = channels.lower()
         if std == 0:
-            raise ModelIntegrityError(f"{path}: std must not be 0")
+            raise UsageError(f"{path}: std must not be 0 (pixels are divided by it)")
         shape = self._forward.spec.shape or ["N", 3, None, None]
         if len(shape) != 4:
-            raise ModelIntegrityError(f"{path}: expected a 4-d image input, got shape {shape}")
+            raise ModelFormatError(path, f"expected a 4-d image input, the model has shape {shape}")
         self._nhwc = shape[3] == 3 and shape[1] != 3
         hw = (shape[1], shape[2]) if self._nhwc else (shape[2], shape[3])
         if input_size is None:
             if not all(isinstance(v, int) and v > 0 for v in hw):
-                raise ModelIntegrityError(
-                    f"{path}: input size is not fixed in the model ({shape}); pass input_size"
-                )
+                raise UsageError(f"{path}: input size is not fixed in the model ({shape}); pass input_size")
             input_size = (int(hw[1]), int(hw[0]))
         self.input_size = input_size
         self._batchable = not isinstance(shape[0], int) or shape[0] != 1
@@ -86,7 +86,7 @@ class OnnxEmbedder:
         if dim is None:
             dim = int(self.embed([np.zeros((input_size[1], input_size[0], 3), np.uint8)]).shape[1])
         self.dim = int(dim)
-        self.default_threshold = float(default_threshold)
+        self.default_threshold = check_threshold(default_threshold, "default_threshold")
         self.model_id = model_id or f"onnx:{path.name}:{sha256_of(path)[:12]}"
         self.path = path
 
@@ -149,3 +149,11 @@ SFACE_THRESHOLD = 0.3597
 """Cosine threshold for SFace: FMR 1e-3 over all 48.6 M non-mated LFW pairs with the default runtime (OpenVINO,
 bf16): FMR 9.99e-4 there, and 9.86e-4 with fp32 templates, whose own calibration gives 0.3594
 (docs/calibration.md)."""
+
+ARCFACE_MBF_THRESHOLD = 0.2290
+"""Cosine threshold for arcface-mbf (w600k_mbf, f32 templates): FMR 1e-3 over all 48.6 M non-mated LFW pairs
+(FMR 9.97e-4 there, FNMR 0.50 %; docs/calibration.md). OpenVINO f32, onnxruntime and OpenCV give the same
+templates (cosine ≥ 0.99999), so it holds for each runtime."""
+
+ARCFACE_MBF_RUNTIME = "openvino"
+"""arcface-mbf's runtime, chosen by measurement (docs/benchmarks.md, "arcface-mbf")."""

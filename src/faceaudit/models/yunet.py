@@ -175,11 +175,9 @@ class YuNetDetector:
 
         runtime = runtime or default_runtime("FACEAUDIT_YUNET_RUNTIME")
         if runtime not in YUNET_RUNTIMES:
-            from faceaudit.errors import ModelIntegrityError
+            from faceaudit.errors import UsageError
 
-            raise ModelIntegrityError(
-                f"YuNet runtime must be one of {', '.join(YUNET_RUNTIMES)}, not {runtime!r}"
-            )
+            raise UsageError(f"YuNet runtime must be one of {', '.join(YUNET_RUNTIMES)}, not {runtime!r}")
         self.runtime = "openvino-f32" if runtime == "openvino" else "opencv"
         self._args = (score_threshold, nms_threshold, top_k)
         self._run = _OvYuNet(threads) if runtime == "openvino" else _CvYuNet(threads)

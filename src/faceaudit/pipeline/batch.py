@@ -2,116 +2,30 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
-from faceaudit.errors import FaceAuditError, InputError, NoFaceError, UsageError
+from faceaudit.csvfile import read_csv_table
+from faceaudit.errors import InputError, NoFaceError, UsageError
+from faceaudit.pipeline.results import NPZ_FORMAT, BatchRow, EmbedResult, load_templates
 
 CHUNK = 32
 """Images handed to a worker at a time (their crops are embedded as one batch)."""
 
-NPZ_FORMAT = "faceaudit.templates/1"
-
-
-@dataclass(slots=True)
-class EmbedResult:
-    """Per-image results of a batch, aligned with ``paths``."""
-
-    paths: list[str]
-    templates: np.ndarray
-    status: list[str]
-    n_faces: np.ndarray
-    detector_score: np.ndarray
-    inter_eye_px: np.ndarray
-    sharpness: np.ndarray
-    yaw: np.ndarray
-    model_id: str
-    policy: str
-    runtime: str = ""
-    """Where detection and embedding ran (e.g. ``detector=openvino-f32 embedder=openvino-bf16``)."""
-
-    @property
-    def ok(self) -> np.ndarray:
-        return np.array([s == "ok" for s in self.status], dtype=bool)
-
-    def save(self, out: str | os.PathLike) -> None:
-        """Write the npz (atomically: a partial file never replaces a good one)."""
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp.npz")
-        np.savez(
-            tmp,
-            templates=self.templates.astype(np.float32),
-            path=np.array(self.paths, dtype=str),
-            status=np.array(self.status, dtype=str),
-            n_faces=self.n_faces.astype(np.int32),
-            detector_score=self.detector_score.astype(np.float32),
-            inter_eye_px=self.inter_eye_px.astype(np.float32),
-            sharpness=self.sharpness.astype(np.float32),
-            yaw=self.yaw.astype(np.float32),
-            model_id=np.array(self.model_id),
-            policy=np.array(self.policy),
-            runtime=np.array(self.runtime),
-            format=np.array(NPZ_FORMAT),
-        )
-        os.replace(tmp, out)
-
-
-def load_templates(path: str | os.PathLike) -> EmbedResult:
-    """Read an npz written by :func:`embed_paths` / ``faceaudit embed``."""
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(path, f"not a faceaudit templates file ({exc})") from None
-    with z:
-        missing = {"templates", "path", "status", "n_faces", "model_id", "policy"} - set(z.files)
-        if missing:
-            raise InputError(path, f"templates file lacks arrays: {', '.join(sorted(missing))}")
-        n = len(z["path"])
-
-        def opt(name: str) -> np.ndarray:
-            return z[name] if name in z.files else np.full(n, np.nan, np.float32)
-
-        return EmbedResult(
-            paths=[str(p) for p in z["path"]],
-            templates=z["templates"].astype(np.float32),
-            status=[str(s) for s in z["status"]],
-            n_faces=z["n_faces"].astype(np.int32),
-            detector_score=opt("detector_score"),
-            inter_eye_px=opt("inter_eye_px"),
-            sharpness=opt("sharpness"),
-            yaw=opt("yaw"),
-            model_id=str(z["model_id"]),
-            policy=str(z["policy"]),
-            runtime=str(z["runtime"]) if "runtime" in z.files else "",
-        )
-
 
 def read_manifest_paths(manifest: str | os.PathLike, column: str = "path") -> list[str]:
-    """The ``path`` column of a CSV manifest, in order."""
-    try:
-        with open(manifest, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            if reader.fieldnames is None or column not in reader.fieldnames:
-                raise InputError(
-                    manifest, f"manifest has no {column!r} column (columns: {reader.fieldnames})"
-                )
-            paths = []
-            for line, row in enumerate(reader, start=2):
-                value = (row.get(column) or "").strip()
-                if not value:
-                    raise InputError(manifest, f"line {line}: empty {column!r}")
-                paths.append(value)
-    except FileNotFoundError:
-        raise InputError(manifest, "manifest file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(manifest, "manifest is not UTF-8 text") from None
+    """The ``path`` column of a CSV manifest, in order (every cell must be filled)."""
+    table = read_csv_table(manifest, what="manifest")
+    table.require(column, what="manifest")
+    paths = []
+    for line, row in table.numbered():
+        value = row[column].strip()
+        if not value:
+            raise InputError(manifest, f"line {line}: empty {column!r}")
+        paths.append(value)
     return paths
 
 
@@ -133,29 +47,26 @@ def _worker_info() -> tuple[str, int, str]:
     return _WORKER_ENGINE.model_id, _WORKER_ENGINE.dim, _WORKER_ENGINE.runtime
 
 
-def _process_chunk(engine, files: Sequence[tuple[str, str]]) -> list[tuple]:
-    """Return per-file (status, n_faces, template|None, quality tuple) for (label, fullpath) pairs."""
-    crops, rows = [], []
+def _process_chunk(engine, files: Sequence[tuple[str, str]]) -> list[BatchRow]:
+    """One :class:`BatchRow` per (label, full path) pair; the chunk's crops are embedded as one batch."""
+    crops, found = [], []
     for label, full in files:
         try:
             image = engine.load(full)
-            crop, face, q, n = engine.prepare(image, label)
+            crop, _, quality, n = engine.prepare(image, label)
             crops.append(crop)
-            rows.append(["ok", n, len(crops) - 1, (q.detector_score, q.inter_eye_px, q.sharpness, q.yaw)])
+            found.append(BatchRow("ok", n, None, quality))
         except NoFaceError:
-            rows.append(["no_face", 0, None, None])
+            found.append(BatchRow("no_face"))
         except InputError as exc:
-            rows.append([f"error: {exc.reason}", 0, None, None])
+            found.append(BatchRow("error", reason=exc.reason))
         except Exception as exc:  # one bad image never stops the batch
-            rows.append([f"error: {type(exc).__name__}: {exc}", 0, None, None])
-    vecs = engine.embed_crops(crops) if crops else None
-    out = []
-    for status, n, idx, q in rows:
-        out.append((status, n, None if idx is None else vecs[idx], q))
-    return out
+            found.append(BatchRow("error", reason=f"{type(exc).__name__}: {exc}"))
+    vecs = iter(engine.embed_crops(crops)) if crops else iter(())
+    return [replace(row, template=next(vecs)) if row.outcome == "ok" else row for row in found]
 
 
-def _worker_chunk(files: Sequence[tuple[str, str]]) -> list[tuple]:
+def _worker_chunk(files: Sequence[tuple[str, str]]) -> list[BatchRow]:
     return _process_chunk(_WORKER_ENGINE, files)
 
 
@@ -226,7 +137,7 @@ class WorkerPool:
         self.info()
         return self
 
-    def map(self, chunks: Sequence[Sequence[tuple[str, str]]]) -> Iterator[list[tuple]]:
+    def map(self, chunks: Sequence[Sequence[tuple[str, str]]]) -> Iterator[list[BatchRow]]:
         return self._executor.map(_worker_chunk, chunks)
 
     def close(self) -> None:
@@ -290,9 +201,9 @@ def embed_paths(
             )
         model, policy, workers = pool.model, pool.policy, pool.workers
     chunks = _chunks(files, workers)
-    results: list[tuple] = []
+    results: list[BatchRow] = []
 
-    def collect(chunk_results: Iterator[list[tuple]]) -> None:
+    def collect(chunk_results: Iterator[list[BatchRow]]) -> None:
         for chunk_result in chunk_results:
             results.extend(chunk_result)
             if progress:
@@ -309,38 +220,15 @@ def embed_paths(
         with WorkerPool(workers, model=model, policy=policy, **model_options) as own:
             collect(own.map(chunks))
             model_id, dim, runtime = own.info()
-    templates = np.zeros((len(files), dim), np.float32)
-    quals = np.full((len(files), 4), np.nan, np.float32)
-    for i, (_, _, vec, q) in enumerate(results):
-        if vec is not None:
-            templates[i] = vec
-            quals[i] = q
-    return EmbedResult(
-        paths=list(paths),
-        templates=templates,
-        status=[r[0] for r in results],
-        n_faces=np.array([r[1] for r in results], np.int32),
-        detector_score=quals[:, 0],
-        inter_eye_px=quals[:, 1],
-        sharpness=quals[:, 2],
-        yaw=quals[:, 3],
-        model_id=model_id,
-        policy=policy,
-        runtime=runtime,
-    )
-
-
-def is_error(status: str) -> bool:
-    """True for rows that failed to decode (not ``ok`` and not ``no_face``)."""
-    return status.startswith("error")
+    return EmbedResult.from_rows(paths, results, dim=dim, model_id=model_id, policy=policy, runtime=runtime)
 
 
 __all__ = [
+    "BatchRow",
     "EmbedResult",
+    "NPZ_FORMAT",
     "WorkerPool",
     "embed_paths",
     "load_templates",
     "read_manifest_paths",
-    "is_error",
-    "FaceAuditError",
 ]

@@ -1,0 +1,214 @@
+"""Enrolment: consented subjects from reference images or from templates, alone or in bulk, all or nothing.
+
+:class:`Enrolling` is the part of :class:`~faceaudit.gallery.Gallery` that enrols; it uses the gallery's
+repository, sealer, live index and ledger, and adds no state of its own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from faceaudit.errors import InputError, UsageError
+from faceaudit.gallery.base import GalleryBase
+from faceaudit.gallery.records import EnrollResult, SubjectExistsError
+from faceaudit.gallery.repository import NewSubject, NewTemplate
+from faceaudit.gallery.values import Actor, Consent, EnrolmentRequest
+from faceaudit.ledger import utc_now
+
+if TYPE_CHECKING:
+    from faceaudit.imaging import DecodedImage, ImageSource
+    from faceaudit.ledger import LedgerEntry
+
+_Refs = list[tuple[dict, str, bytes | None]]
+"""Per template: its quality record, the SHA-256 of its source image, the encoded image to store (or None)."""
+
+
+class Enrolling(GalleryBase):
+    """Enrolment over an open gallery (mixed into ``Gallery``)."""
+
+    def enroll(
+        self,
+        subject_ref: str,
+        images: Sequence[ImageSource | DecodedImage],
+        *,
+        name: str,
+        consent: Consent,
+        operator: str | Actor,
+        store_images: bool = False,
+    ) -> EnrollResult:
+        """Enrol a subject from reference images, all or nothing.
+
+        ``images`` are decoded images (:func:`faceaudit.imaging.read_image`) or paths/bytes/arrays, which are read
+        once with that helper. Every image must hold a face that passes the quality gate (else InputError, exit
+        3, naming the file and the reason); the consent record must be complete (else ConsentError). Templates are
+        sealed with AES-256-GCM; the encoded images are stored (sealed too) only when ``store_images``.
+        """
+        started = utc_now()
+        request = EnrolmentRequest.build(subject_ref, name, consent, operator)
+        if not images:
+            raise UsageError("enrolment needs at least one reference image")
+        from faceaudit.imaging import read_image
+
+        engine = self.engine
+        crops, refs = [], []
+        for source in images:
+            image = read_image(source, keep_encoded=store_images)
+            crop, _, quality, n_faces = engine.prepare(image.pixels, image.source)
+            reasons = self.quality_gate.check(quality)
+            if reasons:
+                raise InputError(image.source, "reference quality too low: " + "; ".join(reasons))
+            crops.append(crop)
+            q = {**quality.as_dict(), "n_faces": n_faces, "policy": engine.policy}
+            refs.append((q, image.sha256, image.encoded if store_images else None))
+        vectors = engine.embed_crops(crops)
+        return self._store_subjects([(request, vectors, refs)], engine.model_id, started)[0]
+
+    def enroll_templates(
+        self,
+        subject_ref: str,
+        templates: np.ndarray,
+        *,
+        name: str,
+        consent: Consent,
+        operator: str | Actor,
+        model_id: str,
+        source_sha256: Sequence[str] | None = None,
+    ) -> EnrollResult:
+        """Enrol a subject from templates computed elsewhere (same model as searches will use)."""
+        started = utc_now()
+        request = EnrolmentRequest.build(subject_ref, name, consent, operator)
+        vectors = _as_templates(templates)
+        digests = list(source_sha256) if source_sha256 is not None else ["" for _ in vectors]
+        refs = [({}, d, None) for d in digests]
+        if len(refs) != len(vectors):
+            raise UsageError(f"{len(vectors)} templates but {len(refs)} source_sha256 values")
+        return self._store_subjects([(request, vectors, refs)], model_id, started)[0]
+
+    def enroll_many(
+        self,
+        records: Iterable[tuple[str, str, np.ndarray]],
+        *,
+        consent: Consent,
+        operator: str | Actor,
+        model_id: str,
+        batch_size: int = 1000,
+    ) -> int:
+        """Bulk enrolment of ``(subject_ref, name, templates)`` records, ``batch_size`` subjects per transaction.
+
+        Each subject gets its own ledger entry and is checked like :meth:`enroll`; a batch commits or rolls back
+        as a whole. Returns the count.
+        """
+        actor = Actor.of(operator, "enrolment needs the operator's name (--operator)")
+        consent.validate()
+        n = 0
+        batch: list[tuple[EnrolmentRequest, np.ndarray, _Refs]] = []
+        for subject_ref, name, templates in records:
+            vectors = _as_templates(templates)
+            batch.append(
+                (
+                    EnrolmentRequest(subject_ref, name, consent, actor),
+                    vectors,
+                    [({}, "", None)] * len(vectors),
+                )
+            )
+            n += 1
+            if len(batch) >= batch_size:
+                self._store_subjects(batch, model_id, utc_now())
+                batch = []
+        if batch:
+            self._store_subjects(batch, model_id, utc_now())
+        return n
+
+    def _store_subjects(
+        self,
+        batch: list[tuple[EnrolmentRequest, np.ndarray, _Refs]],
+        model_id: str,
+        started_at: str,
+    ) -> list[EnrollResult]:
+        """Insert subjects with their sealed templates and one ledger entry each, in one transaction."""
+        results, added_ids, added_vectors = [], [], []
+        with self._repo.write():
+            before = self._repo.version()
+            for request, vectors, refs in batch:
+                ids, entry = self._insert_subject(request, vectors, refs, model_id, started_at)
+                results.append(EnrollResult(request.subject_ref, len(ids), ids, entry.seq))
+                added_ids += ids
+                added_vectors.append(vectors)
+            version = self._repo.version()
+        self._live.after_change(
+            before, version, add=(model_id, np.array(added_ids), np.concatenate(added_vectors))
+        )
+        return results
+
+    def _insert_subject(
+        self,
+        request: EnrolmentRequest,
+        vectors: np.ndarray,
+        refs: _Refs,
+        model_id: str,
+        started_at: str,
+    ) -> tuple[list[int], LedgerEntry]:
+        """Insert one subject, its sealed templates and its ledger entry, inside the caller's transaction."""
+        now = utc_now()
+        ref, consent = request.subject_ref, request.consent
+        if self._repo.find_subject(ref) is not None:
+            raise SubjectExistsError(f"subject {ref!r} is already enrolled; erase it first to re-enrol")
+        expires = consent.expires.isoformat() if consent.expires else None
+        subject_id = self._repo.insert_subject(
+            NewSubject(
+                ref,
+                request.name,
+                consent.basis,
+                consent.recorded_by,
+                expires,
+                now,
+                self._sealer.name_binding(self.gallery_id, ref, request.name),
+            )
+        )
+        bound = {"gallery_id": self.gallery_id, "subject_ref": ref, "model_id": model_id}
+        ids = [
+            self._repo.insert_template(
+                subject_id,
+                NewTemplate(
+                    model_id,
+                    json.dumps(quality, sort_keys=True),
+                    digest,
+                    self._sealer.seal(vector, **bound),
+                    None if encoded is None else self._sealer.seal_image(encoded, **bound),
+                    now,
+                ),
+            )
+            for vector, (quality, digest, encoded) in zip(vectors, refs, strict=True)
+        ]
+        version = self._repo.bump_version()
+        entry = self._record(
+            "enroll",
+            request.operator,
+            started_at,
+            version,
+            params={
+                "model": model_id,
+                "consent": self._sealer.ledger_digest("consent", consent.basis, consent.recorded_by),
+                "consent_expires": expires,
+                "images_stored": any(r[2] is not None for r in refs),
+            },
+            result={
+                "subject": self.pseudonym(ref),
+                "n_templates": len(ids),
+                "source_hmac": [self._sealer.ledger_digest("photo", r[1]) for r in refs],
+            },
+        )
+        return ids, entry
+
+
+def _as_templates(templates: np.ndarray) -> np.ndarray:
+    """Templates as an N×dim float32 array (at least one row)."""
+    vectors = np.asarray(templates, np.float32)
+    vectors = vectors.reshape(len(vectors), -1) if vectors.ndim != 1 else vectors.reshape(1, -1)
+    if len(vectors) == 0 or vectors.shape[1] == 0:
+        raise UsageError("enrolment needs at least one template")
+    return vectors

@@ -1,0 +1,239 @@
+"""Request values that check themselves when they are built: who acts, the consent record, an enrolment, a search.
+
+The CLI, the Python API and the HTTP service build these values, so every entry point shares one rule. Every
+free-text field passes :func:`clean_text`: Unicode NFC, trimmed, no control characters, at least one visible
+character. A value that fails names the field (and its command-line option) in the error.
+"""
+
+from __future__ import annotations
+
+import getpass
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from faceaudit.errors import ConsentError, PolicyError, UsageError
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
+"""Unicode categories that draw nothing on their own: controls, format characters, separators, marks."""
+
+
+def utc_today() -> date:
+    """Today's date in UTC (consent expiry is judged by it)."""
+    return datetime.now(UTC).date()
+
+
+def clean_text(value: object, what: str, exc: type[Exception] = UsageError) -> str:
+    """``value`` in Unicode NFC with surrounding white space trimmed; raises ``exc(what ...)`` when it is unusable.
+
+    Refused: ``None``, a value with no visible character (empty, spaces, zero-width or format characters only),
+    and a value holding a control character (ESC, BEL, NUL, tab, newline...). ``what`` names the field, e.g.
+    ``"identification needs a stated purpose (--purpose)"``.
+    """
+    if value is None:
+        raise exc(what)
+    if isinstance(value, bytes):
+        raise exc(f"{what}: give text, not bytes")
+    text = str(value)
+    if any(unicodedata.category(c) == "Cs" for c in text):  # undecodable bytes from argv or a file
+        raise exc(f"{what}: the value is not valid UTF-8 text")
+    text = unicodedata.normalize("NFC", text).strip()
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise exc(f"{what}: the value holds a control character")
+    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
+        raise exc(what)
+    return text
+
+
+def os_user() -> str:
+    """The login name of the operating-system user running this process ("unknown" when there is none)."""
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acted: the name that goes into a ledger entry's ``actor``, and how that name was established.
+
+    * ``Actor.local(operator)``: CLI or Python API use on this machine. The operator is as typed (nothing
+      authenticates it), so the OS user running the process is recorded beside it (``auth="local"``).
+    * ``Actor.service(principal, key_id)``: a request that the HTTP service authenticated with an API key; the
+      principal is the key's owner as the server knows it, never what the client claims (``auth="api-key"``).
+    """
+
+    operator: str
+    auth: str = "local"
+    key_id: str | None = None
+    os_user: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "operator", clean_text(self.operator, "the operator's name (--operator)"))
+        if self.auth not in ("local", "api-key"):
+            raise UsageError(f"actor auth must be 'local' or 'api-key', not {self.auth!r}")
+        if self.auth == "api-key":
+            object.__setattr__(self, "key_id", clean_text(self.key_id, "an API-key actor needs its key id"))
+
+    @classmethod
+    def local(cls, operator: str) -> Actor:
+        """Local use: the typed operator name and the OS user of this process."""
+        return cls(operator, "local", None, os_user())
+
+    @classmethod
+    def service(cls, principal: str, key_id: str) -> Actor:
+        """A service request authenticated by API key ``key_id``, which belongs to ``principal``."""
+        return cls(principal, "api-key", key_id, None)
+
+    @classmethod
+    def of(cls, operator: str | Actor | None, what: str, exc: type[Exception] = UsageError) -> Actor:
+        """``operator`` as an Actor: a string means local use. ``what`` is the error when it is missing."""
+        if isinstance(operator, Actor):
+            return operator
+        return cls.local(clean_text(operator, what, exc))
+
+    def ledger_auth(self) -> dict[str, Any]:
+        """What the ledger entry records beside ``actor``: the auth kind and the key id or the OS user."""
+        if self.auth == "api-key":
+            return {"auth": self.auth, "key_id": self.key_id}
+        return {"auth": self.auth, "os_user": self.os_user}
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The consent record of a subject: its legal basis, who recorded it, and an optional expiry date.
+
+    Consent is valid up to the day before ``expires``: on ``expires`` it has expired. Building a record checks
+    it (ConsentError, exit 2): basis and recorder must be usable text, and the expiry must lie in the future.
+    """
+
+    basis: str
+    recorded_by: str
+    expires: date | None = None
+
+    def __post_init__(self) -> None:
+        basis = clean_text(
+            self.basis,
+            "enrolment needs a consent record: give the consent basis (--consent-basis)",
+            ConsentError,
+        )
+        by = clean_text(
+            self.recorded_by,
+            "enrolment needs a consent record: say who recorded it (--consent-by)",
+            ConsentError,
+        )
+        object.__setattr__(self, "basis", basis)
+        object.__setattr__(self, "recorded_by", by)
+        if self.expires is not None and not isinstance(self.expires, date):
+            raise ConsentError(f"consent expiry {self.expires!r} is not a date (YYYY-MM-DD)")
+        self.validate()
+
+    def validate(self, today: date | None = None) -> None:
+        """Raise ConsentError if the record has expired by ``today`` (default: today in UTC)."""
+        if self.expires is not None and self.expires <= (today or utc_today()):
+            raise ConsentError(
+                f"the consent expires on {self.expires.isoformat()}, which is not in the future"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentRequest:
+    """One subject to enrol: its ref and name, the consent record and who enrols. Checked when built."""
+
+    subject_ref: str
+    name: str
+    consent: Consent
+    operator: Actor
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "subject_ref", clean_text(self.subject_ref, "enrolment needs a subject ref"))
+        object.__setattr__(self, "name", clean_text(self.name, "enrolment needs the subject's name (--name)"))
+        if not isinstance(self.consent, Consent):
+            raise ConsentError("enrolment needs a consent record (a Consent)")
+        self.consent.validate()
+        object.__setattr__(
+            self,
+            "operator",
+            Actor.of(self.operator, "enrolment needs the operator's name (--operator)"),
+        )
+
+    @classmethod
+    def build(cls, subject_ref: str, name: str, consent: Consent, operator: str | Actor) -> EnrolmentRequest:
+        """The same as the constructor, with ``operator`` typed for callers that pass a name."""
+        return cls(subject_ref, name, consent, operator)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class SearchRequest:
+    """A 1:N search: why (purpose, case), who, how many candidates, and an optional threshold override.
+
+    A search without a purpose, a case reference or an operator is refused (PolicyError, exit 2), naming every
+    missing option.
+    """
+
+    purpose: str
+    case: str
+    operator: Actor
+    top_k: int = 10
+    threshold: float | None = None
+
+    def __post_init__(self) -> None:
+        fields = {"--purpose": self.purpose, "--case": self.case}
+        if not isinstance(self.operator, Actor):
+            fields["--operator"] = self.operator
+        cleaned, missing = {}, []
+        for option, value in fields.items():
+            try:
+                cleaned[option] = clean_text(value, option, PolicyError)
+            except PolicyError as exc:
+                missing.append(str(exc))
+        if missing:
+            raise PolicyError(
+                "identification needs a stated purpose, a case reference and an operator: "
+                f"give {', '.join(missing)}"
+            )
+        object.__setattr__(self, "purpose", cleaned["--purpose"])
+        object.__setattr__(self, "case", cleaned["--case"])
+        if "--operator" in cleaned:
+            object.__setattr__(self, "operator", Actor.local(cleaned["--operator"]))
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
+            raise UsageError("--top-k must be at least 1")
+        if self.threshold is not None:
+            object.__setattr__(self, "threshold", float(self.threshold))
+
+    @classmethod
+    def build(
+        cls,
+        purpose: str,
+        case: str,
+        operator: str | Actor,
+        top_k: int = 10,
+        threshold: float | None = None,
+    ) -> SearchRequest:
+        """The same as the constructor, with ``operator`` typed for callers that pass a name."""
+        return cls(purpose, case, operator, top_k, threshold)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationRequest:
+    """A 1:1 check of a probe against one enrolled subject: the subject, who asks, and (optionally) why."""
+
+    subject_ref: str
+    operator: Actor
+    purpose: str | None = None
+    case: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "subject_ref", clean_text(self.subject_ref, "verification needs a subject ref", PolicyError)
+        )
+        object.__setattr__(
+            self,
+            "operator",
+            Actor.of(self.operator, "verification needs the operator's name (--operator)", PolicyError),
+        )
+        for name, option in (("purpose", "--purpose"), ("case", "--case")):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, clean_text(value, f"verification: {option}", PolicyError))
