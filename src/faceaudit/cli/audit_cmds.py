@@ -35,6 +35,22 @@ def _alphas(args: argparse.Namespace) -> dict[str, float]:
     return alphas(args.alpha, fdr=args.alpha_fdr, garbe=args.alpha_garbe, ir=args.alpha_ir)
 
 
+def _audit_options(args: argparse.Namespace) -> dict:
+    """The options every manifest audit takes from the command line (progress bars included)."""
+    from faceaudit.cli.progress import progress_bar
+
+    return {
+        "policy": args.policy,
+        "workers": args.workers,
+        "target_fmr": _target_list(args.target_fmr),
+        "alpha": _alphas(args),
+        "bootstrap": args.bootstrap,
+        "label_source": args.label_source,
+        "dataset": args.dataset,
+        "progress": progress_bar,
+    }
+
+
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target-fmr",
@@ -186,7 +202,6 @@ def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None
 
 def cmd_compare_models(args: argparse.Namespace) -> int:
     from faceaudit.audit.compare_models import compare_models
-    from faceaudit.cli.progress import progress_bar
 
     templates = args.templates.split(",") if args.templates else None
     first, results = compare_models(
@@ -195,14 +210,7 @@ def cmd_compare_models(args: argparse.Namespace) -> int:
         args.group_by,
         args.model.split(","),
         templates=templates,
-        policy=args.policy,
-        workers=args.workers,
-        target_fmr=_target_list(args.target_fmr),
-        alpha=_alphas(args),
-        bootstrap=args.bootstrap,
-        label_source=args.label_source,
-        dataset=args.dataset,
-        progress=progress_bar,
+        **_audit_options(args),
     )
     for i, (model, r) in enumerate(results.items()):
         if i:
@@ -227,7 +235,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     if "," in args.model:
         return cmd_compare_models(args)
     from faceaudit.audit.run import audit
-    from faceaudit.cli.progress import progress_bar
 
     result = audit(
         args.manifest,
@@ -235,16 +242,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
         args.group_by,
         templates=args.templates,
         model=args.model,
-        policy=args.policy,
-        workers=args.workers,
-        target_fmr=_target_list(args.target_fmr),
-        alpha=_alphas(args),
-        bootstrap=args.bootstrap,
-        label_source=args.label_source,
-        dataset=args.dataset,
         compare_policies=args.compare_policies,
-        progress=progress_bar,
         model_options=model_options(args),
+        **_audit_options(args),
     )
     paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, paths)
@@ -256,7 +256,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_audit_identification(args: argparse.Namespace) -> int:
     from faceaudit.audit.run_identification import audit_identification
-    from faceaudit.cli.progress import progress_bar
 
     fpirs = _target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3))
     result = audit_identification(
@@ -269,16 +268,9 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         rank=args.rank,
         enrolled_fraction=args.enrolled_fraction,
         seed=args.seed,
-        progress=progress_bar,
         model=args.model,
-        policy=args.policy,
-        workers=args.workers,
-        target_fmr=_target_list(args.target_fmr),
-        alpha=_alphas(args),
-        bootstrap=args.bootstrap,
-        label_source=args.label_source,
-        dataset=args.dataset,
         model_options=model_options(args),
+        **_audit_options(args),
     )
     paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, None)
