@@ -104,6 +104,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="rerun with every face-selection policy and show the differences side by side",
     )
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="embed and compare on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
+        "(N local worker processes); the counts are those of the in-process run",
+    )
     _add_metric_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_audit)
@@ -244,6 +251,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         model=args.model,
         compare_policies=args.compare_policies,
         model_options=model_options(args),
+        dask=args.dask,
         **_audit_options(args),
     )
     paths = result.save(args.out, sign_key=args.sign_key)
