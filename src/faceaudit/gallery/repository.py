@@ -88,6 +88,11 @@ class GalleryRepository(Protocol):
 
     # --- lifecycle and transactions ---------------------------------------------------------------------
 
+    def migrate(self) -> int:
+        """Create the schema, or bring an older one up to date, each step in its own transaction; returns the
+        schema version. Called by ``Gallery`` after the key check (so a wrong key never writes)."""
+        ...
+
     def write(self) -> AbstractContextManager[None]:
         """A write transaction (see the module docstring); nested use is an error."""
         ...
