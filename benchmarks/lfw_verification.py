@@ -4,7 +4,14 @@ Runs faceaudit's backends side by side and reports detection failures. An image 
 cannot be compared, so every pair that uses it is scored -inf: it counts as a non-match (a false non-match
 for a mated pair, a correct rejection for a non-mated one). That is the strict handling; nothing is dropped.
 
+Each model's row also gives its shipped threshold (calibrated at FMR 1e-3 over all LFW non-mated pairs by
+benchmarks/calibrate_threshold.py) and ms per image: decode + detect + align + embed of ``--time-images``
+View-2 images through a warm pool of ``--workers`` processes, the median of three passes, measured in every
+run (templates may come from the cache, timings never do).
+
     python benchmarks/lfw_verification.py --lfw ../shared/datasets/lfw --models sface,dlib
+    python benchmarks/lfw_verification.py --lfw ../shared/datasets/lfw --models sface,arcface-mbf,dlib \
+        --accept-model-license research
     python benchmarks/lfw_verification.py --lfw ../shared/datasets/lfw --models sface --policies central,largest,best
 """
 
@@ -15,6 +22,9 @@ from pathlib import Path
 
 import numpy as np
 from _common import cached_embed, print_table, read_csv, scores_for_pairs
+
+from faceaudit.models.registry import resolve
+from faceaudit.pipeline.batch import WorkerPool, embed_paths
 
 
 def best_threshold(scores: np.ndarray, same: np.ndarray) -> float:
@@ -45,6 +55,46 @@ def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> tuple[float,
     return float((scores[same] >= thr).mean()), float(thr)
 
 
+def ms_per_image(paths: list[str], root: Path, model: str, workers: int, options: dict) -> tuple[float, str]:
+    """Median of three timed passes over ``paths`` through a warm pool (ms per image) and the runtime used."""
+    import time
+
+    with WorkerPool(workers, model=model, **options) as pool:
+        pool.warm([root / p for p in paths[:2]])
+        passes = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            embed_paths(paths, root, pool=pool)
+            passes.append((time.perf_counter() - t0) / len(paths) * 1000)
+        return float(np.median(passes)), pool.info()[2]
+
+
+def cpu_ms_per_image(paths: list[str], root: Path, model: str, options: dict) -> float:
+    """CPU milliseconds per image in this process, one thread (after a warm-up pass): the cost of an image,
+    much less sensitive than wall time to other jobs on a shared machine."""
+    import contextlib
+    import time
+
+    from faceaudit.errors import FaceAuditError
+    from faceaudit.pipeline.engine import Engine
+
+    engine = Engine(model, threads=1, **options)
+    files = [str(root / p) for p in paths]
+    for f in files[:2]:
+        engine.template(f)
+    t0 = time.process_time()
+    for f in files:
+        with contextlib.suppress(FaceAuditError):  # a detection failure costs time too: counted, not apart
+            engine.template(f)
+    return (time.process_time() - t0) / len(files) * 1000
+
+
+def model_threshold(model: str, options: dict) -> float:
+    from faceaudit.models import load_backend
+
+    return float(load_backend(model, **options).embedder.default_threshold)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lfw", type=Path, required=True)
@@ -52,6 +102,8 @@ def main() -> None:
     ap.add_argument("--policies", default="central")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cache", type=Path, default=Path("bench-out"))
+    ap.add_argument("--time-images", type=int, default=200, help="images timed per model (0: no timing)")
+    ap.add_argument("--accept-model-license", default=None, help="'research' to include arcface-mbf")
     args = ap.parse_args()
 
     pairs = read_csv(args.lfw / "protocol" / "view2_pairs.csv")
@@ -66,13 +118,31 @@ def main() -> None:
 
     rows = []
     for model in args.models.split(","):
+        options = {}
+        if resolve(model)[0].licence_gate and args.accept_model_license:
+            options["accept_license"] = args.accept_model_license
+        thr = model_threshold(model, options)
+        if args.time_images:
+            sample = paths[: args.time_images]
+            ms, runtime = ms_per_image(sample, args.lfw, model, args.workers, options)
+            cpu = cpu_ms_per_image(sample, args.lfw, model, options)
+            timing, cpu_timing = f"{ms:.1f}", f"{cpu:.1f}"
+            print(f"  {model}: {ms:.1f} ms/image wall, {cpu:.1f} CPU ms/image ({runtime})")
+        else:
+            timing = cpu_timing = "-"
         for policy in args.policies.split(","):
             res, secs = cached_embed(
-                paths, args.lfw, args.cache / f"lfw-view2-{model}-{policy}.npz", model, policy, args.workers
+                paths,
+                args.lfw,
+                args.cache / f"lfw-view2-{model}-{policy}.npz",
+                model,
+                policy,
+                args.workers,
+                **options,
             )
             scores, failed = scores_for_pairs(res, a, b)
             accs = ten_fold(scores, same, fold)
-            tar, thr = tar_at_far(scores, same, 1e-3)
+            tar, tar_thr = tar_at_far(scores, same, 1e-3)
             n_noface = sum(s == "no_face" for s in res.status)
             n_err = sum(s.startswith("error") for s in res.status)
             rows.append(
@@ -81,7 +151,10 @@ def main() -> None:
                     policy,
                     f"{accs.mean() * 100:.2f} ± {accs.std() * 100:.2f}",
                     f"{tar * 100:.2f}",
+                    f"{tar_thr:.4f}",
                     f"{thr:.4f}",
+                    timing,
+                    cpu_timing,
                     f"{n_noface} / {n_err}",
                     int(failed.sum()),
                     int((res.n_faces > 1).sum()),
@@ -95,7 +168,10 @@ def main() -> None:
             "policy",
             "accuracy % (10-fold)",
             "TAR@FAR=1e-3 %",
-            "τ@FAR=1e-3",
+            "τ@FAR=1e-3 (View-2)",
+            "shipped τ (FMR 1e-3, all LFW)",
+            f"ms/image ({args.workers} workers)",
+            "CPU ms/image (1 thread)",
             "no face / unreadable images",
             "pairs scored -inf",
             "multi-face images",

@@ -4,6 +4,7 @@ Same random inputs for every runtime; each row is the mean of 30 calls after a w
 the whole detector call (padding, graph and output decoding) on an LFW-sized 250×250 image and a 640×480 one.
 
     python benchmarks/runtimes.py
+    python benchmarks/runtimes.py --arcface-mbf     # the research model's runtimes, beside SFace's default
 """
 
 from __future__ import annotations
@@ -81,10 +82,51 @@ def yunet_rows(threads: int) -> list[list[object]]:
     return rows
 
 
-def main() -> None:
+def arcface_mbf_rows(threads: int) -> list[list[object]]:
+    """w600k_mbf (arcface-mbf) in each runtime, beside SFace's default in the same run (needs the research
+    model: make research-models). Same random crops for every runtime."""
+    from faceaudit.models.files import W600K_MBF
+
+    try:
+        path = str(verified_path(W600K_MBF))
+    except Exception as exc:  # the optional research model is not installed
+        print(f"arcface-mbf skipped: {exc}")
+        return []
+    from faceaudit.models.onnx_embedder import OnnxEmbedder
+
+    rng = np.random.default_rng(0)
+    faces = [rng.integers(0, 255, (112, 112, 3), dtype=np.uint8) for _ in range(16)]
     rows = []
+    reference = None
+    for runtime, precision, label in [
+        ("openvino", "f32", "OpenVINO f32"),
+        ("openvino", "bf16", "OpenVINO bf16 (f32 where the CPU lacks bf16)"),
+        ("onnxruntime", None, "onnxruntime"),
+        ("opencv", None, "cv2.dnn ENGINE_NEW"),
+    ]:
+        emb = OnnxEmbedder(path, runtime=runtime, precision=precision, threads=threads, input_size=(112, 112))
+        vecs = emb.embed(faces)
+        reference = vecs if reference is None else reference
+        cos = float((vecs * reference).sum(axis=1).min())
+        rows.append(
+            ["arcface-mbf", f"{label}; min cos to f32 {cos:.5f}", threads, 1, timed(emb.embed, faces[:1])]
+        )
+        rows.append(["arcface-mbf", label, threads, 16, timed(emb.embed, faces, reps=5) / 16])
+    sface = sface_embedder(threads=threads)
+    rows.append(["SFace", f"default ({sface.runtime}), same run", threads, 1, timed(sface.embed, faces[:1])])
+    rows.append(
+        ["SFace", f"default ({sface.runtime}), same run", threads, 16, timed(sface.embed, faces, reps=5) / 16]
+    )
+    return rows
+
+
+def main() -> None:
+    import sys
+
+    rows = []
+    only_mbf = "--arcface-mbf" in sys.argv[1:]
     for threads in (1, 2):
-        rows += sface_rows(threads) + yunet_rows(threads)
+        rows += arcface_mbf_rows(threads) if only_mbf else sface_rows(threads) + yunet_rows(threads)
     print_table(
         ["model", "runtime", "threads", "batch", "ms per face / image"],
         [[*r[:4], f"{r[4]:.1f}"] for r in rows],

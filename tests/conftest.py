@@ -32,8 +32,14 @@ def face_paths() -> list[Path]:
     return sorted(FAIRFACE.glob("fairface_*.jpg"))
 
 
-def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, timeout: float = 300):
-    """Run ``python -m faceaudit ARGS`` in a real subprocess; returns CompletedProcess (text)."""
+def run_cli(
+    *args: str,
+    cwd: str | Path | None = None,
+    env: dict | None = None,
+    timeout: float = 300,
+    stdin: str | None = None,
+):
+    """Run ``python -m faceaudit ARGS`` in a real subprocess (``stdin`` fed to it); returns CompletedProcess (text)."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "faceaudit", *args],
@@ -42,4 +48,48 @@ def run_cli(*args: str, cwd: str | Path | None = None, env: dict | None = None, 
         cwd=cwd,
         env=full_env,
         timeout=timeout,
+        input=stdin,
     )
+
+
+REQUIRE_PG_ENV = "FACEAUDIT_REQUIRE_PG"
+"""Set to 1 (as .ci/run does) to make a missing PostgreSQL server an error instead of a skip."""
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the session (see tests/pg_cluster.py); skips, saying why, without one."""
+    from pg_cluster import ClusterUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster()
+    except ClusterUnavailable as exc:
+        if os.environ.get(REQUIRE_PG_ENV) == "1":
+            pytest.fail(f"{REQUIRE_PG_ENV}=1 but no PostgreSQL server: {exc}")
+        pytest.skip(f"no PostgreSQL server: {exc}")
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture()
+def pg_url(pg_cluster, request) -> str:
+    """The URL of a fresh, empty database in the session's cluster, dropped after the test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9_]", "_", request.node.name.lower())[:40] + "_" + uuid.uuid4().hex[:8]
+    url = pg_cluster.create_database(name)
+    yield url
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def dask_local():
+    """A real Dask LocalCluster of 2 worker processes on 127.0.0.1, shared by the session's Dask tests."""
+    pytest.importorskip(
+        "distributed", reason="dask.distributed is not installed (pip install 'faceaudit[dask]')"
+    )
+    from faceaudit.dask_cluster import dask_client
+
+    with dask_client("local:2") as client:
+        yield client

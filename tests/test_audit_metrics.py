@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from faceaudit.audit import fairness
-from faceaudit.audit.intervals import CP_ZERO_METHOD, clopper_pearson, cluster_bootstrap_ratio
+from faceaudit.audit.intervals import CP_ZERO_METHOD, clopper_pearson
 from faceaudit.audit.metrics import eer, fmr_rate, fnmr_rate, histogram_stats, threshold_index
 
 GROUPS = ["F.AmIndian", "F.Asian", "F.Black", "F.White", "M.AmIndian", "M.Asian", "M.Black", "M.White"]
@@ -133,15 +133,6 @@ def test_histogram_stats():
     centres = np.array([0.0, 1.0, 2.0])
     s = histogram_stats(np.array([1, 2, 1]), centres)
     assert s["mean"] == 1.0 and s["q0.5"] == 1.0 and s["n"] == 4
-
-
-def test_cluster_bootstrap_brackets_rate():
-    rng = np.random.default_rng(0)
-    trials = rng.integers(1, 10, 200)
-    errors = rng.binomial(trials, 0.1)
-    lo, hi = cluster_bootstrap_ratio(errors, trials, 300)
-    rate = errors.sum() / trials.sum()
-    assert lo < rate < hi < 0.3
 
 
 def test_fairness_cli_json(tmp_path):

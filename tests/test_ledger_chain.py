@@ -1,8 +1,10 @@
-"""The hash chain on its own: an in-memory SQLite store, every kind of tampering, signing."""
+"""The hash chain on its own, on both stores (SQLite in memory, PostgreSQL): every kind of tampering, signing."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 
@@ -12,10 +14,17 @@ from faceaudit.ledger.chain import GENESIS, canonical_json, compute_hash
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore, create_schema
 
 
-def make_ledger(n: int = 8, key: bytes | None = None) -> tuple[sqlite3.Connection, Ledger]:
-    conn = sqlite3.connect(":memory:", isolation_level=None)
-    create_schema(conn)
-    ledger = Ledger(SQLiteLedgerStore(conn), key=key)
+class Db:
+    """Raw SQL on the store's own connection (the tamperer's view), ``?`` placeholders on both databases."""
+
+    def __init__(self, conn, placeholder: str = "?") -> None:
+        self.conn, self.placeholder = conn, placeholder
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self.conn.execute(sql.replace("?", self.placeholder), params)
+
+
+def _fill(ledger: Ledger, n: int) -> None:
     for i in range(n):
         ledger.append(
             "identify",
@@ -28,10 +37,57 @@ def make_ledger(n: int = 8, key: bytes | None = None) -> tuple[sqlite3.Connectio
             params={"top_k": 10, "threshold": 0.363},
             result={"n_candidates": 1, "candidates": [{"subject": f"subj:{i:032x}", "similarity": 0.5}]},
         )
-    return conn, ledger
 
 
-def test_intact_chain_verifies_and_links():
+@pytest.fixture(scope="module")
+def pg_ledger_db(pg_cluster):
+    """One database for this module's PostgreSQL ledgers (each ledger gets its own schema)."""
+    url = pg_cluster.create_database("ledger_chain")
+    yield url
+    pg_cluster.drop_database("ledger_chain")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_ledger(request) -> Callable[..., tuple[Db, Ledger]]:
+    """``make_ledger(n, key)`` → (raw SQL handle, ledger with ``n`` entries) on the parametrised store."""
+    opened = []
+
+    if request.param == "sqlite":
+
+        def make(n: int = 8, key: bytes | None = None) -> tuple[Db, Ledger]:
+            conn = sqlite3.connect(":memory:", isolation_level=None)
+            create_schema(conn)
+            ledger = Ledger(SQLiteLedgerStore(conn), key=key)
+            _fill(ledger, n)
+            return Db(conn), ledger
+
+    else:
+        import psycopg
+
+        from faceaudit.ledger.pg_store import PostgresLedgerStore
+        from faceaudit.ledger.pg_store import create_schema as create_pg_schema
+
+        url = request.getfixturevalue("pg_ledger_db")
+        counter = itertools.count()
+
+        def make(n: int = 8, key: bytes | None = None) -> tuple[Db, Ledger]:
+            schema = f"l_{request.node.name.split('[')[0][-40:]}_{next(counter)}".lower()
+            conn = psycopg.connect(url, autocommit=True)
+            opened.append(conn)
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.execute(f"CREATE SCHEMA {schema}")
+            conn.execute(f"SET search_path TO {schema}")
+            create_pg_schema(conn)
+            ledger = Ledger(PostgresLedgerStore(conn), key=key)
+            _fill(ledger, n)
+            return Db(conn, "%s"), ledger
+
+    yield make
+    for conn in opened:
+        conn.close()
+
+
+def test_intact_chain_verifies_and_links(make_ledger):
     conn, ledger = make_ledger(6)
     report = ledger.verify()
     assert (report.n_entries, report.head_seq) == (6, 6)
@@ -48,7 +104,7 @@ def test_intact_chain_verifies_and_links():
     assert e.entry_hash == hashlib.sha256(e.prev_hash.encode() + canonical_json(e.body())).hexdigest()
 
 
-def test_empty_ledger_verifies():
+def test_empty_ledger_verifies(make_ledger):
     conn, ledger = make_ledger(0)
     assert ledger.verify().message() == "0 entries, chain intact"
     assert ledger.head_hash() == (0, GENESIS)
@@ -64,7 +120,7 @@ def test_empty_ledger_verifies():
         ("gallery_version", 99),
     ],
 )
-def test_modified_field_names_the_entry(column, value):
+def test_modified_field_names_the_entry(make_ledger, column, value):
     conn, ledger = make_ledger()
     conn.execute(f"UPDATE ledger SET {column} = ? WHERE seq = 4", (value,))
     with pytest.raises(LedgerIntegrityError) as err:
@@ -72,7 +128,7 @@ def test_modified_field_names_the_entry(column, value):
     assert err.value.entry_seq == 4 and "modified" in err.value.what
 
 
-def test_deleted_middle_entry_is_named():
+def test_deleted_middle_entry_is_named(make_ledger):
     conn, ledger = make_ledger()
     conn.execute("DELETE FROM ledger WHERE seq = 5")
     with pytest.raises(LedgerIntegrityError) as err:
@@ -80,7 +136,7 @@ def test_deleted_middle_entry_is_named():
     assert err.value.entry_seq == 5 and "deleted" in err.value.what
 
 
-def test_swapped_entries_are_named():
+def test_swapped_entries_are_named(make_ledger):
     conn, ledger = make_ledger()
     conn.execute("UPDATE ledger SET pos = -1 WHERE seq = 3")
     conn.execute("UPDATE ledger SET pos = 3 WHERE seq = 4")
@@ -90,7 +146,7 @@ def test_swapped_entries_are_named():
     assert err.value.entry_seq == 3 and "reordered" in err.value.what
 
 
-def test_inserted_entry_is_named():
+def test_inserted_entry_is_named(make_ledger):
     conn, ledger = make_ledger()
     row = conn.execute("SELECT * FROM ledger WHERE seq = 2").fetchone()
     conn.execute("UPDATE ledger SET pos = pos + 100 WHERE seq >= 4")
@@ -100,7 +156,7 @@ def test_inserted_entry_is_named():
     assert err.value.entry_seq == 2 and "inserted" in err.value.what
 
 
-def test_forged_entry_with_recomputed_hash_but_wrong_link_is_named():
+def test_forged_entry_with_recomputed_hash_but_wrong_link_is_named(make_ledger):
     conn, ledger = make_ledger()
     entries = list(ledger.store.entries())
     forged = entries[3]
@@ -115,7 +171,7 @@ def test_forged_entry_with_recomputed_hash_but_wrong_link_is_named():
     assert err.value.entry_seq == 4 and "link" in err.value.what
 
 
-def test_truncated_tail_needs_the_anchor():
+def test_truncated_tail_needs_the_anchor(make_ledger):
     conn, ledger = make_ledger(8)
     seq, anchor = ledger.head_hash()
     assert seq == 8
@@ -130,7 +186,7 @@ def test_truncated_tail_needs_the_anchor():
     assert err.value.entry_seq == 7
 
 
-def test_anchor_still_found_after_growth():
+def test_anchor_still_found_after_growth(make_ledger):
     conn, ledger = make_ledger(3)
     _, anchor = ledger.head_hash()
     ledger.append("export", "auditor")
@@ -139,7 +195,7 @@ def test_anchor_still_found_after_growth():
         ledger.verify(anchor="not-a-hash")
 
 
-def test_hmac_chain_cannot_be_rebuilt_without_the_key():
+def test_hmac_chain_cannot_be_rebuilt_without_the_key(make_ledger):
     key = b"ledger secret"
     conn, ledger = make_ledger(5, key=key)
     assert ledger.verify().n_entries == 5
@@ -172,7 +228,7 @@ def test_hmac_chain_cannot_be_rebuilt_without_the_key():
     assert err.value.entry_seq == 1 and "not signed" in err.value.what
 
 
-def test_wrong_key_fails_and_signed_ledger_needs_key():
+def test_wrong_key_fails_and_signed_ledger_needs_key(make_ledger):
     conn, ledger = make_ledger(3, key=b"right")
     with pytest.raises(LedgerIntegrityError) as err:
         Ledger(ledger.store, key=b"wrong").verify()

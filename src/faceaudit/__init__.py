@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from faceaudit.imaging import ImageSource
     from faceaudit.pipeline.engine import DetectedFace, Engine, FaceTemplate, VerifyResult
 
@@ -29,21 +31,53 @@ def engine(model: str = "sface", policy: str = "central", **options: Any) -> Eng
     return _ENGINES[key]
 
 
-def detect(image: ImageSource, model: str = "sface") -> list[DetectedFace]:
-    """Every face in ``image`` (path, bytes or BGR array): box, 5 landmarks, score and quality."""
-    return engine(model).detect(image)
+def detect(
+    image: ImageSource,
+    model: str = "sface",
+    *,
+    channels: str = "bgr",
+    landmarks: int = 5,
+    policy: str = "central",
+    **options: Any,
+) -> list[DetectedFace]:
+    """Every face in ``image`` (path, bytes or array): box, 5 landmarks, score, quality, and ``chosen`` for
+    the face ``policy`` picks. Arrays are BGR unless ``channels="rgb"``; ``landmarks=68`` (dlib models) adds
+    face_recognition's 68-point dict."""
+    return engine(model, policy, **options).detect(image, channels=channels, landmarks=landmarks)
 
 
-def embed(image: ImageSource, model: str = "sface", policy: str = "central") -> FaceTemplate:
+def embed(
+    image: ImageSource,
+    model: str = "sface",
+    policy: str = "central",
+    *,
+    channels: str = "bgr",
+    **options: Any,
+) -> FaceTemplate:
     """The template of the chosen face in ``image``."""
-    return engine(model, policy).template(image)
+    return engine(model, policy, **options).template(image, channels=channels)
 
 
 def verify(
-    a: ImageSource, b: ImageSource, model: str = "sface", threshold: float | None = None
+    a: ImageSource,
+    b: ImageSource,
+    model: str = "sface",
+    threshold: float | None = None,
+    *,
+    channels: str = "bgr",
+    policy: str = "central",
+    **options: Any,
 ) -> VerifyResult:
-    """1:1 verification: cosine similarity, threshold and match decision."""
-    return engine(model).verify(a, b, threshold=threshold)
+    """1:1 verification: cosine similarity, threshold and match decision, and the faces compared."""
+    return engine(model, policy, **options).verify(a, b, threshold=threshold, channels=channels)
+
+
+def compare(a: Any, b: Any) -> np.ndarray:
+    """The n×m matrix of cosine similarities between templates ``a`` and ``b`` (vectors, n×d matrices,
+    ``Template`` / ``FaceTemplate`` values or lists of them; either side may be empty)."""
+    from faceaudit.pipeline.compare import similarity_matrix
+
+    return similarity_matrix(a, b)
 
 
 # Importing a submodule binds its name on this package, so the subpackage ``faceaudit.audit`` (cheap: its names
@@ -73,6 +107,6 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'faceaudit' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "Engine", "Gallery", "audit", "detect", "embed", "engine", "verify"]
+__all__ = ["__version__", "Engine", "Gallery", "audit", "compare", "detect", "embed", "engine", "verify"]
 """What the README documents. ``Engine``, ``Gallery`` and ``audit`` load on first use (``__getattr__``), so that
 ``import faceaudit`` stays light."""

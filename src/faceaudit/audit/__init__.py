@@ -20,7 +20,7 @@ from typing import Any
 
 _LAZY = {
     "audit": "faceaudit.audit.run",
-    "audit_scores": "faceaudit.audit.run",
+    "audit_scores": "faceaudit.audit.given_scores",
     "audit_templates": "faceaudit.audit.run",
     "AuditResult": "faceaudit.audit.result",
     "SCHEMA": "faceaudit.audit.result",

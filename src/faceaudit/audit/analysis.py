@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from faceaudit.audit import fairness
+from faceaudit.audit.bootstrap import ClusteredBootstrap
 from faceaudit.audit.counts import ComparisonCounts
-from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult, Threshold
-from faceaudit.audit.intervals import BOOTSTRAP_METHOD, cluster_bootstrap_ratio
+from faceaudit.audit.disaggregated import GroupRates, TargetResult, Threshold
 from faceaudit.audit.metrics import (
     NOT_MEASURABLE,
     det_curve,
@@ -38,23 +38,19 @@ def analyse(
     alpha: float = 0.5,
     group_info: Mapping[str, Mapping] | None = None,
     config: Mapping | None = None,
-    bootstrap: int = 0,
-    seed: int = 0,
     warnings: Sequence[str] = (),
-    fmr_clusters: Mapping | None = None,
+    bootstrap: ClusteredBootstrap | None = None,
 ) -> AuditResult:
     """Every metric of the audit from ``counts``; ``group_info`` adds per-group image facts (FTE, faces).
 
-    ``fmr_clusters`` (from :func:`~faceaudit.audit.scores.false_matches_by_subject`, keys ``targets``,
-    ``group``, ``errors``, ``trials``) enables the subject-clustered bootstrap of FMR. The result has no
-    headline yet: :func:`faceaudit.audit.headline.headline` writes it.
+    ``bootstrap`` (a :class:`~faceaudit.audit.bootstrap.ClusteredBootstrap`) adds subject-clustered intervals
+    for each rate and for the max/min ratios. The result has no headline yet:
+    :func:`faceaudit.audit.headline.headline` writes it.
     """
     warn = [*warnings, *coverage_warnings(counts)]
     results = []
     for target in targets:
-        result, target_warnings = measure_target(
-            counts, target, alpha=alpha, bootstrap=bootstrap, seed=seed, fmr_clusters=fmr_clusters
-        )
+        result, target_warnings = measure_target(counts, target, alpha=alpha, bootstrap=bootstrap)
         results.append(result)
         warn += target_warnings
     groups = counts.groups
@@ -80,8 +76,9 @@ def coverage_warnings(counts: ComparisonCounts) -> list[str]:
     n_cross_mated = int(((counts.mated_group_a != counts.mated_group_b) | (counts.mated_group_a < 0)).sum())
     if n_cross_mated:
         warn.append(
-            f"{n_cross_mated} mated comparisons join images with different or missing labels: "
-            "they count in the overall FNMR only"
+            f"{n_cross_mated:,} mated comparison{'s join' if n_cross_mated > 1 else ' joins'} images with "
+            f"different or missing labels: {'they count' if n_cross_mated > 1 else 'it counts'} in the overall "
+            "FNMR only"
         )
     groups = counts.groups
     no_mated = [g for g_i, g in enumerate(groups) if len(counts.mated_within(g_i)) == 0]
@@ -158,9 +155,7 @@ def group_rates(
     k: int,
     target: float,
     *,
-    bootstrap: int = 0,
-    seed: int = 0,
-    fmr_clusters: Mapping | None = None,
+    bootstrap: ClusteredBootstrap | None = None,
 ) -> GroupRates:
     """Group ``g_i``'s FMR and FNMR at bin index ``k``, its own threshold for ``target``, EER and intervals."""
     h = counts.non_mated_within(g_i)
@@ -177,8 +172,8 @@ def group_rates(
         tau_g=counts.grid.edge(k_g) if tau_g_ok else None,
         tau_g_note="" if tau_g_ok else f"{NOT_MEASURABLE}: {n_h} comparisons < {min_comparisons(target)}",
         eer=eer(h, mb, counts.grid.n_bins)[0],
-        fmr_boot=_bootstrap_fmr(fmr_clusters, target, g_i, bootstrap, seed) if bootstrap else None,
-        fnmr_boot=_bootstrap_fnmr(counts, g_i, k, bootstrap, seed) if bootstrap else None,
+        fmr_boot=bootstrap.interval(bootstrap.fmr(g_i, k)) if bootstrap else None,
+        fnmr_boot=bootstrap.interval(bootstrap.fnmr(g_i, k)) if bootstrap else None,
     )
 
 
@@ -212,9 +207,7 @@ def measure_target(
     target: float,
     *,
     alpha: float = 0.5,
-    bootstrap: int = 0,
-    seed: int = 0,
-    fmr_clusters: Mapping | None = None,
+    bootstrap: ClusteredBootstrap | None = None,
 ) -> tuple[TargetResult, list[str]]:
     """The :class:`TargetResult` at one target FMR, and the warnings it raises."""
     threshold = global_threshold(counts, target)
@@ -229,8 +222,7 @@ def measure_target(
         )
     k = threshold.bin_index
     rates = {
-        g: group_rates(counts, g_i, k, target, bootstrap=bootstrap, seed=seed, fmr_clusters=fmr_clusters)
-        for g_i, g in enumerate(counts.groups)
+        g: group_rates(counts, g_i, k, target, bootstrap=bootstrap) for g_i, g in enumerate(counts.groups)
     }
     unmeasured = [f"{g} ({r.fmr.trials})" for g, r in rates.items() if r.fmr.value is None]
     if unmeasured:
@@ -238,33 +230,16 @@ def measure_target(
             f"FMR at {target:g} is {NOT_MEASURABLE} for {', '.join(unmeasured)}: zero false matches in fewer "
             f"than {min_comparisons(target)} same-group non-mated comparisons (in brackets)"
         )
+    diffs = differentials(rates, alpha, threshold)
+    if bootstrap:
+        index = {g: i for i, g in enumerate(counts.groups)}
+        for rate in ("fmr", "fnmr"):
+            hi, lo = diffs.get(f"{rate}_max_group"), diffs.get(f"{rate}_min_group")
+            if hi is not None and hi != lo:
+                iv = bootstrap.ratio(rate, index[hi], index[lo], k)
+                diffs[f"{rate}_ratio_ci_low"], diffs[f"{rate}_ratio_ci_high"] = iv.low, iv.high
+                diffs[f"{rate}_ratio_ci_method"] = iv.method
     result = TargetResult(
-        threshold=threshold,
-        rates=rates,
-        differentials=differentials(rates, alpha, threshold),
-        cross_fmr=cross_group_fmr(counts, k),
+        threshold=threshold, rates=rates, differentials=diffs, cross_fmr=cross_group_fmr(counts, k)
     )
     return result, warn
-
-
-def _bootstrap_fmr(fmr_clusters, target: float, g_i: int, n_boot: int, seed: int) -> Interval:
-    if not fmr_clusters or target not in fmr_clusters.get("targets", ()):
-        return Interval(None, None, "")
-    t = fmr_clusters["targets"].index(target)
-    sel = fmr_clusters["group"] == g_i
-    lo, hi = cluster_bootstrap_ratio(
-        fmr_clusters["errors"][sel, t], fmr_clusters["trials"][sel], n_boot, seed=seed
-    )
-    method = f"{BOOTSTRAP_METHOD}, {n_boot} resamples; each pair split between its two subjects"
-    return Interval(lo, hi, method)
-
-
-def _bootstrap_fnmr(counts: ComparisonCounts, g_i: int, k: int, n_boot: int, seed: int) -> Interval:
-    sel = (counts.mated_group_a == g_i) & (counts.mated_group_b == g_i)
-    subj = counts.mated_subject[sel]
-    errs = (counts.mated_bins[sel] < k).astype(np.float64)
-    if len(subj) == 0:
-        return Interval(None, None, "")
-    _, inv = np.unique(subj, return_inverse=True)
-    lo, hi = cluster_bootstrap_ratio(np.bincount(inv, errs), np.bincount(inv), n_boot, seed=seed)
-    return Interval(lo, hi, f"{BOOTSTRAP_METHOD}, {n_boot} resamples")

@@ -81,7 +81,7 @@ def count_scores(
         grid=grid,
         groups=list(groups),
         non_mated=np.ascontiguousarray(hist[:n_groups, :n_groups]).astype(np.int64),
-        mated_scores=scores[mated].astype(np.float32),
+        mated_scores=scores[mated],  # float64: given scores may sit far from 0 (an offset)
         mated_bins=bins[mated],
         mated_group_a=np.where(m_lo == unl, -1, m_lo),
         mated_group_b=np.where(m_hi == unl, -1, m_hi),

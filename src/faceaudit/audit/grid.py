@@ -26,6 +26,7 @@ class ScoreGrid:
     width: float
     n_bins: int
     higher_is_better: bool = True
+    float64: bool = False
 
     @classmethod
     def cosine(cls, width: float = COSINE_BIN_WIDTH) -> ScoreGrid:
@@ -37,22 +38,36 @@ class ScoreGrid:
     def from_scores(
         cls, scores: np.ndarray, n_bins: int = 20_000, higher_is_better: bool = True
     ) -> ScoreGrid:
-        """A grid that spans the observed ``scores`` with ``n_bins`` bins (vendor scores of any range)."""
+        """A grid that spans the observed ``scores`` with about ``n_bins`` bins (vendor scores of any range).
+
+        Binning is in float64 relative to the lowest score, so adding a constant to every score changes no
+        count. Leave far outliers out of ``scores`` (see :mod:`faceaudit.audit.hygiene`): they fall into the
+        end bins and do not set the width.
+        """
         s = np.asarray(scores, np.float64)
         if not higher_is_better:
             s = -s
         lo, hi = float(s.min()), float(s.max())
         span = hi - lo
-        width = span / n_bins if span > 0 else 1e-6
+        width = span / n_bins if span > 0 else max(1e-6, abs(lo) * 1e-9)
         # A decimal-looking width makes the reported thresholds readable; round it down to 2 significant digits.
         exp = np.floor(np.log10(width))
         width = float(np.floor(width / 10**exp * 10) / 10 * 10**exp)
-        lo = float(np.floor(lo / width) * width) - width
+        # edges half a bin off the lowest score: scores on a grid of the bin width fall mid-bin, not on an edge
+        lo = lo - 1.5 * width
         n = int(np.ceil((hi - lo) / width)) + 3
-        return cls(lo=lo, width=width, n_bins=n, higher_is_better=higher_is_better)
+        return cls(lo=lo, width=width, n_bins=n, higher_is_better=higher_is_better, float64=True)
 
     def quantise(self, scores: np.ndarray) -> np.ndarray:
-        """Bin index (intp) of each score. The one quantisation used everywhere, reference tests included."""
+        """Bin index (intp) of each score. The one quantisation used everywhere, reference tests included.
+
+        The cosine grid bins in float32 (the arithmetic of the SGEMM comparator); a grid from given scores
+        bins in float64 relative to ``lo``. Scores beyond either end fall into the end bins.
+        """
+        if self.float64:
+            x = np.asarray(scores, np.float64)
+            x = ((-x if not self.higher_is_better else x) - self.lo) / self.width
+            return np.clip(np.floor(x), 0, self.n_bins - 1).astype(np.intp)
         x = np.asarray(scores, np.float32)
         if not self.higher_is_better:
             x = -x
@@ -76,5 +91,6 @@ class ScoreGrid:
             "bin_width": self.width,
             "n_bins": self.n_bins,
             "higher_is_better": self.higher_is_better,
+            "binning": "float64, relative to the lowest score" if self.float64 else "float32 (SGEMM)",
             "note": f"thresholds are bin lower edges, exact to one bin width ({self.width:g})",
         }

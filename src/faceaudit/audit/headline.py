@@ -1,11 +1,16 @@
-"""The headline: the audit's largest differentials in plain language (presentation, not computation)."""
+"""The headline: the audit's largest differentials in plain language (presentation, not computation).
+
+Written for a policy reader: the data set and where its labels came from, each rate with "about 1 in N", one
+unit per rate (FMR in scientific notation, FNMR in percent, as in the tables), the ratio's own interval, and
+"not established by this data" whenever the two extreme groups' intervals overlap.
+"""
 
 from __future__ import annotations
 
 import math
 
-from faceaudit.audit.disaggregated import TargetResult
-from faceaudit.audit.metrics import NOT_MEASURABLE, Rate
+from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult
+from faceaudit.audit.metrics import NOT_MEASURABLE, min_comparisons
 from faceaudit.audit.result import AuditResult
 
 
@@ -14,20 +19,77 @@ def pair_name(group: str) -> str:
     return f"{group}–{group}"
 
 
+def _missing(r: float | None) -> bool:
+    return r is None or (isinstance(r, float) and math.isnan(r))
+
+
 def format_rate(r: float | None, percent: bool = False) -> str:
     """``1.23e-03``, or ``1.23 %`` with ``percent``; :data:`NOT_MEASURABLE` for a missing rate."""
-    if r is None or (isinstance(r, float) and math.isnan(r)):
+    if _missing(r):
         return NOT_MEASURABLE
     return f"{100 * r:.2f} %" if percent else f"{r:.2e}"
 
 
+def one_in(r: float | None) -> str:
+    """``about 1 in 270`` for 3.69e-03 (two significant digits); empty for 0 or a missing rate."""
+    if _missing(r) or r <= 0:
+        return ""
+    n = 1.0 / r
+    if n < 10:
+        return f"about 1 in {n:.2g}"
+    step = 10 ** (int(math.floor(math.log10(n))) - 1)
+    return f"about 1 in {int(round(n / step) * step):,}"
+
+
+def _rate_words(r: float | None, percent: bool) -> str:
+    words = one_in(r)
+    return f"{format_rate(r, percent)}, {words}," if words else format_rate(r, percent)
+
+
 def headline(result: AuditResult) -> str:
-    """One plain-language sentence (or two) about the first measured target's largest differentials."""
+    """A few plain-language sentences about the largest differentials at the first target that the data
+    support; targets they do not support are named, and no rates are compared at them."""
     measured = result.measured
+    intro = _intro(result)
     if not measured:
-        return "No threshold could be set: there were no non-mated comparisons."
-    t = measured[0]
-    return _fmr_sentence(t) + _fnmr_sentence(t)
+        return _join(intro, "No threshold could be set: there were no non-mated comparisons.")
+    text = " ".join(_unsupported_sentence(t) for t in measured if not t.threshold.measurable)
+    supported = [t for t in measured if t.threshold.measurable]
+    if not supported:
+        return _join(intro, text)
+    t = supported[0]
+    if len(result.groups) == 1:
+        return _join(intro, text, _one_group_sentence(t))
+    return _join(intro, text, _fmr_sentence(t) + _fnmr_sentence(t))
+
+
+def _join(*parts: str) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def _intro(result: AuditResult) -> str:
+    c = result.config
+    if not c.get("dataset"):
+        return ""
+    return f"Data: {c['dataset']}; labels: {c.get('label_source') or 'source not stated'}."
+
+
+def _unsupported_sentence(t: TargetResult) -> str:
+    n = t.threshold.non_mated_comparisons
+    return (
+        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons with no "
+        f"false match, and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
+        "compared there."
+    )
+
+
+def _one_group_sentence(t: TargetResult) -> str:
+    ((g, r),) = t.rates.items()
+    return (
+        f"There is one group ({g}): no differential can be measured with one group. At the threshold that "
+        f"gives FMR {t.target_fmr:.0e} overall (τ = {t.threshold.threshold:.4f}) its FMR is "
+        f"{format_rate(r.fmr.value)} and its FNMR {format_rate(r.fnmr.value, True)}."
+    )
 
 
 def _fmr_sentence(t: TargetResult) -> str:
@@ -36,19 +98,20 @@ def _fmr_sentence(t: TargetResult) -> str:
     hi_g, lo_g = s.get("fmr_max_group"), s.get("fmr_min_group")
     if hi_g is None:
         return text + ", no group's FMR could be measured with this data."
-    hi, lo = t.rates[hi_g].fmr, t.rates[lo_g].fmr
+    hi, lo = t.rates[hi_g], t.rates[lo_g]
     if hi_g == lo_g:
-        return text + f", only {pair_name(hi_g)} FMR could be measured: {format_rate(hi.value)}."
-    if s["fmr_max_min_ratio"] is not None:
+        return text + f", only {pair_name(hi_g)} FMR could be measured: {_rate_words(hi.fmr.value, False)}."
+    if s["fmr_max_min_ratio"] is None:
         return (
             text
-            + f", {pair_name(hi_g)} non-mated comparisons false-match {s['fmr_max_min_ratio']:.1f}× as often as "
-            f"{pair_name(lo_g)} (FMR {format_rate(hi.value)} in {hi.trials:,} "
-            f"comparisons vs {format_rate(lo.value)} in {lo.trials:,})." + _overlap_caution(hi, lo, "fmr")
+            + f", {pair_name(hi_g)} non-mated comparisons false-match at {_rate_words(hi.fmr.value, False)}, "
+            f"while {pair_name(lo_g)} had none in {lo.fmr.trials:,} comparisons."
         )
     return (
-        text + f", {pair_name(hi_g)} non-mated comparisons false-match at {format_rate(hi.value)}, "
-        f"while {pair_name(lo_g)} had none in {lo.trials:,} comparisons."
+        text
+        + f", {pair_name(hi_g)} non-mated comparisons false-match {s['fmr_max_min_ratio']:.1f}× as often "
+        f"as {pair_name(lo_g)} (FMR {_rate_words(hi.fmr.value, False)} in {hi.fmr.trials:,} comparisons; vs "
+        f"{_rate_words(lo.fmr.value, False)} in {lo.fmr.trials:,})." + _caution(s, hi, lo, "fmr")
     )
 
 
@@ -59,24 +122,39 @@ def _fnmr_sentence(t: TargetResult) -> str:
         return " FNMR could not be measured: there are no mated pairs (no repeat identities)."
     if hi_n == lo_n:
         return ""
-    hi, lo = t.rates[hi_n].fnmr, t.rates[lo_n].fnmr
+    hi, lo = t.rates[hi_n], t.rates[lo_n]
     ratio = s["fnmr_max_min_ratio"]
     how = f"{ratio:.1f}× as often as" if ratio is not None else "more often than"
     return (
         f" Mated comparisons of {hi_n} fail to match {how} those of {lo_n} "
-        f"(FNMR {format_rate(hi.value, True)} vs {format_rate(lo.value, True)})."
-    ) + _overlap_caution(hi, lo, "fnmr")
+        f"(FNMR {format_rate(hi.fnmr.value, True)}, {one_in(hi.fnmr.value)}; vs "
+        f"{format_rate(lo.fnmr.value, True)}, {one_in(lo.fnmr.value)})."
+    ) + _caution(s, hi, lo, "fnmr")
 
 
-def _overlap_caution(hi: Rate, lo: Rate, rate: str) -> str:
-    """A warning sentence when the two groups' 95 % Clopper–Pearson intervals overlap (else empty)."""
-    if hi.ci_low is None or lo.ci_high is None or math.isnan(hi.ci_low) or math.isnan(lo.ci_high):
-        return ""
-    if hi.ci_low > lo.ci_high:
-        return ""
+def _interval(r: GroupRates, rate: str) -> tuple[Interval, str]:
+    """The bootstrap interval when there is one, else Clopper–Pearson's, and its short name."""
+    boot = r.fmr_boot if rate == "fmr" else r.fnmr_boot
+    if boot is not None and boot.low is not None:
+        return boot, "subject-clustered"
+    rr = r.fmr if rate == "fmr" else r.fnmr
+    return Interval(rr.ci_low, rr.ci_high, rr.ci_method), "Clopper–Pearson"
+
+
+def _caution(s: dict, hi: GroupRates, lo: GroupRates, rate: str) -> str:
+    """The ratio's own interval, and "not established by this data" when the extreme groups' 95 % intervals
+    overlap."""
+    (ih, kind), (il, _) = _interval(hi, rate), _interval(lo, rate)
     pct = rate == "fnmr"
-    return (
-        f" Their 95 % intervals overlap ({format_rate(hi.ci_low, pct)}–"
-        f"{format_rate(hi.ci_high, pct)} vs {format_rate(lo.ci_low, pct)}–"
-        f"{format_rate(lo.ci_high, pct)}), so this {rate.upper()} ratio is not established by this data."
+    text = ""
+    r_lo, r_hi = s.get(f"{rate}_ratio_ci_low"), s.get(f"{rate}_ratio_ci_high")
+    if r_lo is not None and r_hi is not None:
+        upper = "∞" if math.isinf(r_hi) else f"{r_hi:.1f}"
+        text = f" The ratio's 95 % interval is {r_lo:.1f}–{upper}×."
+    if _missing(ih.low) or _missing(il.high) or ih.low > il.high:
+        return text
+    return text + (
+        f" Their 95 % {kind} intervals overlap ({format_rate(ih.low, pct)}–{format_rate(ih.high, pct)} vs "
+        f"{format_rate(il.low, pct)}–{format_rate(il.high, pct)}), so this {rate.upper()} difference is not "
+        "established by this data."
     )

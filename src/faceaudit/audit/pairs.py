@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from faceaudit.csvfile import read_csv_table
+from faceaudit.audit.hygiene import PAIR_COLUMNS, duplicate_rows, require_finite
+from faceaudit.csvfile import FIRST_DATA_LINE, read_csv_table
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import sha256_file
 
 UNLABELLED = -1
-DEFAULT_LABEL_SOURCE = "manifest columns, source not stated"
+DEFAULT_LABEL_SOURCE = "label columns of the input, source not stated"
 GROUP_SEP = "/"
 
 
@@ -49,12 +50,17 @@ def check_columns(df: pd.DataFrame, columns: list[str], path: object, what: str 
 
 def group_labels(df: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, list[str]]:
     """Group index of each row (-1 when any label is empty) and the sorted group names (``a/b`` joined)."""
-    values = df[columns].astype(str).apply(lambda c: c.str.strip())
-    empty = (values == "").any(axis=1).to_numpy()
-    names = values.agg(GROUP_SEP.join, axis=1).to_numpy()
-    groups = sorted(set(names[~empty]))
-    lookup = {g: i for i, g in enumerate(groups)}
-    idx = np.array([UNLABELLED if e else lookup[n] for n, e in zip(names, empty, strict=True)], np.intp)
+    values = [df[c].astype(str).str.strip().to_numpy(dtype=object) for c in columns]
+    empty = np.zeros(len(df), bool)
+    for v in values:
+        empty |= v == ""
+    names = values[0]
+    for v in values[1:]:
+        names = names + GROUP_SEP + v
+    codes, uniques = pd.factorize(pd.Series(names, dtype=object))
+    groups = sorted(set(uniques[np.unique(codes[~empty])])) if (~empty).any() else []
+    lookup = np.array([groups.index(u) if u in groups else UNLABELLED for u in uniques], np.intp)
+    idx = np.where(empty, UNLABELLED, lookup[codes] if len(lookup) else UNLABELLED).astype(np.intp)
     return idx, groups
 
 
@@ -133,13 +139,37 @@ class ScoreTable:
     groups: list[str]
     sha256: str
     label_source: str
+    lines: np.ndarray
+    has_pair_ids: bool = False
+    n_duplicates_removed: int = 0
 
 
 def load_scores(
-    path: str | os.PathLike, group_by=None, *, label_source_text: str | None = None
+    path: str | os.PathLike, group_by=None, *, label_source_text: str | None = None, dedupe: bool = False
 ) -> ScoreTable:
-    """Read a scores CSV: ``score``, ``mated`` (1/0) and ``group_a``/``group_b`` or ``<label>_a``/``<label>_b``."""
+    """Read a scores CSV: ``score``, ``mated`` (1/0) and ``group_a``/``group_b`` or ``<label>_a``/``<label>_b``.
+
+    With ``image_a``/``image_b`` columns a pair that comes twice (in either order) is refused, or, with
+    ``dedupe``, only its first row is kept. A non-finite score is refused with its line.
+    """
     df = read_csv(path, "scores file")
+    lines = np.arange(FIRST_DATA_LINE, FIRST_DATA_LINE + len(df))
+    has_pair_ids = all(c in df.columns for c in PAIR_COLUMNS)
+    n_removed = 0
+    if has_pair_ids:
+        dup, earlier = duplicate_rows(
+            list(df[PAIR_COLUMNS[0]].str.strip()), list(df[PAIR_COLUMNS[1]].str.strip())
+        )
+        n_removed = int(dup.sum())
+        if n_removed and not dedupe:
+            i = int(np.flatnonzero(dup)[0])
+            raise InputError(
+                path,
+                f"line {lines[i]}: the pair ({df[PAIR_COLUMNS[0]].iloc[i]}, {df[PAIR_COLUMNS[1]].iloc[i]}) "
+                f"repeats line {lines[earlier[i]]} ({n_removed} repeated rows in all; a repeated pair would "
+                "count twice): remove them, or pass --dedupe to keep the first row of each pair",
+            )
+        df, lines = df[~dup].reset_index(drop=True), lines[~dup]
     for col in ("score", "mated"):
         if col not in df.columns:
             raise InputError(path, f"scores file has no {col!r} column (columns: {', '.join(df.columns)})")
@@ -156,17 +186,15 @@ def load_scores(
         )
         if not cols:
             raise UsageError(f"{path}: give group_a/group_b columns, or <label>_a/<label>_b with --group-by")
+    raw = list(df["score"])
     scores = pd.to_numeric(df["score"].str.strip(), errors="coerce").to_numpy(np.float64)
-    bad = ~np.isfinite(scores)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(path, f"line {i + 2}: score {df['score'].iloc[i]!r} is not a number")
+    require_finite(path, scores, raw, lines)
     mated_txt = df["mated"].str.strip().str.lower()
     mated_map = {"1": True, "0": False, "true": True, "false": False}
     unknown = ~mated_txt.isin(list(mated_map))
     if unknown.any():
         i = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise InputError(path, f"line {i + 2}: mated {df['mated'].iloc[i]!r} is not 1 or 0")
+        raise InputError(path, f"line {lines[i]}: mated {df['mated'].iloc[i]!r} is not 1 or 0")
     side_a = df[[f"{c}_a" for c in cols]].set_axis(cols, axis=1)
     side_b = df[[f"{c}_b" for c in cols]].set_axis(cols, axis=1)
     both = pd.concat([side_a, side_b], ignore_index=True)
@@ -180,4 +208,7 @@ def load_scores(
         groups=groups,
         sha256=file_sha256(path),
         label_source=label_source(df, cols, label_source_text),
+        lines=lines,
+        has_pair_ids=has_pair_ids,
+        n_duplicates_removed=n_removed,
     )

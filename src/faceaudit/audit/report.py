@@ -78,18 +78,45 @@ def det_figure(result: AuditResult) -> str | None:
         idx = np.flatnonzero(keep)
         if len(idx):
             idx = idx[_thin(len(idx))]
-            ax.plot(fmr[idx], fnmr[idx], label=g)
-    for t in result.thresholds.values():
-        ax.axvline(t["target_fmr"], color="black", ls=":", lw=1.2)
+            ax.plot(fmr[idx], fnmr[idx], label=g, color=f"C{result.groups.index(g)}")
+    _mark_operating_points(ax, result, groups)
+    if not any(len(line.get_xdata()) for line in ax.lines):  # no point above zero on both axes
+        plt.close(fig)
+        return None
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("FMR (same-group non-mated)")
     ax.set_ylabel("FNMR")
-    ax.set_title("DET curves per group")
+    ax.set_title("DET curves per group; markers: operating points at the global thresholds")
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     return _svg(fig)
+
+
+def _mark_operating_points(ax, result: AuditResult, groups: list[str]) -> None:
+    """Each group's (FMR, FNMR) at the global threshold of each target: the operating points in use."""
+    bg = result.by_group
+    if not len(bg):
+        return
+    markers = "osD^v"
+    for t_i, target in enumerate(dict.fromkeys(bg.index.get_level_values(0))):
+        tab = bg.xs(target, level="target_fmr")
+        for g_i, g in enumerate(result.groups):
+            if g not in groups:
+                continue
+            fmr, fnmr = tab.loc[g, "fmr"], tab.loc[g, "fnmr"]
+            if fmr is None or fnmr is None or not (fmr > 0 and fnmr > 0):
+                continue
+            ax.plot([fmr], [fnmr], markers[t_i % len(markers)], color=f"C{g_i}", mec="black", ms=6)
+        ax.plot(
+            [],
+            [],
+            markers[t_i % len(markers)],
+            color="white",
+            mec="black",
+            label=f"at τ for FMR {target:.0e}",
+        )
 
 
 def fmr_threshold_figure(result: AuditResult) -> str:
@@ -188,23 +215,32 @@ def heatmap_figure(result: AuditResult) -> str | None:
     plt = _pyplot()
     n = len(m)
     fig, ax = plt.subplots(figsize=(1.6 + 0.75 * n, 1.2 + 0.65 * n))
+    norm = None
     if len(pos):
         shown = np.where(vals > 0, vals, np.nan)
-        im = ax.imshow(
-            shown, cmap="viridis", norm=LogNorm(vmin=pos.min(), vmax=max(pos.max(), pos.min() * 1.01))
-        )
+        norm = LogNorm(vmin=pos.min(), vmax=max(pos.max(), pos.min() * 1.01))
+        im = ax.imshow(shown, cmap="viridis", norm=norm)
         fig.colorbar(im, ax=ax, label="FMR")
     else:
         ax.imshow(np.zeros_like(vals), cmap="Greys", vmin=0, vmax=1)
+    cmap = plt.get_cmap("viridis")
     for i in range(n):
         for j in range(n):
             v = vals[i, j]
             txt = "–" if not np.isfinite(v) else ("0" if v == 0 else f"{v:.1e}")
-            ax.text(j, i, txt, ha="center", va="center", fontsize=7, color="white" if v > 0 else "black")
+            ax.text(j, i, txt, ha="center", va="center", fontsize=7, color=_text_colour(cmap, norm, v))
     ax.set_xticks(range(n), m.columns, rotation=45, ha="right")
     ax.set_yticks(range(n), m.index)
     ax.set_title(f"Non-mated FMR by group pair at the FMR {float(key):.0e} threshold")
     return _svg(fig)
+
+
+def _text_colour(cmap, norm, v: float) -> str:
+    """Black on light cells, white on dark ones (relative luminance of the cell's colour)."""
+    if norm is None or not np.isfinite(v) or v <= 0:
+        return "black"
+    r, g, b, _ = cmap(norm(v))
+    return "black" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.45 else "white"
 
 
 def distribution_figure(result: AuditResult) -> str | None:
@@ -254,6 +290,13 @@ def _fmt(v, kind: str = "g") -> str:
     return str(v)
 
 
+def _names(v) -> str:
+    """``["sex", "race"]`` → ``sex, race`` (a column list as a reader writes it)."""
+    if v is None:
+        return "group_a/group_b columns"
+    return v if isinstance(v, str) else ", ".join(map(str, v))
+
+
 def render_html(result: AuditResult) -> str:
     """The report page as text."""
     import jinja2
@@ -265,6 +308,7 @@ def render_html(result: AuditResult) -> str:
         lstrip_blocks=True,
     )
     env.filters["fmt"] = _fmt
+    env.filters["names"] = _names
     bg = result.by_group.reset_index() if len(result.by_group) else None
     rows = bg.to_dict(orient="records") if bg is not None else []
     figures = {
@@ -286,5 +330,6 @@ def render_html(result: AuditResult) -> str:
         policy_rows=policy_rows,
         has_boot=bg is not None and "fnmr_boot_low" in bg.columns,
         not_measurable=NOT_MEASURABLE,
+        ident=getattr(result, "identification", None),
         not_measurable_short=NOT_MEASURABLE_SHORT,
     )

@@ -81,6 +81,8 @@ class AuditResult:
     bin_centres: np.ndarray | None = field(default=None, repr=False)
     headline: str = ""
     policy_comparison: pd.DataFrame | None = None
+    identification: Any = None
+    """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
     def groups(self) -> list[str]:
@@ -151,6 +153,8 @@ class AuditResult:
             "score_distributions": self.distributions,
             "warnings": self.warnings,
         }
+        if self.identification is not None:
+            out["identification"] = self.identification.to_dict()
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)
@@ -193,28 +197,37 @@ class AuditResult:
         ).T.astype(float)
 
     def table(self, target_fmr: float | None = None) -> pd.DataFrame:
-        """A short per-group table for the terminal: FMR and FNMR (with intervals) at one target."""
+        """A short per-group table for the terminal: FMR (scientific notation) and FNMR (%) with their 95 %
+        intervals (subject-clustered when the audit has them) at one target."""
         if not len(self.by_group):
             return pd.DataFrame()
         if target_fmr is None:
             target_fmr = self.by_group.index.get_level_values(0)[0]
         t = self.by_group.xs(target_fmr, level="target_fmr")
 
-        def fmt(v, lo, hi):
-            if v is None or (isinstance(v, float) and math.isnan(v)):
+        def missing(v) -> bool:
+            return v is None or (isinstance(v, float) and math.isnan(v))
+
+        def fmt(v, lo, hi, pct: bool) -> str:
+            if missing(v):
                 return NOT_MEASURABLE_SHORT
-            return f"{v:.2e} [{lo:.1e}, {hi:.1e}]"
+            one = (lambda x: f"{100 * x:.2f} %") if pct else (lambda x: f"{x:.2e}")
+            return one(v) if missing(lo) or missing(hi) else f"{one(v)} [{one(lo)}, {one(hi)}]"
+
+        boot = "fnmr_boot_low" in t.columns and t["fnmr_boot_low"].notna().any()
+        src = "boot" if boot else "ci"
+        kind = "95% clustered" if boot else "95% CI"
+
+        def column(rate: str) -> list[str]:
+            values = zip(t[rate], t[f"{rate}_{src}_low"], t[f"{rate}_{src}_high"], strict=True)
+            return [fmt(v, lo, hi, rate == "fnmr") for v, lo, hi in values]
 
         return pd.DataFrame(
             {
                 "non-mated": t["n_non_mated"],
-                "FMR [95% CI]": [
-                    fmt(v, lo, hi) for v, lo, hi in zip(t.fmr, t.fmr_ci_low, t.fmr_ci_high, strict=True)
-                ],
+                f"FMR [{kind}]": column("fmr"),
                 "mated": t["n_mated"],
-                "FNMR [95% CI]": [
-                    fmt(v, lo, hi) for v, lo, hi in zip(t.fnmr, t.fnmr_ci_low, t.fnmr_ci_high, strict=True)
-                ],
+                f"FNMR [{kind}]": column("fnmr"),
             },
             index=t.index,
         )

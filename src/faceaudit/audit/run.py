@@ -11,21 +11,27 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
+from faceaudit.audit.bootstrap import ClusteredBootstrap
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
 from faceaudit.audit.metrics import threshold_index
-from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest, load_scores
+from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores, false_matches_by_subject
+from faceaudit.audit.scores import compare_templates, sort_templates
+from faceaudit.audit.templates_file import read_templates
 from faceaudit.errors import InputError, UsageError
 
-__all__ = ["audit", "audit_scores", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
+__all__ = ["audit", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
+
+DEFAULT_BOOTSTRAP = 1000
+"""Subject-clustered bootstrap resamples by default (0: Clopper–Pearson intervals only)."""
 
 Progress = Callable[[int, str], Any]
 
@@ -35,14 +41,14 @@ def _no_progress(total: int, description: str):
     yield lambda n=1: None
 
 
-def _targets(target_fmr: float | Sequence[float]) -> list[float]:
+def targets_of(target_fmr: float | Sequence[float]) -> list[float]:
     t = [float(target_fmr)] if isinstance(target_fmr, (int, float)) else [float(v) for v in target_fmr]
     if not t or any(not 0 < v < 1 for v in t):
         raise UsageError("--target-fmr values must lie strictly between 0 and 1, e.g. 1e-3")
     return t
 
 
-def _version() -> str:
+def faceaudit_version() -> str:
     from faceaudit import __version__
 
     return __version__
@@ -56,7 +62,7 @@ def audit_templates(
     *,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
     alpha: float = 0.5,
-    bootstrap: int = 0,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     group_info: dict | None = None,
     config: dict | None = None,
     warnings: Sequence[str] = (),
@@ -64,32 +70,23 @@ def audit_templates(
 ) -> AuditResult:
     """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
     n = len(templates)
-    targets = _targets(target_fmr)
+    targets = targets_of(target_fmr)
     with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         counts = compare_templates(templates, group_index, subject, groups, progress=advance)
-    fmr_clusters = None
+    boot = None
     if bootstrap:
         total = counts.non_mated_total()
-        ks = [threshold_index(total, t) for t in targets]
-        use = [(t, k) for t, k in zip(targets, ks, strict=True) if k is not None]
-        if use:
-            _, cgroup, errors, trials = false_matches_by_subject(
-                templates, group_index, subject, len(groups), [k for _, k in use], grid=counts.grid
-            )
-            fmr_clusters = {
-                "targets": [t for t, _ in use],
-                "group": cgroup,
-                "errors": errors,
-                "trials": trials,
-            }
+        ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
+        if ks:
+            st = sort_templates(templates, group_index, subject, groups, counts.grid)
+            boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap)
     result = analyse(
         counts,
-        fmr_clusters=fmr_clusters,
         targets=targets,
         alpha=alpha,
         group_info=group_info,
         config=config,
-        bootstrap=bootstrap,
+        bootstrap=boot,
         warnings=warnings,
     )
     result.headline = headline(result)
@@ -132,8 +129,9 @@ def audit(
     workers: int = 1,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
     alpha: float = 0.5,
-    bootstrap: int = 0,
+    bootstrap: int = DEFAULT_BOOTSTRAP,
     label_source: str | None = None,
+    dataset: str | None = None,
     compare_policies: bool = False,
     progress: Progress | None = None,
     model_options: dict | None = None,
@@ -146,12 +144,13 @@ def audit(
     ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
     With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``).
     """
-    targets = _targets(target_fmr)
+    targets = targets_of(target_fmr)
     m = load_manifest(manifest, group_by, label_source_text=label_source)
     paths = [p.strip() for p in m.frame["path"]]
     progress = progress or _no_progress
+    file_warnings: list[str] = []
     if templates is not None:
-        er = _templates_of(templates, paths)
+        file_warnings, er = templates_for_manifest(templates, paths)
     elif root is None:
         raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
     else:
@@ -170,9 +169,10 @@ def audit(
     vecs, status, n_faces = er.templates, er.status, er.n_faces
     model_id, used_policy = er.model_id, er.policy
     ok = np.array([s == "ok" for s in status], bool)
-    warn = [*extra_warnings, *_manifest_warnings(m, ok)]
+    warn = [*extra_warnings, *file_warnings, *_manifest_warnings(m, ok)]
     config = {
         "input": "manifest",
+        "dataset": dataset or Path(manifest).name,
         "manifest": str(manifest),
         "manifest_sha256": m.sha256,
         "root": None if root is None else str(root),
@@ -189,7 +189,7 @@ def audit(
         "n_templates": int(ok.sum()),
         "comparison": "cosine similarity of L2-normalised templates; a score >= threshold is a match",
         "same_group_rule": "a comparison counts for group g when both images are in g",
-        "faceaudit_version": _version(),
+        "faceaudit_version": faceaudit_version(),
     }
     result = audit_templates(
         vecs[ok],
@@ -217,6 +217,7 @@ def audit(
             target_fmr=targets,
             alpha=alpha,
             label_source=label_source,
+            dataset=dataset,
             progress=progress,
             model_options=model_options,
         )
@@ -224,11 +225,9 @@ def audit(
     return result
 
 
-def _templates_of(templates: str | os.PathLike, paths: list[str]):
-    """The rows of a ``faceaudit embed`` npz for ``paths``, in manifest order (an ``EmbedResult``)."""
-    from faceaudit.pipeline.batch import load_templates
-
-    er = load_templates(templates)
+def templates_for_manifest(templates: str | os.PathLike, paths: list[str]):
+    """The rows of a templates npz for ``paths``, in manifest order (``EmbedResult``), and its warnings."""
+    er, warn = read_templates(templates)
     where = {p: i for i, p in reversed(list(enumerate(er.paths)))}
     missing = [p for p in paths if p not in where]
     if missing:
@@ -238,7 +237,11 @@ def _templates_of(templates: str | os.PathLike, paths: list[str]):
             "embed this manifest with `faceaudit embed`",
         )
     rows = np.array([where[p] for p in paths], np.intp)
-    return er.take(rows)
+    return warn, er.take(rows)
+
+
+def _images(n: int) -> str:
+    return f"{n:,} image" if n == 1 else f"{n:,} images"
 
 
 def _manifest_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
@@ -247,11 +250,12 @@ def _manifest_warnings(m: Manifest, ok: np.ndarray) -> list[str]:
     n_unl = int((m.group_index == UNLABELLED).sum())
     if n_unl:
         warn.append(
-            f"{n_unl} images have an empty {'/'.join(m.group_by)} label: they count in the overall rates only"
+            f"{_images(n_unl)} {'has' if n_unl == 1 else 'have'} an empty {'/'.join(m.group_by)} label: "
+            f"{'it counts' if n_unl == 1 else 'they count'} in the overall rates only"
         )
     n_fail = int((~ok).sum())
     if n_fail:
-        warn.append(f"{n_fail} images gave no template (no face or unreadable): see fte per group")
+        warn.append(f"{_images(n_fail)} gave no template (no face or unreadable): see fte per group")
     if m.subject.size and len(np.unique(m.subject)) == len(m.subject):
         warn.append(
             "no subject has two images (the data set has no repeat identities): only the non-mated side (FMR) "
@@ -286,51 +290,3 @@ def _compare_policies(result: AuditResult, rerun: Callable[..., AuditResult]) ->
         t.insert(0, "policy", pol)
         frames.append(t.reset_index())
     return pd.concat(frames, ignore_index=True).set_index(["target_fmr", "group", "policy"]).sort_index()
-
-
-def audit_scores(
-    scores_csv: str | os.PathLike,
-    *,
-    group_by: str | Sequence[str] | None = None,
-    lower_is_better: bool = False,
-    target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
-    bootstrap: int = 0,
-    label_source: str | None = None,
-    n_bins: int = 20_000,
-) -> AuditResult:
-    """Audit another system's comparison scores (``score``, ``mated``, and the group of each side).
-
-    The score grid spans the observed scores in ``n_bins`` bins; ``lower_is_better`` for distances.
-    Bootstrap intervals need subjects, which a scores file does not carry, so ``bootstrap`` is ignored.
-    """
-    targets = _targets(target_fmr)
-    st = load_scores(scores_csv, group_by, label_source_text=label_source)
-    if len(st.scores) == 0:
-        raise InputError(scores_csv, "scores file has no rows")
-    grid = ScoreGrid.from_scores(st.scores, n_bins=n_bins, higher_is_better=not lower_is_better)
-    counts = count_scores(st.scores, st.mated, st.group_a, st.group_b, st.groups, grid)
-    warn = []
-    if bootstrap:
-        warn.append(
-            "--bootstrap needs subject ids, which a scores file lacks: Clopper–Pearson intervals only"
-        )
-    config = {
-        "input": "scores",
-        "scores": str(scores_csv),
-        "scores_sha256": st.sha256,
-        "group_by": group_by,
-        "model_id": "external scores",
-        "policy": None,
-        "target_fmr": targets,
-        "alpha": alpha,
-        "lower_is_better": lower_is_better,
-        "label_source": st.label_source,
-        "n_comparisons": int(len(st.scores)),
-        "comparison": f"given scores; a score {'<=' if lower_is_better else '>='} threshold is a match",
-        "same_group_rule": "a comparison counts for group g when both sides are in g",
-        "faceaudit_version": _version(),
-    }
-    result = analyse(counts, targets=targets, alpha=alpha, config=config, warnings=warn)
-    result.headline = headline(result)
-    return result

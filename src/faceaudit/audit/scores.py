@@ -33,7 +33,6 @@ __all__ = [
     "compare_block",
     "compare_templates",
     "count_scores",
-    "false_matches_by_subject",
     "sort_templates",
 ]
 
@@ -327,58 +326,3 @@ def fold_blocks(st: SortedTemplates, blocks: Iterable[BlockCounts]) -> Compariso
     for b in blocks:
         total.add(b)
     return total.to_counts(st)
-
-
-def false_matches_by_subject(
-    templates: np.ndarray,
-    group_index: Sequence[int] | np.ndarray,
-    subject: Sequence[int] | np.ndarray,
-    n_groups: int,
-    bins: Sequence[int],
-    *,
-    grid: ScoreGrid | None = None,
-    block: int = BLOCK,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each subject's share of the same-group non-mated comparisons and false matches, for the bootstrap.
-
-    A second pass over the tiles: for each threshold bin in ``bins``, every same-group non-mated pair with
-    bin >= threshold counts once for each of its two subjects, and so does every such comparison. Returns
-    one cluster per (subject, group): ``subjects`` (codes), ``group``, ``errors`` (clusters × thresholds)
-    and ``trials`` (clusters). Same bin arithmetic as :func:`compare_templates`.
-    """
-    grid = grid or ScoreGrid.cosine()
-    x = np.asarray(templates, np.float32)
-    x = x / np.linalg.norm(x, axis=1, keepdims=True)
-    gi = np.asarray(group_index, np.intp)
-    subj = np.asarray(subject, np.intp)
-    n = len(x)
-    ks = np.asarray(list(bins), np.float32)
-    scale = np.float32(1.0 / grid.width)
-    offset = np.float32(-grid.lo / grid.width)
-    rows_aug = np.concatenate([x * scale, np.full((n, 1), offset, np.float32)], axis=1)
-    cols_aug = np.concatenate([x, np.ones((n, 1), np.float32)], axis=1)
-    per_image = np.zeros((n, len(ks)), np.int64)
-    for r0 in range(0, n, block):
-        r1 = min(n, r0 + block)
-        for c0 in range(r0, n, block):
-            c1 = min(n, c0 + block)
-            v = rows_aug[r0:r1] @ cols_aug[c0:c1].T
-            valid = (gi[r0:r1, None] == gi[None, c0:c1]) & (gi[r0:r1, None] >= 0)
-            valid &= subj[r0:r1, None] != subj[None, c0:c1]
-            if c0 == r0:
-                valid &= ~np.tri(r1 - r0, c1 - c0, dtype=bool)
-            for t, k in enumerate(ks):
-                hit = valid & (v >= k)
-                per_image[r0:r1, t] += hit.sum(axis=1)
-                per_image[c0:c1, t] += hit.sum(axis=0)
-    # clusters: (subject, group) pairs of labelled images; each image in group g meets every image of g not
-    # of its own subject
-    labelled = gi >= 0
-    group_size = np.bincount(gi[labelled], minlength=n_groups)
-    keys = np.stack([subj[labelled], gi[labelled]])
-    uniq, inv, own = np.unique(keys, axis=1, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
-    errors = np.zeros((uniq.shape[1], len(ks)), np.int64)
-    np.add.at(errors, inv, per_image[labelled])
-    trials = np.bincount(inv, weights=group_size[gi[labelled]] - own[inv], minlength=uniq.shape[1])
-    return uniq[0], uniq[1], errors, trials.astype(np.int64)

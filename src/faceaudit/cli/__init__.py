@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "faceaudit.cli.audit_cmds",
     "faceaudit.cli.gallery_cmds",
     "faceaudit.cli.ledger_cmds",
+    "faceaudit.cli.service_cmds",
 )
 
 

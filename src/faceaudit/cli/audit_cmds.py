@@ -13,9 +13,9 @@ from faceaudit.errors import InputError, UsageError
 DEMO_SAMPLE = Path("examples") / "fairface-sample"
 
 
-def _target_list(values: list[str] | None) -> list[float]:
+def _target_list(values: list[str] | None, option: str = "--target-fmr", default=(1e-3, 1e-4)) -> list[float]:
     if not values:
-        return [1e-3, 1e-4]
+        return list(default)
     out = []
     for v in values:
         for part in v.split(","):
@@ -25,7 +25,7 @@ def _target_list(values: list[str] | None) -> list[float]:
             try:
                 out.append(float(part))
             except ValueError:
-                raise UsageError(f"--target-fmr {part!r} is not a number (e.g. 1e-3)") from None
+                raise UsageError(f"{option} {part!r} is not a number (e.g. 1e-3)") from None
     return out
 
 
@@ -43,7 +43,12 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
         "--label-source",
         default=None,
         help="where the demographic labels came from (shown in the report; default: *_label_source "
-        "columns, else 'manifest columns, source not stated')",
+        "columns, else 'label columns of the input, source not stated')",
+    )
+    p.add_argument(
+        "--dataset",
+        default=None,
+        help="the data set's name, for the headline (default: the input file's name)",
     )
     p.add_argument("--out", required=True, help="output folder for audit.json, by_group.csv and report.html")
 
@@ -58,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--bootstrap",
         type=int,
-        default=0,
+        default=1000,
         metavar="N",
-        help="also N subject-clustered bootstrap resamples for FMR and FNMR intervals",
+        help="subject-clustered bootstrap resamples for the FMR, FNMR and ratio intervals (default 1000; "
+        "0: Clopper–Pearson only)",
     )
     p.add_argument(
         "--compare-policies",
@@ -71,11 +77,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.set_defaults(func=cmd_audit)
 
+    p = sub.add_parser(
+        "audit-identification",
+        help="1:N identification audit (FNIR, FPIR per probe group; FRVT Part 3) beside the 1:1 audit",
+    )
+    p.add_argument("manifest", help="CSV with path, subject_id and label columns (needs repeat identities)")
+    p.add_argument("--root", default=None, help="folder the manifest's paths are relative to")
+    p.add_argument("--group-by", required=True, help="label column(s), comma-separated, e.g. sex")
+    p.add_argument("--templates", default=None, help="reuse the .npz written by `faceaudit embed`")
+    p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
+    p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="1:1 bootstrap resamples")
+    p.add_argument(
+        "--target-fpir",
+        action="append",
+        metavar="FPIR",
+        help="target FPIR(s) for the 1:N global threshold (default 1e-2,1e-3)",
+    )
+    p.add_argument("--rank", type=int, default=10, help="FNIR is also given at this rank (default 10)")
+    p.add_argument(
+        "--enrolled-fraction", type=float, default=0.5, help="share of subjects enrolled (default 0.5)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the enrolled/never-enrolled split")
+    _add_metric_options(p)
+    add_model_options(p)
+    p.set_defaults(func=cmd_audit_identification)
+
     p = sub.add_parser("audit-scores", help="audit another system's comparison scores (CSV)")
     p.add_argument("scores", help="CSV with score, mated (1/0), and group_a/group_b or <label>_a/<label>_b")
     p.add_argument("--group-by", default=None, help="label column(s) whose _a/_b columns give the groups")
     p.add_argument(
         "--lower-is-better", action="store_true", help="scores are distances (a match is score <= τ)"
+    )
+    p.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="keep the first row of each repeated (image_a, image_b) pair instead of refusing the file",
     )
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
@@ -134,6 +170,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         bootstrap=args.bootstrap,
         label_source=args.label_source,
+        dataset=args.dataset,
         compare_policies=args.compare_policies,
         progress=progress_bar,
         model_options=model_options(args),
@@ -146,8 +183,69 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_identification(args: argparse.Namespace) -> int:
+    from faceaudit.audit.run_identification import audit_identification
+    from faceaudit.cli.progress import progress_bar
+
+    fpirs = _target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3))
+    result = audit_identification(
+        args.manifest,
+        args.root,
+        args.group_by,
+        templates=args.templates,
+        out=args.out,
+        target_fpir=fpirs,
+        rank=args.rank,
+        enrolled_fraction=args.enrolled_fraction,
+        seed=args.seed,
+        progress=progress_bar,
+        model=args.model,
+        policy=args.policy,
+        workers=args.workers,
+        target_fmr=_target_list(args.target_fmr),
+        alpha=args.alpha,
+        bootstrap=args.bootstrap,
+        label_source=args.label_source,
+        dataset=args.dataset,
+        model_options=model_options(args),
+    )
+    paths = result.save(args.out)
+    _print_result(result, None)
+    print_identification(result.identification)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def print_identification(ident, *, file=sys.stdout) -> None:
+    """The 1:N tables for the terminal: FNIR (%) and FPIR (scientific notation) per probe group."""
+    if ident is None:
+        return
+    sp = ident.split
+    print(
+        f"\n== 1:N identification: gallery {sp['gallery_size']:,}, mated searches {sp['mated_searches']:,}, "
+        f"non-mated searches {sp['non_mated_searches']:,} (seed {sp['seed']})",
+        file=file,
+    )
+
+    def pct(r):
+        return "not measurable" if r.value is None else f"{100 * r.value:.2f} % ({r.errors}/{r.trials})"
+
+    def sci(r):
+        return "not measurable" if r.value is None else f"{r.value:.2e} ({r.errors}/{r.trials})"
+
+    for t in ident.targets:
+        if t.threshold is None:
+            print(f"\nAt FPIR {t.target_fpir:g}: no threshold (no non-mated searches)", file=file)
+            continue
+        note = "" if t.measurable else " (too few non-mated searches to support it)"
+        print(f"\nAt FPIR {t.target_fpir:g} overall: threshold {t.threshold:.4f}{note}", file=file)
+        print(f"{'group':<16} {'FNIR rank 1':>22} {f'FNIR rank {ident.rank}':>22} {'FPIR':>24}", file=file)
+        for g, r in t.rates.items():
+            print(f"{g:<16} {pct(r.fnir_rank1):>22} {pct(r.fnir_rank_r):>22} {sci(r.fpir):>24}", file=file)
+
+
 def cmd_audit_scores(args: argparse.Namespace) -> int:
-    from faceaudit.audit.run import audit_scores
+    from faceaudit.audit.given_scores import audit_scores
 
     result = audit_scores(
         args.scores,
@@ -156,6 +254,8 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         target_fmr=_target_list(args.target_fmr),
         alpha=args.alpha,
         label_source=args.label_source,
+        dataset=args.dataset,
+        dedupe=args.dedupe,
     )
     paths = result.save(args.out)
     _print_result(result, paths)

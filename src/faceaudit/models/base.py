@@ -6,6 +6,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from faceaudit.errors import UsageError
 from faceaudit.types import Face
 
 
@@ -42,3 +43,14 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def check_threshold(threshold: float, what: str = "threshold") -> float:
+    """``threshold`` as a float, refused unless it is a finite number within the similarity's range [-1, 1]."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what} must be a number in [-1, 1], not {threshold!r}") from None
+    if not -1.0 <= value <= 1.0:  # NaN fails too
+        raise UsageError(f"{what} {threshold!r} is outside the cosine similarity's range [-1, 1]")
+    return value

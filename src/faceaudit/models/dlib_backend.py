@@ -12,7 +12,7 @@ import numpy as np
 
 from faceaudit.errors import UsageError
 from faceaudit.models.base import l2_normalise
-from faceaudit.models.files import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5, verified_path
+from faceaudit.models.files import DLIB_MMOD, DLIB_RESNET, DLIB_SHAPE5, DLIB_SHAPE68, verified_path
 from faceaudit.types import Face
 
 DLIB_THRESHOLD = 0.9262
@@ -40,8 +40,31 @@ def _shape_predictor():
     return _shared("shape5", lambda: _dlib().shape_predictor(str(verified_path(DLIB_SHAPE5))))
 
 
+def _shape_predictor_68():
+    return _shared("shape68", lambda: _dlib().shape_predictor(str(verified_path(DLIB_SHAPE68))))
+
+
+LANDMARKS_68 = {
+    "chin": list(range(0, 17)),
+    "left_eyebrow": list(range(17, 22)),
+    "right_eyebrow": list(range(22, 27)),
+    "nose_bridge": list(range(27, 31)),
+    "nose_tip": list(range(31, 36)),
+    "left_eye": list(range(36, 42)),
+    "right_eye": list(range(42, 48)),
+    "top_lip": [*range(48, 55), 64, 63, 62, 61, 60],
+    "bottom_lip": [*range(54, 60), 48, 60, 67, 66, 65, 64],
+}
+"""face_recognition's grouping of dlib's 68 points (iBUG 300-W order); "left" is the image's left."""
+
+
 class DlibDetector:
     """dlib face detector ("hog" or "cnn") plus the 5-point shape predictor.
+
+    ``score`` is the detector's own number, not a probability: for "hog" the SVM's margin (faces are reported
+    from 0 up; frontal faces typically score 0.5 to 3), for "cnn" the MMOD detection confidence (typically 0
+    to 1.5 for faces). ``upsample`` doubles the image that many times before detection (finds smaller faces,
+    costs ~4× per step).
 
     ``landmarks`` are converted to the common 5-point order (eye centres, nose, mouth corners estimated from
     the eye–nose geometry, since dlib's 5-point model has no mouth); dlib's own points stay in ``raw_landmarks``
@@ -51,6 +74,8 @@ class DlibDetector:
     def __init__(self, kind: str = "hog", upsample: int = 1) -> None:
         if kind not in ("hog", "cnn"):
             raise UsageError(f"dlib detector kind must be 'hog' or 'cnn', not {kind!r}")
+        if isinstance(upsample, bool) or not isinstance(upsample, int) or not 0 <= upsample <= 4:
+            raise UsageError(f"upsample must be an integer from 0 to 4, not {upsample!r}")
         dlib = _dlib()
         self.kind, self.upsample = kind, upsample
         self.name = f"dlib-{kind}"
@@ -60,6 +85,15 @@ class DlibDetector:
         else:
             self._det = dlib.cnn_face_detection_model_v1(str(verified_path(DLIB_MMOD)))
         self._sp = _shape_predictor()
+
+    def landmarks_68(self, image: np.ndarray, face: Face) -> dict[str, list[tuple[int, int]]]:
+        """face_recognition's 68-point dict (``chin``, ``left_eyebrow`` ... ``bottom_lip``) for one face."""
+        dlib = _dlib()
+        rgb = np.ascontiguousarray(image[..., ::-1])
+        x, y, w, h = (int(round(v)) for v in face.box)
+        shape = _shape_predictor_68()(rgb, dlib.rectangle(x, y, x + w - 1, y + h - 1))
+        points = [(int(p.x), int(p.y)) for p in shape.parts()]
+        return {name: [points[i] for i in idx] for name, idx in LANDMARKS_68.items()}
 
     def detect(self, image: np.ndarray) -> list[Face]:
         rgb = np.ascontiguousarray(image[..., ::-1])

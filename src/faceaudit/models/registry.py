@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from faceaudit.errors import UsageError
+from faceaudit.errors import PolicyError, UsageError
 from faceaudit.models.base import Detector, Embedder
 
 DEFAULT_MODEL = "sface"
@@ -36,12 +36,16 @@ class ModelEntry:
 
     ``name`` is what users type (a name ending in ``:PATH`` takes an argument after its prefix, as
     ``onnx:PATH``); ``build(argument, threads, options)`` makes the :class:`Backend`; ``describe()`` gives the
-    row of ``faceaudit models``.
+    row of ``faceaudit models``; ``options`` are the keywords it accepts besides ``threads`` (any other is a
+    ``TypeError``); ``licence_gate`` is the word a user must give (``accept_license=`` or
+    ``FACEAUDIT_ACCEPT_LICENSE``) before the model loads, for weights under a restrictive licence.
     """
 
     name: str
     build: Callable[[str, int | None, dict[str, Any]], Backend]
     describe: Callable[[], dict[str, Any]]
+    options: tuple[str, ...] = ()
+    licence_gate: str | None = None
 
     @property
     def prefix(self) -> str | None:
@@ -56,7 +60,7 @@ def _build_sface(_: str, threads: int | None, options: dict[str, Any]) -> Backen
     from faceaudit.models.onnx_embedder import sface_embedder
     from faceaudit.models.yunet import YuNetDetector
 
-    return Backend("sface", YuNetDetector(threads=threads), sface_embedder(threads=threads))
+    return Backend("sface", YuNetDetector(threads=threads), sface_embedder(threads=threads, **options))
 
 
 def _build_dlib(kind: str) -> Callable[[str, int | None, dict[str, Any]], Backend]:
@@ -65,7 +69,7 @@ def _build_dlib(kind: str) -> Callable[[str, int | None, dict[str, Any]], Backen
     def build(_: str, threads: int | None, options: dict[str, Any]) -> Backend:
         from faceaudit.models.dlib_backend import DlibDetector, DlibEmbedder
 
-        return Backend(name, DlibDetector(kind), DlibEmbedder())
+        return Backend(name, DlibDetector(kind, **options), DlibEmbedder())
 
     return build
 
@@ -79,6 +83,27 @@ def _build_onnx(path: str, threads: int | None, options: dict[str, Any]) -> Back
     return Backend(
         f"onnx:{path}", YuNetDetector(threads=threads), OnnxEmbedder(path, threads=threads, **options)
     )
+
+
+def _build_arcface_mbf(_: str, threads: int | None, options: dict[str, Any]) -> Backend:
+    from faceaudit.models.files import W600K_MBF, verified_path
+    from faceaudit.models.onnx_embedder import ARCFACE_MBF_RUNTIME, ARCFACE_MBF_THRESHOLD, OnnxEmbedder
+    from faceaudit.models.yunet import YuNetDetector
+
+    path = verified_path(W600K_MBF)
+    embedder = OnnxEmbedder(
+        path,
+        model_id="arcface-mbf-w600k",
+        mean=127.5,
+        std=127.5,
+        channels="rgb",
+        input_size=(112, 112),
+        default_threshold=ARCFACE_MBF_THRESHOLD,
+        threads=threads,
+        runtime=options.get("runtime") or ARCFACE_MBF_RUNTIME,
+        precision=options.get("precision"),
+    )
+    return Backend("arcface-mbf", YuNetDetector(threads=threads), embedder)
 
 
 # --- descriptions ------------------------------------------------------------------------------------------
@@ -155,6 +180,25 @@ def _describe_dlib(kind: str) -> Callable[[], dict[str, Any]]:
     return describe
 
 
+def _describe_arcface_mbf() -> dict[str, Any]:
+    from faceaudit.models.files import RESEARCH_LICENCE, W600K_MBF, YUNET
+    from faceaudit.models.onnx_embedder import ARCFACE_MBF_RUNTIME, ARCFACE_MBF_THRESHOLD
+
+    return {
+        "name": "arcface-mbf",
+        "model_id": "arcface-mbf-w600k",
+        "detector": "yunet-2023mar-int8bq",
+        "dim": 512,
+        "metric": "cosine",
+        "default_threshold": ARCFACE_MBF_THRESHOLD,
+        "runtime": f"{ARCFACE_MBF_RUNTIME} (runtime=openvino / onnxruntime / opencv to change)",
+        "licence": f"{RESEARCH_LICENCE}; refused unless --accept-model-license research "
+        "(or FACEAUDIT_ACCEPT_LICENSE=research)",
+        "optional": True,
+        "files": _files(YUNET, W600K_MBF),
+    }
+
+
 def _describe_onnx() -> dict[str, Any]:
     return {
         "name": "onnx:PATH",
@@ -171,10 +215,22 @@ def _describe_onnx() -> dict[str, Any]:
 REGISTRY: Mapping[str, ModelEntry] = {
     e.name: e
     for e in (
-        ModelEntry("sface", _build_sface, _describe_sface),
-        ModelEntry("dlib", _build_dlib("hog"), _describe_dlib("hog")),
-        ModelEntry("dlib-cnn", _build_dlib("cnn"), _describe_dlib("cnn")),
-        ModelEntry("onnx:PATH", _build_onnx, _describe_onnx),
+        ModelEntry("sface", _build_sface, _describe_sface, ("runtime", "precision")),
+        ModelEntry("dlib", _build_dlib("hog"), _describe_dlib("hog"), ("upsample",)),
+        ModelEntry("dlib-cnn", _build_dlib("cnn"), _describe_dlib("cnn"), ("upsample",)),
+        ModelEntry(
+            "arcface-mbf",
+            _build_arcface_mbf,
+            _describe_arcface_mbf,
+            ("runtime", "precision", "accept_license"),
+            licence_gate="research",
+        ),
+        ModelEntry(
+            "onnx:PATH",
+            _build_onnx,
+            _describe_onnx,
+            ("mean", "std", "channels", "input_size", "default_threshold", "runtime", "precision"),
+        ),
     )
 }
 """Every backend name users may give, in the order ``faceaudit models`` lists them."""
@@ -192,23 +248,59 @@ def resolve(spec: str) -> tuple[ModelEntry, str]:
     raise UsageError(f"unknown model {spec!r}; choose one of: {', '.join(BACKEND_NAMES)}")
 
 
+def backend_options(spec: str) -> tuple[str, ...]:
+    """The keyword options the backend ``spec`` accepts (``threads`` and its own)."""
+    entry, _ = resolve(spec)
+    return ("threads", *entry.options)
+
+
+def check_options(spec: str, options: dict[str, Any]) -> ModelEntry:
+    """The entry for ``spec`` after refusing unknown options (``TypeError``) and an unaccepted licence."""
+    entry, _ = resolve(spec)
+    valid = backend_options(spec)
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise TypeError(f"model {spec!r} has no option {unknown[0]!r}; valid options: {', '.join(valid)}")
+    if entry.licence_gate:
+        given = options.get("accept_license") or os.environ.get(LICENCE_ENV, "")
+        if given != entry.licence_gate:
+            raise PolicyError(
+                f"model {spec!r} is refused: its weights are licensed for non-commercial {entry.licence_gate} "
+                f"use only (`faceaudit models` shows the licence). If your use is {entry.licence_gate}, say so "
+                f"with --accept-model-license {entry.licence_gate} (Python: accept_license="
+                f"{entry.licence_gate!r}) or {LICENCE_ENV}={entry.licence_gate}"
+            )
+    return entry
+
+
+LICENCE_ENV = "FACEAUDIT_ACCEPT_LICENSE"
+
 _CACHE: dict[tuple, Backend] = {}
 
 
 def load_backend(spec: str = DEFAULT_MODEL, **options: Any) -> Backend:
     """Build (and cache) the backend called ``spec``.
 
-    ``options`` for ``onnx:PATH``: ``mean``, ``std``, ``channels`` ("rgb"/"bgr"), ``input_size`` (w, h),
-    ``default_threshold``, ``runtime``, ``precision``. ``threads`` caps each runtime's threads (OpenVINO,
-    onnxruntime intra-op, or OpenCV).
+    ``options`` for ``onnx:PATH``: ``mean``, ``std``, ``channels`` ("rgb"/"bgr", the model's input order),
+    ``input_size`` (w, h), ``default_threshold``, ``runtime``, ``precision``; for ``sface`` and
+    ``arcface-mbf``: ``runtime``, ``precision`` (and ``accept_license="research"`` for ``arcface-mbf``); for
+    the dlib backends: ``upsample`` (times the image is doubled before detection, default 1). ``threads`` caps
+    each runtime's threads (OpenVINO, onnxruntime intra-op, or OpenCV; dlib runs on one). An unknown option is
+    a ``TypeError`` naming it and the valid ones.
     """
     # per process: OpenVINO's compiled models and thread pools do not survive fork(), so a forked worker
     # (multiprocessing's default on Linux) builds its own backend instead of inheriting its parent's
-    key = (os.getpid(), spec, tuple(sorted((k, repr(v)) for k, v in options.items())))
+    entry = check_options(spec, options)
+    key = (
+        os.getpid(),
+        spec,
+        tuple(sorted((k, repr(v)) for k, v in options.items() if k != "accept_license")),
+    )
     if key in _CACHE:
         return _CACHE[key]
-    entry, argument = resolve(spec)
+    _, argument = resolve(spec)
     options = dict(options)
+    options.pop("accept_license", None)
     threads = options.pop("threads", None)
     backend = entry.build(argument, threads, options)
     _CACHE[key] = backend

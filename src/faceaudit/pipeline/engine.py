@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from faceaudit.errors import NoFaceError
+from faceaudit.errors import NoFaceError, UsageError
 from faceaudit.face.quality import measure_quality
 from faceaudit.imaging import ImageSource, load_image
 from faceaudit.models import DEFAULT_MODEL, Backend, load_backend
+from faceaudit.models.registry import backend_options
+from faceaudit.pipeline.compare import TemplateLike, check_threshold, similarity_matrix
 from faceaudit.pipeline.select import DEFAULT_POLICY, select_face, validate_policy
 from faceaudit.types import Face, Quality, Template
+
+CHANNEL_ORDERS = ("bgr", "rgb")
+"""Channel orders an image array may declare (``channels=``); arrays are BGR unless they say otherwise, as in
+OpenCV. Paths and bytes are decoded by content and need no channel order."""
+
+LANDMARK_SETS = (5, 68)
 
 
 @dataclass(frozen=True, slots=True)
 class DetectedFace:
-    """A face found in an image, with its quality."""
+    """A face found in an image, with its quality.
+
+    ``chosen`` marks the face the engine's policy would use for a template; ``landmarks_68`` is
+    face_recognition's 68-point dict (``chin``, ``left_eye`` ...) when asked for with ``landmarks=68``.
+    """
 
     face: Face
     quality: Quality
+    chosen: bool = False
+    landmarks_68: dict[str, list[tuple[float, float]]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """The CLI's JSON shape: box [x, y, w, h], 5 landmarks, score and quality."""
-        return {
+        """The CLI's JSON shape: box [x, y, w, h], 5 landmarks, score, quality, chosen (and landmarks_68)."""
+        out: dict[str, Any] = {
             "box": [round(float(v), 2) for v in self.face.box],
             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.face.landmarks],
             "score": round(float(self.face.score), 4),
             "quality": self.quality.as_dict(),
+            "chosen": self.chosen,
         }
+        if self.landmarks_68 is not None:
+            out["landmarks_68"] = {
+                k: [[round(float(x), 2), round(float(y), 2)] for x, y in pts]
+                for k, pts in self.landmarks_68.items()
+            }
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +67,55 @@ class FaceTemplate:
     def vector(self) -> np.ndarray:
         return self.template.vector
 
+    def describe(self) -> dict[str, Any]:
+        """What was compared: the chosen face's box, the number of faces and the policy that chose it."""
+        return {
+            "box": [round(float(v), 2) for v in self.face.box],
+            "n_faces": int(self.n_faces),
+            "policy": self.policy,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """A 1:1 comparison: cosine similarity, the threshold used, and the decision."""
+    """A 1:1 comparison: cosine similarity, the threshold used, and the decision.
+
+    ``a`` and ``b`` are the two templates compared (chosen face, face count, policy); they are not part of the
+    result's equality.
+    """
 
     similarity: float
     threshold: float
     match: bool
     model: str
+    a: FaceTemplate | None = field(default=None, compare=False, repr=False)
+    b: FaceTemplate | None = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
-        """The CLI's ``verify --json`` object: similarity, threshold, match, model (field order)."""
-        return asdict(self)
+        """The CLI's ``verify --json`` object: similarity, threshold, match, model (field order), then
+        ``images``: for each image the chosen face's box, the face count and the policy."""
+        out: dict[str, Any] = {
+            "similarity": self.similarity,
+            "threshold": self.threshold,
+            "match": self.match,
+            "model": self.model,
+        }
+        if self.a is not None and self.b is not None:
+            out["images"] = [self.a.describe(), self.b.describe()]
+        return out
+
+
+ENGINE_OPTIONS = ("policy", "threshold", "max_pixels")
 
 
 class Engine:
     """Detect, align, assess and embed faces with one backend.
 
-    ``model`` is a registry name (``"sface"``, ``"dlib"``, ``"dlib-cnn"`` or ``"onnx:PATH"``); ``policy`` chooses
-    one face when an image holds several (``"central"``, ``"largest"`` or ``"best"``); ``threshold`` overrides the
-    model's calibrated cosine threshold.
+    ``model`` is a registry name (``"sface"``, ``"dlib"``, ``"dlib-cnn"``, ``"arcface-mbf"`` or
+    ``"onnx:PATH"``); ``policy`` chooses one face when an image holds several (``"central"``, ``"largest"`` or
+    ``"best"``); ``threshold`` overrides the model's calibrated cosine threshold (within [-1, 1]). Other
+    keywords are the backend's options (``faceaudit.models.registry``); an unknown one is a ``TypeError`` that
+    names it and the valid ones. Image arrays are BGR unless a call says ``channels="rgb"``.
     """
 
     def __init__(
@@ -78,10 +127,19 @@ class Engine:
         max_pixels: int | None = None,
         **model_options: Any,
     ) -> None:
+        valid = backend_options(model)
+        unknown = sorted(set(model_options) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"Engine({model!r}) got an unknown option {unknown[0]!r}; valid options: "
+                f"{', '.join(ENGINE_OPTIONS + tuple(valid))}"
+            )
         self.policy = validate_policy(policy)
         self.backend: Backend = load_backend(model, **model_options)
         self.threshold = (
-            float(threshold) if threshold is not None else float(self.backend.embedder.default_threshold)
+            check_threshold(threshold)
+            if threshold is not None
+            else float(self.backend.embedder.default_threshold)
         )
         self._max_pixels = max_pixels
 
@@ -100,18 +158,41 @@ class Engine:
     def dim(self) -> int:
         return int(self.backend.embedder.dim)
 
-    def load(self, source: ImageSource) -> np.ndarray:
-        """Decode an image (path, bytes or array) to BGR uint8."""
+    def load(self, source: ImageSource, *, channels: str = "bgr") -> np.ndarray:
+        """Decode an image (path, bytes or array) to BGR uint8. ``channels`` is an array's order ("bgr"/"rgb")."""
+        if channels not in CHANNEL_ORDERS:
+            raise UsageError(f"channels must be 'bgr' or 'rgb', not {channels!r}")
         if self._max_pixels is None:
-            return load_image(source)
-        return load_image(source, max_pixels=self._max_pixels)
+            image = load_image(source)
+        else:
+            image = load_image(source, max_pixels=self._max_pixels)
+        if channels == "rgb" and isinstance(source, np.ndarray) and source.ndim == 3 and source.shape[2] >= 3:
+            image = np.ascontiguousarray(image[..., ::-1])
+        return image
 
-    def detect(self, source: ImageSource) -> list[DetectedFace]:
-        """Every face in the image, with quality measures."""
-        image = self.load(source)
+    def detect(self, source: ImageSource, *, channels: str = "bgr", landmarks: int = 5) -> list[DetectedFace]:
+        """Every face in the image, with quality measures; ``chosen`` marks the one the policy picks.
+
+        ``landmarks=68`` adds face_recognition's 68-point dict (dlib backends only).
+        """
+        if landmarks not in LANDMARK_SETS:
+            raise UsageError(f"landmarks must be 5 or 68, not {landmarks!r}")
+        points_68 = getattr(self.backend.detector, "landmarks_68", None)
+        if landmarks == 68 and points_68 is None:
+            raise UsageError(
+                f"68-point landmarks come from dlib's predictor: use --model dlib or dlib-cnn, not {self.backend.name!r}"
+            )
+        image = self.load(source, channels=channels)
+        faces = self._faces(image)
+        chosen = select_face(faces, image.shape[1], image.shape[0], self.policy)
         return [
-            DetectedFace(f, measure_quality(f, self.backend.embedder.align(image, f)))
-            for f in self._faces(image)
+            DetectedFace(
+                f,
+                measure_quality(f, self.backend.embedder.align(image, f)),
+                chosen=i == chosen,
+                landmarks_68=points_68(image, f) if landmarks == 68 else None,
+            )
+            for i, f in enumerate(faces)
         ]
 
     def _faces(self, image: np.ndarray) -> list[Face]:
@@ -131,21 +212,36 @@ class Engine:
         """Templates (N×dim, float32, L2-normalised) for aligned crops, batched."""
         return self.backend.embedder.embed(crops)
 
-    def template(self, source: ImageSource, *, name: str | None = None) -> FaceTemplate:
+    def template(
+        self, source: ImageSource, *, name: str | None = None, channels: str = "bgr"
+    ) -> FaceTemplate:
         """The template of the chosen face in one image. Raises NoFaceError when there is none."""
         label = name or (str(source) if not isinstance(source, bytes | np.ndarray) else "<image>")
-        image = self.load(source)
+        image = self.load(source, channels=channels)
         crop, face, quality, n = self.prepare(image, label)
         vec = self.embed_crops([crop])[0]
         return FaceTemplate(Template(vec, self.model_id), face, quality, n, self.policy)
 
-    def compare(self, a: np.ndarray, b: np.ndarray) -> float:
-        """Cosine similarity of two templates."""
-        return float(np.dot(np.asarray(a, np.float32), np.asarray(b, np.float32)))
+    def compare(self, a: TemplateLike, b: TemplateLike) -> float | np.ndarray:
+        """Cosine similarity: a float for two single templates, else the n×m matrix (see ``faceaudit.compare``)."""
+        matrix = similarity_matrix(a, b)
+        if _single(a) and _single(b):
+            return float(matrix[0, 0])
+        return matrix
 
-    def verify(self, a: ImageSource, b: ImageSource, *, threshold: float | None = None) -> VerifyResult:
-        """1:1 verification of two images: similarity, threshold and decision."""
-        ta, tb = self.template(a), self.template(b)
-        sim = round(self.compare(ta.vector, tb.vector), 6)
-        thr = self.threshold if threshold is None else float(threshold)
-        return VerifyResult(similarity=sim, threshold=thr, match=bool(sim >= thr), model=self.model_id)
+    def verify(
+        self, a: ImageSource, b: ImageSource, *, threshold: float | None = None, channels: str = "bgr"
+    ) -> VerifyResult:
+        """1:1 verification of two images: similarity, threshold and decision, and the faces compared."""
+        thr = self.threshold if threshold is None else check_threshold(threshold)
+        ta, tb = self.template(a, channels=channels), self.template(b, channels=channels)
+        sim = round(float(np.dot(ta.vector, tb.vector)), 6)
+        return VerifyResult(
+            similarity=sim, threshold=thr, match=bool(sim >= thr), model=self.model_id, a=ta, b=tb
+        )
+
+
+def _single(x: Any) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.ndim == 1
+    return isinstance(x, Template | FaceTemplate)

@@ -1,0 +1,162 @@
+"""The subject-clustered bootstrap, made cheap: counts per subject and per subject pair, then subjects resampled.
+
+Comparisons share subjects, so they are not independent: a subject who is hard to recognise fails in every
+mated pair of theirs, and a subject who resembles many others false-matches many times. The bootstrap
+therefore resamples whole subjects, within each group: resample b gives subject s a weight ``w[b, s]`` (how
+many times it was drawn), and then
+
+- FNMR* = Σ w_s·e_s / Σ w_s·m_s (e_s, m_s: the subject's false non-matches and mated comparisons);
+- FMR* = Σ_{s<t} w_s·w_t·E_st / Σ_{s<t} w_s·w_t·n_s·n_t, where E_st counts the false matches between
+  subjects s and t and n_s is subject s's number of images (every pair of images of two different subjects of
+  the group is a non-mated comparison). Two draws of the same subject make no non-mated pair.
+
+E is sparse (only false matches, from :func:`high_scoring_pairs`), so a resample costs O(subjects + false
+matches), not O(pairs). The draws are ``rng.integers(0, S_g, S_g)`` per resample and group, in group order,
+from ``numpy.random.default_rng(seed)``; tests repeat them in a plain loop over the resampled images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceaudit.audit.counts import ComparisonCounts
+from faceaudit.audit.disaggregated import Interval
+from faceaudit.audit.scores import BLOCK, SortedTemplates, score_tile
+
+METHOD = "subject-clustered bootstrap (percentile; subjects resampled within each group)"
+CONFIDENCE = 0.95
+CHUNK = 128
+"""Resamples drawn at a time (memory: CHUNK × subjects weights)."""
+
+
+def high_scoring_pairs(st: SortedTemplates, k_min: int, block: int = BLOCK) -> tuple[np.ndarray, ...]:
+    """``(group code, subject a, subject b, bin)`` of every same-group non-mated pair with bin >= ``k_min``.
+
+    A second pass over the same-group tiles only (tiles never straddle a group), with the comparator's
+    arithmetic (:func:`~faceaudit.audit.scores.score_tile`), so the bins agree with the histograms.
+    """
+    n_groups, n_bins = len(st.groups), st.grid.n_bins
+    buf = np.empty((block, block), np.float32)
+    parts = []
+    for rows, cols in st.tiles(block):
+        g = int(st.code[rows[0]])
+        if g != int(st.code[cols[0]]) or g >= n_groups:
+            continue
+        v, _, _ = score_tile(st, rows, cols, buf)
+        i, j = np.nonzero((v >= k_min) & (v < n_bins))
+        if len(i):
+            parts.append(
+                (
+                    np.full(len(i), g),
+                    st.subject[rows[0] + i],
+                    st.subject[cols[0] + j],
+                    v[i, j].astype(np.intp),
+                )
+            )
+    if not parts:
+        return tuple(np.zeros(0, np.intp) for _ in range(4))
+    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+
+
+@dataclass
+class GroupClusters:
+    """One group's subjects: images per subject, false-match pairs (local indices) and mated comparisons."""
+
+    n_images: np.ndarray
+    pair_a: np.ndarray
+    pair_b: np.ndarray
+    pair_bin: np.ndarray
+    mated_cluster: np.ndarray
+    mated_bin: np.ndarray
+    weights: np.ndarray | None = field(default=None, repr=False)
+
+
+class ClusteredBootstrap:
+    """Bootstrap intervals of FMR, FNMR and their max/min ratio at any bin index, from one set of draws."""
+
+    def __init__(self, clusters: list[GroupClusters], n_boot: int, seed: int = 0) -> None:
+        self.clusters = clusters
+        self.n_boot = n_boot
+        self.seed = seed
+        rng = np.random.default_rng(seed)
+        for c in clusters:
+            c.weights = _weights(rng, len(c.n_images), n_boot)
+
+    @classmethod
+    def from_templates(
+        cls, st: SortedTemplates, counts: ComparisonCounts, k_min: int, n_boot: int, seed: int = 0
+    ) -> ClusteredBootstrap:
+        """Clusters from the sorted templates (subjects per group) and the comparator's mated counts."""
+        code, subj = st.code, st.subject
+        pair_group, pair_a, pair_b, pair_bin = high_scoring_pairs(st, k_min)
+        clusters = []
+        for g in range(len(st.groups)):
+            subjects, n_img = np.unique(subj[code == g], return_counts=True)
+            sel = pair_group == g
+            within = (counts.mated_group_a == g) & (counts.mated_group_b == g)
+            clusters.append(
+                GroupClusters(
+                    n_images=n_img.astype(np.float64),
+                    pair_a=np.searchsorted(subjects, pair_a[sel]),
+                    pair_b=np.searchsorted(subjects, pair_b[sel]),
+                    pair_bin=pair_bin[sel],
+                    mated_cluster=np.searchsorted(subjects, counts.mated_subject[within]),
+                    mated_bin=counts.mated_bins[within],
+                )
+            )
+        return cls(clusters, n_boot, seed)
+
+    def fmr(self, g: int, k: int) -> np.ndarray:
+        """FMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no comparisons)."""
+        c = self.clusters[g]
+        n = c.n_images
+        hit = c.pair_bin >= k
+        a, b = c.pair_a[hit], c.pair_b[hit]
+        errors, trials = np.empty(self.n_boot), np.empty(self.n_boot)
+        for lo in range(0, self.n_boot, CHUNK):
+            w = c.weights[lo : lo + CHUNK].astype(np.float64)
+            trials[lo : lo + CHUNK] = ((w @ n) ** 2 - (w**2) @ (n**2)) / 2
+            errors[lo : lo + CHUNK] = (w[:, a] * w[:, b]).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(trials > 0, errors / trials, np.nan)
+
+    def fnmr(self, g: int, k: int) -> np.ndarray:
+        """FNMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no mated pair)."""
+        c = self.clusters[g]
+        size = len(c.n_images)
+        mated = np.bincount(c.mated_cluster, minlength=size).astype(np.float64)
+        errors = np.bincount(c.mated_cluster, weights=(c.mated_bin < k), minlength=size)
+        num, den = np.empty(self.n_boot), np.empty(self.n_boot)
+        for lo in range(0, self.n_boot, CHUNK):
+            w = c.weights[lo : lo + CHUNK].astype(np.float64)
+            num[lo : lo + CHUNK], den[lo : lo + CHUNK] = w @ errors, w @ mated
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / den, np.nan)
+
+    def interval(self, values: np.ndarray) -> Interval:
+        """Percentile interval of resampled values (NaN resamples dropped)."""
+        v = values[~np.isnan(values)]
+        if len(v) == 0:
+            return Interval(None, None, "")
+        lo, hi = np.quantile(v, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+        return Interval(float(lo), float(hi), f"{METHOD}, {self.n_boot} resamples")
+
+    def ratio(self, rate: str, hi_g: int, lo_g: int, k: int) -> Interval:
+        """Interval of ``rate``(hi_g) / ``rate``(lo_g) at ``k``: the ratio's own uncertainty (inf: 0 errors)."""
+        f = self.fmr if rate == "fmr" else self.fnmr
+        num, den = f(hi_g, k), f(lo_g, k)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(den > 0, num / den, np.where(num > 0, np.inf, np.nan))
+        return self.interval(r)
+
+
+def _weights(rng: np.random.Generator, size: int, n_boot: int) -> np.ndarray:
+    """``w[b, s]``: how many times subject s was drawn in resample b (draws of ``size`` from ``size``)."""
+    w = np.zeros((n_boot, size), np.uint8)  # a subject is drawn a few times at most (≪ 255)
+    if size == 0:
+        return w
+    for b in range(n_boot):
+        w[b] = np.minimum(np.bincount(rng.integers(0, size, size), minlength=size), 255)
+    return w

@@ -1,0 +1,263 @@
+"""1:N identification differentials, the FRVT Part 3 protocol: FNIR and FPIR per probe group at one threshold.
+
+- **Split.** Subjects are shuffled with a seed; a fraction is enrolled, one image of each (chosen with the
+  same seed) forms the gallery, their other images are mated searches, and every image of a never-enrolled
+  subject is a non-mated search.
+- **Search.** Blocked GEMM against the whole gallery, keeping the top ``L`` candidates of each search and, for
+  a mated search, its mate's score and rank. Memory is O(block × gallery), whatever the number of searches.
+- **Rank** of the mate: 1 + the number of non-mate gallery entries scoring at or above it (a tie counts
+  against the mate).
+- **Rates** at a global threshold τ set on all non-mated searches for each target FPIR:
+  FPIR(τ) = share of non-mated searches whose top candidate scores ≥ τ; FNIR(r, τ) = share of mated searches
+  whose mate is not returned at rank ≤ r with a score ≥ τ.
+- **Who is wrongly returned:** the groups of the candidates (top ``L``, score ≥ τ) of non-mated searches,
+  per probe group, beside the gallery's composition.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceaudit.audit.metrics import NOT_MEASURABLE, Rate, make_rate
+
+SCHEMA = "faceaudit.identification/1"
+DEFAULT_TARGETS = (1e-2, 1e-3)
+DEFAULT_RANK = 10
+BLOCK = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Indices (into the templates) of the gallery, the mated and the non-mated searches."""
+
+    gallery: np.ndarray
+    mated: np.ndarray
+    mate: np.ndarray
+    """For each mated search, the index *in the gallery* of its subject's enrolled image."""
+    non_mated: np.ndarray
+    seed: int
+    enrolled_fraction: float
+
+
+def split_subjects(subject: np.ndarray, *, enrolled_fraction: float = 0.5, seed: int = 0) -> Split:
+    """The seeded FRVT-style split of subjects into enrolled (one gallery image each) and never enrolled."""
+    subject = np.asarray(subject)
+    rng = np.random.default_rng(seed)
+    subjects = np.unique(subject)
+    order = rng.permutation(len(subjects))
+    n_enrolled = int(round(enrolled_fraction * len(subjects)))
+    enrolled = np.zeros(len(subjects), bool)
+    enrolled[order[:n_enrolled]] = True
+    code = np.searchsorted(subjects, subject)
+    gallery, mated, mate, non_mated = [], [], [], []
+    for s in np.flatnonzero(enrolled):
+        images = np.flatnonzero(code == s)
+        pick = images[rng.integers(0, len(images))]
+        g = len(gallery)
+        gallery.append(pick)
+        rest = images[images != pick]
+        mated.extend(rest)
+        mate.extend([g] * len(rest))
+    non_mated = np.flatnonzero(~enrolled[code])
+    return Split(
+        np.array(gallery, np.intp),
+        np.array(mated, np.intp),
+        np.array(mate, np.intp),
+        np.asarray(non_mated, np.intp),
+        seed,
+        enrolled_fraction,
+    )
+
+
+@dataclass(slots=True)
+class Searches:
+    """Top-``L`` candidate lists (gallery index, score; best first) and, for mated searches, the mate's
+    score and rank (``mate_rank`` 0 for non-mated searches)."""
+
+    candidates: np.ndarray
+    scores: np.ndarray
+    mate_score: np.ndarray
+    mate_rank: np.ndarray
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def search(
+    gallery: np.ndarray,
+    probes: np.ndarray,
+    mate: np.ndarray,
+    *,
+    top: int = DEFAULT_RANK,
+    block: int = BLOCK,
+    progress: Callable[[int], None] | None = None,
+) -> Searches:
+    """Search every probe against the gallery in blocks of ``block`` probes (one SGEMM each).
+
+    ``mate[i]`` is the gallery index of probe i's mate, or -1 for a non-mated search.
+    """
+    g = _unit(gallery)
+    p = _unit(probes)
+    n, size = len(p), len(g)
+    top = min(top, size)
+    cand = np.empty((n, top), np.intp)
+    score = np.empty((n, top), np.float32)
+    mate_score = np.full(n, np.nan, np.float32)
+    mate_rank = np.zeros(n, np.intp)
+    mate = np.asarray(mate, np.intp)
+    for lo in range(0, n, block):
+        hi = min(n, lo + block)
+        s = p[lo:hi] @ g.T
+        part = (
+            np.argpartition(-s, top - 1, axis=1)[:, :top]
+            if top < size
+            else np.tile(np.arange(size), (hi - lo, 1))
+        )
+        ps = np.take_along_axis(s, part, axis=1)
+        o = np.argsort(-ps, axis=1, kind="stable")
+        cand[lo:hi] = np.take_along_axis(part, o, axis=1)
+        score[lo:hi] = np.take_along_axis(ps, o, axis=1)
+        m = mate[lo:hi]
+        rows = np.flatnonzero(m >= 0)
+        if len(rows):
+            ms = s[rows, m[rows]]
+            mate_score[lo + rows] = ms
+            mate_rank[lo + rows] = (s[rows] >= ms[:, None]).sum(axis=1)  # 1 + non-mates at or above the mate
+        if progress:
+            progress(hi - lo)
+    return Searches(cand, score, mate_score, mate_rank)
+
+
+def fpir_threshold(top_scores: np.ndarray, target: float) -> float | None:
+    """The lowest threshold at which at most ``target`` of the non-mated searches return a candidate.
+
+    Just above the top score of the first search that must not match: the next value up in the scores' own
+    precision (float32 for the GEMM's), so that the comparison ``score >= τ`` means the same in any dtype.
+    """
+    t = np.sort(np.asarray(top_scores))[::-1]
+    if len(t) == 0:
+        return None
+    allowed = math.floor(target * len(t) + 1e-9)
+    if allowed >= len(t):
+        return float(t[-1])
+    return float(np.nextafter(t[allowed], np.array(np.inf, t.dtype)))
+
+
+@dataclass(frozen=True, slots=True)
+class IdentificationRates:
+    """One probe group's 1:N error rates at the global threshold."""
+
+    group: str
+    fnir_rank1: Rate
+    fnir_rank_r: Rate
+    fpir: Rate
+
+
+@dataclass(frozen=True, slots=True)
+class IdentificationTarget:
+    """Everything measured at one target FPIR: τ, the per-group rates and who is wrongly returned."""
+
+    target_fpir: float
+    threshold: float | None
+    measurable: bool
+    rates: dict[str, IdentificationRates] = field(default_factory=dict)
+    false_positive_groups: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class IdentificationResult:
+    """The 1:N audit: split facts, gallery composition and one :class:`IdentificationTarget` per target."""
+
+    groups: list[str]
+    rank: int
+    split: dict
+    gallery_composition: dict[str, int]
+    targets: list[IdentificationTarget]
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The versioned ``identification`` block of ``audit.json``."""
+
+        def rate(r: Rate) -> dict:
+            return {"value": r.value, "errors": r.errors, "trials": r.trials, "ci_low": r.ci_low,
+                    "ci_high": r.ci_high, "ci_method": r.ci_method, "note": r.note}  # fmt: skip
+
+        return {
+            "schema": SCHEMA,
+            "rank": self.rank,
+            "split": self.split,
+            "gallery_composition": self.gallery_composition,
+            "rank_rule": "rank = 1 + non-mate gallery entries scoring at or above the mate (ties count against)",
+            "targets": [
+                {
+                    "target_fpir": t.target_fpir,
+                    "threshold": t.threshold,
+                    "measurable": t.measurable,
+                    "by_group": {
+                        g: {
+                            "fnir_rank1": rate(r.fnir_rank1),
+                            f"fnir_rank{self.rank}": rate(r.fnir_rank_r),
+                            "fpir": rate(r.fpir),
+                        }  # fmt: skip
+                        for g, r in t.rates.items()
+                    },
+                    "false_positive_candidates": t.false_positive_groups,
+                }
+                for t in self.targets
+            ],
+            "warnings": self.warnings,
+        }
+
+
+def identification_rates(
+    searches: Searches,
+    probe_group: np.ndarray,
+    mated: np.ndarray,
+    gallery_group: np.ndarray,
+    groups: Sequence[str],
+    *,
+    targets: Sequence[float] = DEFAULT_TARGETS,
+    rank: int = DEFAULT_RANK,
+) -> list[IdentificationTarget]:
+    """FNIR at rank 1 and ``rank`` and FPIR per probe group at the global τ of each target FPIR.
+
+    ``probe_group``/``gallery_group``: group index per search / gallery entry (-1: no label); ``mated``: bool
+    per search.
+    """
+    top = searches.scores[:, 0] if searches.scores.shape[1] else np.full(len(mated), -np.inf)
+    out = []
+    for target in targets:
+        tau = fpir_threshold(top[~mated], target)
+        n_nm = int((~mated).sum())
+        measurable = tau is not None and n_nm >= math.ceil(3 / target)
+        if tau is None:
+            out.append(IdentificationTarget(target, None, False))
+            continue
+        rates, composition = {}, {}
+        for g_i, g in enumerate(groups):
+            sel = probe_group == g_i
+            m, nm = sel & mated, sel & ~mated
+            hit1 = (searches.mate_rank[m] == 1) & (searches.mate_score[m] >= tau)
+            hit_r = (searches.mate_rank[m] <= rank) & (searches.mate_score[m] >= tau)
+            n_m = int(m.sum())
+            fp = int((top[nm] >= tau).sum())
+            note = "" if measurable else f"{NOT_MEASURABLE}: too few non-mated searches for FPIR {target:g}"
+            rates[g] = IdentificationRates(
+                g,
+                make_rate(n_m - int(hit1.sum()), n_m),
+                make_rate(n_m - int(hit_r.sum()), n_m),
+                make_rate(fp, int(nm.sum()), measurable=measurable or fp > 0, note=note if fp == 0 else ""),
+            )
+            above = searches.scores[nm] >= tau
+            cand_groups = gallery_group[searches.candidates[nm][above]]
+            composition[g] = {
+                name: int((cand_groups == c).sum()) for c, name in [*enumerate(groups), (-1, "unlabelled")]
+            }
+        out.append(IdentificationTarget(target, tau, measurable, rates, composition))
+    return out

@@ -1,0 +1,135 @@
+"""``audit-identification``: the 1:1 audit and the 1:N identification audit of one manifest, in one report."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from faceaudit.audit.identification import (
+    DEFAULT_RANK,
+    IdentificationResult,
+    identification_rates,
+    search,
+    split_subjects,
+)
+from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS
+from faceaudit.audit.pairs import UNLABELLED, load_manifest
+from faceaudit.audit.result import AuditResult
+from faceaudit.audit.run import _no_progress, audit, targets_of, templates_for_manifest
+from faceaudit.errors import UsageError
+
+__all__ = ["audit_identification", "identify"]
+
+
+def identify(
+    templates: np.ndarray,
+    subject: np.ndarray,
+    group_index: np.ndarray,
+    groups: list[str],
+    *,
+    target_fpir: Sequence[float] = DEFAULT_FPIRS,
+    rank: int = DEFAULT_RANK,
+    enrolled_fraction: float = 0.5,
+    seed: int = 0,
+    progress=None,
+) -> IdentificationResult:
+    """The 1:N audit of templates in memory (failed images removed): split, search, rates per probe group."""
+    if rank < 1:
+        raise UsageError(f"--rank must be 1 or more, not {rank}")
+    if not 0 < enrolled_fraction < 1:
+        raise UsageError(f"--enrolled-fraction must lie strictly between 0 and 1, not {enrolled_fraction}")
+    split = split_subjects(subject, enrolled_fraction=enrolled_fraction, seed=seed)
+    probes = np.concatenate([split.mated, split.non_mated])
+    mate = np.concatenate([split.mate, np.full(len(split.non_mated), -1, np.intp)])
+    mated = mate >= 0
+    warn = []
+    if len(split.gallery) == 0 or len(probes) == 0:
+        warn.append("too few subjects for a 1:N audit: no gallery or no searches")
+        return IdentificationResult(list(groups), rank, _split_facts(split), {}, [], warn)
+    with (progress or _no_progress)(len(probes), "searching") as advance:
+        searches = search(templates[split.gallery], templates[probes], mate, top=rank, progress=advance)
+    probe_group = group_index[probes]
+    gallery_group = group_index[split.gallery]
+    targets = identification_rates(
+        searches, probe_group, mated, gallery_group, groups, targets=targets_of(target_fpir), rank=rank
+    )
+    if not mated.any():
+        warn.append("no enrolled subject has a second image: FNIR cannot be measured (no mated searches)")
+    for g_i, g in enumerate(groups):
+        sel = probe_group == g_i
+        if not (sel & mated).any():
+            warn.append(f"group {g!r} has no mated searches: its FNIR is not measurable")
+        if not (sel & ~mated).any():
+            warn.append(f"group {g!r} has no non-mated searches: its FPIR is not measurable")
+    for t in targets:
+        if t.threshold is not None and not t.measurable:
+            warn.append(
+                f"only {int((~mated).sum())} non-mated searches: a threshold for FPIR {t.target_fpir:g} needs "
+                f"at least {int(np.ceil(3 / t.target_fpir))} (rule of three)"
+            )
+    composition = {g: int((gallery_group == i).sum()) for i, g in enumerate(groups)}
+    composition["unlabelled"] = int((gallery_group == UNLABELLED).sum())
+    return IdentificationResult(list(groups), rank, _split_facts(split), composition, targets, warn)
+
+
+def _split_facts(split) -> dict:
+    return {
+        "seed": split.seed,
+        "enrolled_fraction": split.enrolled_fraction,
+        "gallery_size": int(len(split.gallery)),
+        "mated_searches": int(len(split.mated)),
+        "non_mated_searches": int(len(split.non_mated)),
+        "rule": "subjects shuffled with the seed; one image of each enrolled subject in the gallery, their "
+        "other images mated searches; every image of a never-enrolled subject a non-mated search",
+    }
+
+
+def audit_identification(
+    manifest: str | os.PathLike,
+    root: str | os.PathLike | None = None,
+    group_by: str | Sequence[str] = "sex",
+    *,
+    templates: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    target_fpir: Sequence[float] = DEFAULT_FPIRS,
+    rank: int = DEFAULT_RANK,
+    enrolled_fraction: float = 0.5,
+    seed: int = 0,
+    progress=None,
+    **audit_options,
+) -> AuditResult:
+    """The 1:1 audit of ``manifest`` (see :func:`faceaudit.audit.run.audit`) with the 1:N audit added as
+    ``result.identification``. Without ``templates`` the images are embedded once, into ``out/templates.npz``
+    (reusable with ``templates=``)."""
+    if templates is None:
+        if root is None or out is None:
+            raise UsageError("give --templates, or --root and --out (the templates are embedded into --out)")
+        from faceaudit.pipeline.batch import embed_paths
+
+        m = load_manifest(manifest, group_by)
+        paths = [p.strip() for p in m.frame["path"]]
+        opts = {k: audit_options[k] for k in ("model", "policy", "workers") if k in audit_options}
+        with (progress or _no_progress)(len(paths), "embedding") as advance:
+            er = embed_paths(paths, root, progress=advance, **opts, **audit_options.get("model_options", {}))
+        templates = Path(out) / "templates.npz"
+        er.save(templates)
+    result = audit(manifest, root, group_by, templates=templates, progress=progress, **audit_options)
+    m = load_manifest(manifest, group_by)
+    _, er = templates_for_manifest(templates, [p.strip() for p in m.frame["path"]])
+    ok = np.array([s == "ok" for s in er.status], bool)
+    result.identification = identify(
+        er.templates[ok],
+        m.subject[ok],
+        m.group_index[ok],
+        m.groups,
+        target_fpir=target_fpir,
+        rank=rank,
+        enrolled_fraction=enrolled_fraction,
+        seed=seed,
+        progress=progress,
+    )
+    result.warnings.extend(f"1:N: {w}" for w in result.identification.warnings)
+    return result

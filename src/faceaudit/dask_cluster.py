@@ -1,0 +1,72 @@
+"""Dask clients for the distributed commands (``--dask ADDRESS`` or ``--dask local:N``).
+
+dask.distributed is optional: ``pip install 'faceaudit[dask]'``. A ``local:N`` cluster binds to 127.0.0.1 only
+and is stopped when the block ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from faceaudit.errors import UsageError
+
+LOCAL_PREFIX = "local:"
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--dask needs dask.distributed: pip install 'faceaudit[dask]'") from None
+    return distributed
+
+
+@contextlib.contextmanager
+def dask_client(address: str, *, timeout: float = 30) -> Iterator[Any]:
+    """A connected ``distributed.Client`` for ``address`` (``local:N`` starts a LocalCluster on 127.0.0.1);
+    ``timeout`` is how long to wait for a scheduler, in seconds."""
+    distributed = _distributed()
+    if address.startswith(LOCAL_PREFIX):
+        try:
+            n = int(address[len(LOCAL_PREFIX) :])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise UsageError(f"--dask {address!r}: give local:N with N >= 1 workers, or a scheduler address")
+        with (
+            distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=40,
+            ) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = distributed.Client(address, timeout=f"{timeout}s")
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(f"--dask {address!r}: cannot reach the Dask scheduler ({exc})") from None
+    with client:
+        yield client
+
+
+def worker_memory(client: Any) -> dict[str, dict[str, int]]:
+    """Each worker's current and peak resident memory in bytes (Linux ``VmRSS``/``VmHWM``)."""
+
+    def read() -> dict[str, int]:
+        out = {}
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM"):
+                    out[key] = int(value.split()[0]) * 1024
+        return out
+
+    return client.run(read)

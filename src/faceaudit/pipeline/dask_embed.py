@@ -1,0 +1,119 @@
+"""Embedding on a Dask cluster: each worker process loads the model once and embeds chunks of images.
+
+The client reads each image's bytes and sends them with the task, so workers need no shared file system; a file
+the client cannot read becomes an error row, as in :func:`~faceaudit.pipeline.batch.embed_paths`. Rows come
+back in the manifest's order, in the same :class:`~faceaudit.pipeline.batch.EmbedResult`.
+
+``address`` is a scheduler address or ``local:N`` (see :func:`faceaudit.dask_cluster.dask_client`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceaudit.dask_cluster import _distributed, dask_client
+from faceaudit.errors import InputError, UsageError
+from faceaudit.imaging import read_source
+from faceaudit.pipeline.batch import EmbedResult, _process_chunk
+
+CHUNK = 32
+"""Images per task."""
+
+_ENGINES: dict[tuple, Any] = {}
+"""The engines loaded in this (worker) process, by (model, policy, options)."""
+
+
+def _engine(model: str, policy: str, options: tuple) -> Any:
+    key = (model, policy, options)
+    if key not in _ENGINES:
+        from faceaudit.pipeline.engine import Engine
+
+        _ENGINES[key] = Engine(model, policy=policy, **dict(options))
+    return _ENGINES[key]
+
+
+def _embed_chunk(model: str, policy: str, options: tuple, files: Sequence[tuple[str, bytes]]) -> list[tuple]:
+    return _process_chunk(_engine(model, policy, options), files)
+
+
+def _engine_info(model: str, policy: str, options: tuple) -> tuple[str, int, str]:
+    e = _engine(model, policy, options)
+    return e.model_id, e.dim, e.runtime
+
+
+def embed_paths_dask(
+    paths: Sequence[str],
+    root: str | os.PathLike = ".",
+    *,
+    address: str | None = None,
+    client: Any = None,
+    model: str = "sface",
+    policy: str = "central",
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+    **model_options: Any,
+) -> EmbedResult:
+    """:func:`~faceaudit.pipeline.batch.embed_paths` on a Dask cluster (give ``client`` or ``address``)."""
+    if client is None:
+        if address is None:
+            raise UsageError("embed_paths_dask needs a Dask client or a scheduler address")
+        with dask_client(address) as c:
+            return embed_paths_dask(
+                paths,
+                root,
+                client=c,
+                model=model,
+                policy=policy,
+                chunk=chunk,
+                progress=progress,
+                **model_options,
+            )
+    distributed = _distributed()
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "--root is not a directory")
+    options = tuple(sorted(model_options.items()))
+    results: list[tuple | None] = [None] * len(paths)
+    futures = {}
+    for a in range(0, len(paths), chunk):
+        files, where = [], []
+        for i in range(a, min(a + chunk, len(paths))):
+            try:
+                files.append((paths[i], read_source(root / paths[i], name=paths[i])[0]))
+                where.append(i)
+            except InputError as exc:
+                results[i] = (f"error: {exc.reason}", 0, None, None)
+        if files:
+            futures[client.submit(_embed_chunk, model, policy, options, files, pure=False)] = where
+    info = client.submit(_engine_info, model, policy, options, pure=False)
+    for future, rows in distributed.as_completed(list(futures), with_results=True):
+        for i, row in zip(futures[future], rows, strict=True):
+            results[i] = row
+        if progress:
+            progress(len(rows))
+        future.release()
+    model_id, dim, runtime = info.result()
+    templates = np.zeros((len(paths), dim), np.float32)
+    quals = np.full((len(paths), 4), np.nan, np.float32)
+    for i, (_, _, vec, q) in enumerate(results):
+        if vec is not None:
+            templates[i] = vec
+            quals[i] = q
+    return EmbedResult(
+        paths=list(paths),
+        templates=templates,
+        status=[r[0] for r in results],
+        n_faces=np.array([r[1] for r in results], np.int32),
+        detector_score=quals[:, 0],
+        inter_eye_px=quals[:, 1],
+        sharpness=quals[:, 2],
+        yaw=quals[:, 3],
+        model_id=model_id,
+        policy=policy,
+        runtime=f"{runtime} (dask)",
+    )

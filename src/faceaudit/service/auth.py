@@ -1,0 +1,127 @@
+"""Authentication and roles: ``Authorization: Bearer <key>`` → a :class:`Principal`, or 401/403 (both ledgered)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from faceaudit.gallery.values import Actor, utc_today
+from faceaudit.service.errors import ApiError
+from faceaudit.service.keys import key_id_of, parse_rate
+from faceaudit.service.state import Service
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the key's principal, the key's id and its roles."""
+
+    name: str
+    key_id: str
+    roles: tuple[str, ...]
+
+    @property
+    def actor(self) -> Actor:
+        """Who every ledger entry of this request names: the principal, authenticated by this key."""
+        return Actor.service(self.name, self.key_id)
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _route(request: Request) -> str:
+    """The route template (``/v1/subjects/{ref}``), never the concrete path, which may hold a subject ref."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', '?')}"
+
+
+def _deny(
+    service: Service, request: Request, status: int, reason: str, who: Actor | str, key_id: str | None
+) -> None:
+    """Ledger a refused request (who tried what; never the key), then raise the 401 or 403.
+
+    ``who`` is the authenticated actor (403) or, for a 401, the owner of the presented key, or "anonymous".
+    """
+    params = {"route": _route(request), "status": status, "reason": reason}
+    service.store.record_denied(who, key_id, params)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    code = "unauthenticated" if status == 401 else "forbidden"
+    raise ApiError(status, code, reason, headers=headers)
+
+
+def authenticate(request: Request, service: Service) -> Principal:
+    """The caller's principal from a live key; 401 (ledgered, without the key) otherwise."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        _deny(service, request, 401, "no API key: send 'Authorization: Bearer <key>'", "anonymous", None)
+    if scheme.lower() != "bearer":
+        _deny(service, request, 401, "malformed API key (expected 'Bearer fa_…')", "anonymous", None)
+    return check_key(request, service, token.strip())
+
+
+def check_key(request: Request, service: Service, token: str, *, rate_limited: bool = True) -> Principal:
+    """The principal of a presented key (header or console sign-in); 401, ledgered, unless it is live."""
+    key_id = key_id_of(token)
+    if key_id is None:
+        _deny(service, request, 401, "malformed API key (expected 'fa_…')", "anonymous", None)
+    record = service.store.get_key(key_id)
+    if record is None or not service.hasher.matches(token, record.key_hash):
+        _deny(service, request, 401, "unknown API key", "anonymous", key_id)
+    who = live_principal(request, service, key_id)
+    if rate_limited:
+        count, per = parse_rate(record.rate_limit or service.config.rate_limit)
+        service.limiter.hit(key_id, count, per)
+    return who
+
+
+def live_principal(request: Request, service: Service, key_id: str) -> Principal:
+    """The principal of key ``key_id`` if it is neither revoked nor expired (401, ledgered, otherwise)."""
+    record = service.store.get_key(key_id)
+    if record is None:
+        _deny(service, request, 401, "unknown API key", "anonymous", key_id)
+    if record.revoked_at is not None:
+        _deny(
+            service,
+            request,
+            401,
+            f"this API key was revoked at {record.revoked_at}",
+            record.principal,
+            key_id,
+        )
+    if record.expires is not None and record.expires <= utc_today().isoformat():
+        _deny(service, request, 401, f"this API key expired on {record.expires}", record.principal, key_id)
+    return Principal(record.principal, key_id, record.roles)
+
+
+def deny(service: Service, request: Request, who: Principal, reason: str) -> None:
+    """Refuse (403, ledgered) a request by an authenticated principal."""
+    _deny(service, request, 403, reason, who.actor, who.key_id)
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency: the caller must hold one of ``roles`` (403, ledgered, otherwise)."""
+
+    def dependency(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+        who = authenticate(request, service)
+        if not set(roles) & set(who.roles):
+            _deny(
+                service,
+                request,
+                403,
+                f"this route needs the role {' or '.join(roles)}; this key has {', '.join(who.roles)}",
+                who.actor,
+                who.key_id,
+            )
+        return who
+
+    dependency.__name__ = f"require_{'_or_'.join(roles)}"
+    return dependency
+
+
+def any_role(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+    """A dependency: any live key."""
+    return authenticate(request, service)

@@ -1,0 +1,91 @@
+"""``/v1/subjects``: enrolment (enroller), listing, erasure and expiry (dpo)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from faceaudit.gallery import Consent
+from faceaudit.service import jobs
+from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.service.errors import ApiError
+from faceaudit.service.routes import ERRORS, read_upload
+from faceaudit.service.schemas import EnrolOut, EraseOut, ExpireOut, SubjectOut
+from faceaudit.service.state import Service
+
+router = APIRouter(prefix="/v1/subjects", tags=["subjects"], responses=ERRORS)
+MAX_IMAGES = 20
+
+Text = Annotated[str, Form(min_length=1, max_length=256)]
+
+
+def _date(value: str | None, field: str) -> date | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ApiError(
+            422, "invalid", f"{field}: {value!r} is not a date (YYYY-MM-DD)", field=field
+        ) from None
+
+
+@router.post("", status_code=201, response_model=EnrolOut, summary="enrol a consenting subject")
+async def enrol(
+    subject_ref: Text,
+    name: Text,
+    consent_basis: Text,
+    consent_by: Text,
+    images: Annotated[list[UploadFile], File(description="one or more reference images")],
+    who: Annotated[Principal, Depends(require("enroller"))],
+    service: Annotated[Service, Depends(get_service)],
+    consent_expires: Annotated[str | None, Form(description="YYYY-MM-DD; consent ends on this day")] = None,
+) -> dict:
+    for value, field in ((subject_ref, "subject_ref"), (name, "name"), (consent_basis, "consent_basis")):
+        if not value.strip():
+            raise ApiError(422, "invalid", f"{field}: must not be blank", field=field)
+    if len(images) > MAX_IMAGES:
+        raise ApiError(422, "invalid", f"images: at most {MAX_IMAGES} reference images", field="images")
+    consent = Consent(consent_basis, consent_by, _date(consent_expires, "consent_expires"))
+    consent.validate()
+    uploads = [await read_upload(f, f"images[{i}]") for i, f in enumerate(images)]
+    return await service.pool.run(
+        lambda: jobs.enrol(
+            service,
+            who,
+            subject_ref=subject_ref.strip(),
+            name=name.strip(),
+            consent=consent,
+            uploads=uploads,
+        )
+    )
+
+
+@router.get("", response_model=list[SubjectOut], summary="subjects with consent and expiry (no templates)")
+def list_subjects(
+    who: Annotated[Principal, Depends(require("dpo"))],
+    service: Annotated[Service, Depends(get_service)],
+) -> list[dict]:
+    with service.gallery_lock:
+        return service.gallery.subjects()
+
+
+@router.delete("/{ref}", response_model=EraseOut, summary="erase a subject for real")
+async def erase(
+    ref: Annotated[str, Path(min_length=1, max_length=256)],
+    reason: Annotated[str, Query(min_length=1, max_length=2000, description="why (logged as given)")],
+    who: Annotated[Principal, Depends(require("dpo"))],
+    service: Annotated[Service, Depends(get_service)],
+) -> dict:
+    return await run_in_threadpool(jobs.erase, service, who, ref, reason)
+
+
+@router.post("/expire", response_model=ExpireOut, summary="erase every subject whose consent has expired")
+async def expire(
+    who: Annotated[Principal, Depends(require("dpo"))],
+    service: Annotated[Service, Depends(get_service)],
+) -> dict:
+    return await run_in_threadpool(jobs.expire, service, who, None)

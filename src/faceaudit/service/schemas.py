@@ -1,0 +1,227 @@
+"""Request and response models: the HTTP contract as it appears in ``/openapi.json``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error: a stable ``code`` and a message that says what to do."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Me(BaseModel):
+    principal: str
+    key_id: str
+    roles: list[str]
+
+
+class FaceQuality(BaseModel):
+    inter_eye_px: float
+    sharpness: float
+    detector_score: float
+    yaw: float
+
+
+class DetectedFace(BaseModel):
+    """One face, as ``faceaudit detect --json`` prints it."""
+
+    box: list[float]
+    landmarks: list[list[float]]
+    score: float
+    quality: FaceQuality
+
+
+class VerifyOut(BaseModel):
+    """As ``faceaudit verify --json`` prints it."""
+
+    similarity: float
+    threshold: float
+    match: bool
+    model: str
+
+
+class EnrolOut(BaseModel):
+    subject_ref: str
+    templates: int
+    ledger_entry: int
+
+
+class EraseOut(BaseModel):
+    erased: str
+    ledger_entry: int
+
+
+class ExpireOut(BaseModel):
+    erased: list[str]
+    ledger_entry: int
+
+
+class SubjectOut(BaseModel):
+    subject_ref: str
+    name: str
+    consent_basis: str
+    consent_by: str
+    consent_at: str
+    consent_expires: str | None
+    created_at: str
+    n_templates: int
+
+
+class CandidateOut(BaseModel):
+    rank: int
+    subject_ref: str
+    name: str | None
+    similarity: float
+    above_threshold: bool
+    erased: bool = False
+
+
+class IdentifyOut(BaseModel):
+    """A candidate list for human review: it counts only after two other people confirm a candidate."""
+
+    search_id: str
+    candidates: list[CandidateOut]
+    threshold: float
+    model: str
+    ledger_entry: int
+    status: Literal["pending_review"]
+
+
+class VerifySubjectOut(BaseModel):
+    subject_ref: str
+    name: str
+    similarity: float
+    threshold: float
+    above_threshold: bool
+    n_references: int
+    model: str
+    probe_sha256: str
+    ledger_entry: int
+
+
+SearchStatus = Literal["pending_review", "confirmed", "rejected"]
+
+
+class ReviewIn(BaseModel):
+    decision: Literal["confirm", "reject"]
+    subject_ref: str | None = Field(None, description="the confirmed candidate (required to confirm)")
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class ReviewRecord(BaseModel):
+    principal: str
+    key_id: str
+    decision: str
+    subject_ref: str | None
+    reason: str
+    ledger_entry: int
+    created_at: str
+
+
+class ReviewOut(BaseModel):
+    search_id: str
+    status: SearchStatus
+    ledger_entry: int
+    reviews: int
+    note: str
+
+
+class SearchOut(BaseModel):
+    search_id: str
+    searcher: str
+    purpose: str
+    case: str
+    status: SearchStatus
+    threshold: float
+    ledger_entry: int
+    created_at: str
+    candidates: list[CandidateOut]
+    reviews: list[ReviewRecord]
+    confirmed_subject: str | None = None
+
+
+class SearchSummary(BaseModel):
+    search_id: str
+    searcher: str
+    purpose: str
+    case: str
+    status: SearchStatus
+    created_at: str
+
+
+class LedgerEntryOut(BaseModel):
+    seq: int
+    started_at: str
+    ended_at: str
+    actor: str
+    action: str
+    purpose: str | None
+    case_ref: str | None
+    gallery_id: str | None
+    gallery_version: int | None
+    probe_sha256: str | None
+    params: dict[str, Any]
+    result: dict[str, Any]
+    alg: str
+    prev_hash: str
+    entry_hash: str
+
+
+class LedgerOut(BaseModel):
+    entries: list[LedgerEntryOut]
+    next_since: int | None = Field(None, description="pass as ?since= for the next page (null: no more)")
+    ledger_entry: int
+
+
+class LedgerVerifyOut(BaseModel):
+    entries: int
+    intact: bool
+    first_bad: int | None = None
+    message: str
+
+
+class KeyIn(BaseModel):
+    principal: str = Field(..., min_length=1, max_length=128)
+    roles: list[str] = Field(..., min_length=1)
+    expires: date | None = None
+    rate_limit: str | None = Field(None, description="N/s, N/min or N/h (default: the server's)")
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    principal: str
+    roles: list[str]
+    created_at: str
+    created_by: str
+    expires: str | None
+    rate_limit: str | None
+    revoked_at: str | None
+
+
+class NewKeyOut(BaseModel):
+    key: str = Field(..., description="shown once; only its keyed hash is stored")
+    key_id: str
+    principal: str
+    roles: list[str]
+    expires: str | None
+    ledger_entry: int
+
+
+class RevokeOut(BaseModel):
+    revoked: str
+    ledger_entry: int

@@ -1,0 +1,71 @@
+"""What one server process holds for its lifetime: the gallery, its engine and index, the service store, the pool."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faceaudit.service.keys import KeyHasher, parse_rate
+from faceaudit.service.limits import RateLimiter
+from faceaudit.service.pool import InferencePool
+from faceaudit.service.store import ServiceStore
+
+DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
+DEFAULT_RATE_LIMIT = "600/min"
+
+
+@dataclass(slots=True)
+class ServiceConfig:
+    """How ``faceaudit serve`` runs: the gallery, the model, and the limits."""
+
+    db: str | os.PathLike
+    key_file: str | os.PathLike | None = None
+    model: str = "sface"
+    policy: str | None = None
+    threshold: float | None = None
+    model_options: dict[str, Any] = field(default_factory=dict)
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    workers: int | None = None
+    queue: int | None = None
+    rate_limit: str = DEFAULT_RATE_LIMIT
+    """Default per-key rate limit (N/s, N/min or N/h); a key may carry its own."""
+
+
+class Service:
+    """One gallery, engine and in-memory index, loaded once; a store of keys and searches; the bounded pool.
+
+    The gallery's SQLite connection serves one call at a time, so gallery calls hold ``gallery_lock``;
+    decoding, detection and embedding run outside it, in parallel on the pool.
+    """
+
+    def __init__(self, config: ServiceConfig) -> None:
+        from faceaudit.gallery import Gallery
+        from faceaudit.pipeline.engine import Engine
+
+        self.config = config
+        parse_rate(config.rate_limit)
+        key_file = config.key_file if config.key_file is not None else Path(f"{os.fspath(config.db)}.key")
+        kwargs: dict[str, Any] = {"threshold": config.threshold, **config.model_options}
+        if config.policy:
+            kwargs["policy"] = config.policy
+        self.engine = Engine(config.model, **kwargs)
+        self.gallery = Gallery(config.db, key_file=key_file, engine=self.engine, create=False)
+        try:
+            self.gallery_lock = threading.Lock()
+            self.n_templates = self.gallery.rebuild_index()
+            self.store = ServiceStore(config.db)
+            self.hasher = KeyHasher.for_gallery(config.db, key_file)
+        except BaseException:
+            self.gallery.close()
+            raise
+        self.pool = InferencePool(config.workers, config.queue)
+        self.limiter = RateLimiter()
+
+    def close(self) -> None:
+        self.pool.shutdown()
+        with self.gallery_lock:
+            self.gallery.close()
+        self.store.close()

@@ -1,0 +1,146 @@
+"""1:N identification rates against an explicit loop over searches (ties at the threshold, empty groups)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from faceaudit.audit.identification import fpir_threshold, identification_rates, search, split_subjects
+from faceaudit.audit.run_identification import identify
+
+
+def make_data(seed: int, n: int):
+    """±1/4 templates (exact scores: many ties), subjects of 1-4 images, groups 0-2 and unlabelled (-1);
+    group 'd' (index 3) has no image at all."""
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 2, (n, 16)) * 2 - 1).astype(np.float32) / 4.0  # unit norm; scores in steps of 1/8
+    subj = np.repeat(np.arange(n), rng.integers(1, 5, n))[:n]
+    group = rng.integers(-1, 3, subj.max() + 1)[subj]
+    return x, subj, group, ["a", "b", "c", "d"]
+
+
+def loop_rates(x, subj, group, n_groups, split, tau, rank):
+    """Each search against each gallery entry in Python: mate rank (ties against the mate), FNIR, FPIR."""
+    gal = split.gallery
+    out = {}
+    for g in range(n_groups):
+        fn1 = fnr = n_m = fp = n_nm = 0
+        for probe, mate in [*zip(split.mated, split.mate, strict=True), *((p, -1) for p in split.non_mated)]:
+            if group[probe] != g:
+                continue
+            scores = [float(np.dot(x[probe], x[e])) for e in gal]
+            if mate >= 0:
+                n_m += 1
+                ms = scores[mate]
+                r = 1 + sum(1 for j, s in enumerate(scores) if j != mate and s >= ms)
+                fn1 += not (r == 1 and ms >= tau)
+                fnr += not (r <= rank and ms >= tau)
+            else:
+                n_nm += 1
+                fp += max(scores) >= tau
+        out[g] = (fn1, fnr, n_m, fp, n_nm)
+    return out
+
+
+@pytest.mark.parametrize(("seed", "n", "rank"), [(0, 120, 3), (1, 90, 1)])
+def test_rates_equal_an_explicit_loop_over_searches(seed, n, rank):
+    x, subj, group, groups = make_data(seed, n)
+    split = split_subjects(subj, seed=seed)
+    probes = np.concatenate([split.mated, split.non_mated])
+    mate = np.concatenate([split.mate, np.full(len(split.non_mated), -1)])
+    s = search(x[split.gallery], x[probes], mate, top=rank, block=7)
+    targets = identification_rates(
+        s, group[probes], mate >= 0, group[split.gallery], groups, targets=(0.3, 0.1), rank=rank
+    )
+    top_nm = np.sort([max(float(np.dot(x[p], x[e])) for e in split.gallery) for p in split.non_mated])
+    tied = 0
+    for t in targets:
+        # the threshold lies just above a top score; with scores in steps of 1/8 that score is tied
+        assert (top_nm >= t.threshold).sum() <= math.floor(t.target_fpir * len(top_nm))
+        below = (top_nm == np.nextafter(np.float32(t.threshold), np.float32(-np.inf))).sum()
+        assert below >= 1
+        tied += below >= 2
+        ref = loop_rates(x, subj, group, len(groups), split, t.threshold, rank)
+        for g_i, g in enumerate(groups):
+            r = t.rates[g]
+            fn1, fnr, n_m, fp, n_nm = ref[g_i]
+            assert (r.fnir_rank1.errors, r.fnir_rank1.trials) == (fn1, n_m)
+            assert (r.fnir_rank_r.errors, r.fnir_rank_r.trials) == (fnr, n_m)
+            assert (r.fpir.errors, r.fpir.trials) == (fp, n_nm)
+        assert t.rates["d"].fpir.value is None and t.rates["d"].fnir_rank1.value is None  # the empty group
+        assert sum(sum(c.values()) for c in t.false_positive_groups.values()) >= sum(
+            ref[g][3] for g in range(len(groups))
+        )
+    assert tied
+
+
+def test_mate_rank_counts_ties_against_the_mate():
+    gallery = np.array([[1, 0], [1, 0], [0, 1]], np.float32)
+    probes = np.array([[1, 0], [0, 1]], np.float32)
+    s = search(gallery, probes, np.array([1, -1]), top=2)
+    assert s.mate_rank[0] == 2 and s.mate_score[0] == pytest.approx(1.0)  # entry 0 ties with the mate
+    assert s.scores[1, 0] == pytest.approx(1.0) and s.candidates[1, 0] == 2
+
+
+def test_fpir_threshold_with_ties():
+    top = np.array([0.9, 0.5, 0.5, 0.5, 0.1])
+    assert fpir_threshold(top, 0.2) == np.nextafter(0.5, 1)  # one false positive allowed: above the tie
+    assert fpir_threshold(top, 0.8) == np.nextafter(0.1, 1)
+    tau = fpir_threshold(top.astype(np.float32), 0.2)
+    assert tau == np.nextafter(np.float32(0.5), np.float32(1)) and (top.astype(np.float32) >= tau).sum() == 1
+
+
+def test_split_is_seeded_and_covers_every_image_once():
+    subj = np.repeat(np.arange(50), 3)
+    a, b = split_subjects(subj, seed=4), split_subjects(subj, seed=4)
+    np.testing.assert_array_equal(a.gallery, b.gallery)
+    allidx = np.sort(np.concatenate([a.gallery, a.mated, a.non_mated]))
+    np.testing.assert_array_equal(allidx, np.arange(150))
+    assert set(subj[a.mated]) <= set(subj[a.gallery]) and not set(subj[a.non_mated]) & set(subj[a.gallery])
+    np.testing.assert_array_equal(subj[a.gallery][a.mate], subj[a.mated])
+
+
+def test_identify_reports_composition_and_warns_for_empty_groups():
+    x, subj, group, groups = make_data(2, 200)
+    r = identify(x, subj, group, groups, target_fpir=(0.1,), rank=5)
+    d = r.to_dict()
+    assert (
+        d["schema"] == "faceaudit.identification/1"
+        and d["split"]["gallery_size"] == len(np.unique(subj)) // 2
+    )
+    assert any("'d' has no mated searches" in w for w in r.warnings)
+    assert sum(r.gallery_composition.values()) == d["split"]["gallery_size"]
+
+
+def test_audit_identification_command_writes_the_block_and_the_section(tmp_path):
+    import json
+
+    import pandas as pd
+    from conftest import run_cli
+
+    from faceaudit.pipeline.batch import EmbedResult
+
+    rng = np.random.default_rng(8)
+    n_subj, per = 80, 3
+    subj = np.repeat(np.arange(n_subj), per)
+    x = (rng.standard_normal((n_subj, 24))[subj] + 0.8 * rng.standard_normal((len(subj), 24))).astype(
+        np.float32
+    )
+    paths = [f"i{i}.jpg" for i in range(len(subj))]
+    nan = np.full(len(subj), np.nan, np.float32)
+    EmbedResult(
+        paths, x, ["ok"] * len(subj), np.ones(len(subj), np.int32), nan, nan, nan, nan, "m", "c"
+    ).save(tmp_path / "t.npz")
+    sex = np.where(subj % 3 == 0, "female", "male")
+    pd.DataFrame({"path": paths, "subject_id": subj, "sex": sex}).to_csv(tmp_path / "m.csv", index=False)
+    p = run_cli("audit-identification", str(tmp_path / "m.csv"), "--group-by", "sex", "--templates",
+                str(tmp_path / "t.npz"), "--target-fpir", "0.1", "--rank", "3", "--bootstrap", "50",
+                "--target-fmr", "0.05", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "1:N identification: gallery 40" in p.stdout and "FNIR rank 3" in p.stdout
+    block = json.loads((tmp_path / "o" / "audit.json").read_text())["identification"]
+    assert block["schema"] == "faceaudit.identification/1" and block["targets"][0]["target_fpir"] == 0.1
+    assert set(block["targets"][0]["by_group"]) == {"female", "male"}
+    assert "1:N identification (FRVT Part 3 protocol)" in (tmp_path / "o" / "report.html").read_text()

@@ -1,0 +1,438 @@
+"""The HTTP service against a real uvicorn server: routes, roles, review, accountability, limits, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from service_fixtures import ROLE_KEYS, image, make_gallery, make_key, start_server
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("service") / "g.db"
+    make_gallery(db, n_synthetic=20)
+    keys = {role: make_key(db, f"{role}-person", role) for role in ROLE_KEYS}
+    keys["sam"] = make_key(db, "sam", "searcher,reviewer")  # searches, and may try to review his own
+    keys["rita"] = make_key(db, "rita", "reviewer")
+    keys["rob"] = make_key(db, "rob", "reviewer")
+    keys["slow"] = make_key(db, "slow", "searcher", rate_limit="3/min")
+    srv = start_server(db, "--max-upload-mb", "1", "--workers", "2")
+    srv.keys = keys
+    yield srv
+    srv.stop()
+
+
+def _entries(server, action: str | None = None) -> list[dict]:
+    conn = sqlite3.connect(server.db)
+    try:
+        rows = conn.execute(
+            "SELECT seq, actor, action, params, result, auth FROM ledger ORDER BY seq"
+        ).fetchall()
+    finally:
+        conn.close()
+    import json
+
+    out = [
+        {
+            "seq": r[0],
+            "actor": r[1],
+            "action": r[2],
+            "params": json.loads(r[3]),
+            "result": json.loads(r[4]),
+            "auth": json.loads(r[5] or "null"),
+        }
+        for r in rows
+    ]
+    return [e for e in out if action is None or e["action"] == action]
+
+
+def _identify(server, who: str, face: str = "0002", **extra) -> dict:
+    with server.client(who) as c:
+        r = c.post(
+            "/v1/identify", files={"image": image(face)}, data={"purpose": "test", "case": "C-1", **extra}
+        )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_health_and_schema(server):
+    with server.client() as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        schema = c.get("/openapi.json").json()
+    paths = schema["paths"]
+    for path in (
+        "/v1/detect",
+        "/v1/verify",
+        "/v1/subjects",
+        "/v1/subjects/{ref}",
+        "/v1/identify",
+        "/v1/verify-subject",
+        "/v1/searches/{search_id}",
+        "/v1/searches/{search_id}/reviews",
+        "/v1/ledger",
+        "/v1/ledger/verify",
+        "/v1/keys",
+    ):
+        assert path in paths, path
+    assert "ErrorBody" in schema["components"]["schemas"]
+
+
+def test_detect_and_verify_match_the_cli(server, tmp_path):
+    from conftest import run_cli
+
+    face = image("0001")
+    with server.client("searcher") as c:
+        detect = c.post("/v1/detect", files={"image": face})
+        verify = c.post("/v1/verify", files={"image_a": image("0002"), "image_b": image("0002")})
+    assert detect.status_code == 200 and verify.status_code == 200
+    path = tmp_path / face[0]
+    path.write_bytes(face[1])
+    cli = run_cli("detect", str(path), "--json")
+    import json
+
+    assert detect.json() == json.loads(cli.stdout)
+    assert verify.json()["match"] is True and verify.json()["similarity"] > 0.99
+    assert set(verify.json()) == {"similarity", "threshold", "match", "model"}
+
+
+def _route_table(server):
+    """(name, method, path, kwargs, allowed roles, status when allowed)."""
+    ref = "syn-019"
+    return [
+        ("detect", "POST", "/v1/detect", {"files": {"image": image("0003")}}, {"enroller", "searcher"}, 200),
+        (
+            "verify",
+            "POST",
+            "/v1/verify",
+            {"files": {"image_a": image("0003"), "image_b": image("0005")}},
+            {"enroller", "searcher"},
+            200,
+        ),
+        (
+            "enrol",
+            "POST",
+            "/v1/subjects",
+            {
+                "files": [("images", image("0007"))],
+                "data": {
+                    "subject_ref": "table-{role}",
+                    "name": "T",
+                    "consent_basis": "form",
+                    "consent_by": "reg",
+                },
+            },
+            {"enroller"},
+            201,
+        ),
+        ("list subjects", "GET", "/v1/subjects", {}, {"dpo"}, 200),
+        ("erase", "DELETE", "/v1/subjects/no-such-ref", {"params": {"reason": "test"}}, {"dpo"}, 404),
+        ("expire", "POST", "/v1/subjects/expire", {}, {"dpo"}, 200),
+        (
+            "identify",
+            "POST",
+            "/v1/identify",
+            {"files": {"image": image("0003")}, "data": {"purpose": "p", "case": "c"}},
+            {"searcher"},
+            200,
+        ),
+        (
+            "verify-subject",
+            "POST",
+            "/v1/verify-subject",
+            {"files": {"image": image("0003")}, "data": {"subject_ref": ref, "purpose": "p", "case": "c"}},
+            {"searcher"},
+            200,
+        ),
+        ("searches", "GET", "/v1/searches", {}, {"reviewer", "auditor"}, 200),
+        ("search", "GET", "/v1/searches/{search_id}", {}, {"searcher", "reviewer", "auditor"}, 200),
+        (
+            "review",
+            "POST",
+            "/v1/searches/{search_id}/reviews",
+            {"json": {"decision": "reject", "reason": "not the person"}},
+            {"reviewer"},
+            201,
+        ),
+        ("ledger", "GET", "/v1/ledger", {"params": {"limit": 5}}, {"auditor"}, 200),
+        ("ledger verify", "GET", "/v1/ledger/verify", {}, {"auditor"}, 200),
+        ("keys", "GET", "/v1/keys", {}, {"admin"}, 200),
+        (
+            "create key",
+            "POST",
+            "/v1/keys",
+            {"json": {"principal": "new-{role}", "roles": ["auditor"]}},
+            {"admin"},
+            201,
+        ),
+        ("revoke key", "DELETE", "/v1/keys/000000000000", {}, {"admin"}, 404),
+        ("me", "GET", "/v1/me", {}, set(ROLE_KEYS), 200),
+    ]
+
+
+def test_role_by_route_table(server):
+    search_id = _identify(server, "searcher")["search_id"]
+    seen = []
+    for name, method, path, kwargs, allowed, ok_status in _route_table(server):
+        path = path.format(search_id=search_id)
+        for role in (*ROLE_KEYS, None):
+            kw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in kwargs.items()}
+            for part in ("data", "json"):
+                if part in kw:
+                    kw[part] = {
+                        k: (v.format(role=role) if isinstance(v, str) else v) for k, v in kw[part].items()
+                    }
+            with server.client(role) as c:
+                r = c.request(method, path, **kw)
+            expected = 401 if role is None else ok_status if role in allowed else 403
+            seen.append((name, role, r.status_code, expected))
+            if r.status_code >= 400:
+                assert set(r.json()) == {"error"}, r.text
+    wrong = [s for s in seen if s[2] != s[3]]
+    assert not wrong, wrong
+    denied = _entries(server, "access_denied")
+    admin_auth = {"auth": "api-key", "key_id": server.keys["admin"].split("_")[1]}
+    assert any(
+        e["actor"] == "admin-person" and e["auth"] == admin_auth and e["params"]["status"] == 403
+        for e in denied
+    )
+    assert any(
+        e["actor"] == "anonymous" and e["auth"] == {"auth": "refused"} and e["params"]["status"] == 401
+        for e in denied
+    )
+    assert all("{" in e["params"]["route"] or "/v1/" in e["params"]["route"] for e in denied)
+
+
+def test_keys_are_never_stored_or_ledgered(server):
+    raw = (
+        server.db.read_bytes() + (server.db.parent / "g.db-wal").read_bytes()
+        if (server.db.parent / "g.db-wal").exists()
+        else server.db.read_bytes()
+    )
+    for key in server.keys.values():
+        secret = key.split("_", 2)[2]
+        assert secret.encode() not in raw
+
+
+def test_bad_keys_get_401_with_the_envelope(server):
+    cases = {
+        "none": {},
+        "not bearer": {"Authorization": "Basic abc"},
+        "malformed": {"Authorization": "Bearer nope"},
+        "unknown": {"Authorization": "Bearer fa_0123456789ab_" + "A" * 43},
+        "wrong secret": {"Authorization": "Bearer " + server.keys["searcher"][:-4] + "AAAA"},
+    }
+    for name, headers in cases.items():
+        with server.client() as c:
+            r = c.get("/v1/me", headers=headers)
+        assert r.status_code == 401, name
+        assert r.headers["www-authenticate"] == "Bearer"
+        assert set(r.json()["error"]) >= {"code", "message"} and "Traceback" not in r.text
+
+
+def test_two_person_review(server):
+    with server.client("enroller") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0005"))],
+            data={
+                "subject_ref": "p-0005",
+                "name": "Person Five",
+                "consent_basis": "form",
+                "consent_by": "reg",
+            },
+        )
+    assert r.status_code == 201, r.text
+    search = _identify(server, "sam", "0005", operator="mallory")
+    assert search["status"] == "pending_review"
+    top = search["candidates"][0]
+    assert top["subject_ref"] == "p-0005" and top["name"] == "Person Five" and top["rank"] == 1
+    sid = search["search_id"]
+    review = f"/v1/searches/{sid}/reviews"
+    confirm = {"decision": "confirm", "subject_ref": "p-0005", "reason": "same person"}
+    with server.client("sam") as c:
+        r = c.post(review, json=confirm)
+    assert r.status_code == 403 and "self-review" in r.json()["error"]["message"]
+    with server.client("rita") as c:
+        assert c.post(review, json={**confirm, "subject_ref": "syn-999"}).status_code == 422
+        r = c.post(review, json=confirm)
+        assert r.status_code == 201 and r.json()["status"] == "pending_review"
+        assert "second reviewer" in r.json()["note"]
+        assert c.post(review, json=confirm).status_code == 409  # one review per person
+        assert c.get(f"/v1/searches/{sid}").json()["status"] == "pending_review"
+    with server.client("rob") as c:
+        r = c.post(review, json=confirm)
+        assert r.status_code == 201 and r.json()["status"] == "confirmed"
+        got = c.get(f"/v1/searches/{sid}").json()
+    assert got["status"] == "confirmed" and got["confirmed_subject"] == "p-0005"
+    assert [x["principal"] for x in got["reviews"]] == ["rita", "rob"]
+    with server.client("reviewer") as c:
+        assert c.post(review, json=confirm).status_code == 409  # already decided
+    # accountability: the server names who acted; the client's 'operator' is ignored
+    entries = {e["seq"]: e for e in _entries(server)}
+    sam_auth = {"auth": "api-key", "key_id": server.keys["sam"].split("_")[1]}
+    assert entries[search["ledger_entry"]]["actor"] == "sam"
+    assert entries[search["ledger_entry"]]["auth"] == sam_auth
+    assert "mallory" not in str(entries[search["ledger_entry"]])
+    reviews = [e for e in entries.values() if e["action"] == "review" and e["params"]["search_id"] == sid]
+    assert [e["actor"] for e in reviews] == ["rita", "rob"]
+    assert all(e["auth"]["auth"] == "api-key" for e in reviews)
+    assert reviews[-1]["result"]["status"] == "confirmed" and "p-0005" not in str(reviews)
+    self_review = [
+        e
+        for e in entries.values()
+        if e["action"] == "access_denied" and "self-review" in e["params"]["reason"]
+    ]
+    assert self_review and self_review[-1]["actor"] == "sam" and self_review[-1]["auth"] == sam_auth
+    # a rejected search
+    sid2 = _identify(server, "sam", "0005")["search_id"]
+    for who, status in (("rita", "pending_review"), ("rob", "rejected")):
+        with server.client(who) as c:
+            r = c.post(
+                f"/v1/searches/{sid2}/reviews", json={"decision": "reject", "reason": "different person"}
+            )
+        assert r.json()["status"] == status
+    # a searcher reads only their own searches
+    with server.client("searcher") as c:
+        assert c.get(f"/v1/searches/{sid2}").status_code == 403
+
+
+def test_erased_subject_is_never_returned_by_the_next_request(server):
+    with server.client("enroller") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0001")), ("images", image("0001"))],
+            data={
+                "subject_ref": "p-0001",
+                "name": "Person One",
+                "consent_basis": "form",
+                "consent_by": "reg",
+            },
+        )
+    assert r.status_code == 201 and r.json()["templates"] == 2
+    first = _identify(server, "searcher", "0001")
+    assert first["candidates"][0]["subject_ref"] == "p-0001"
+    with server.client("dpo") as c:
+        listed = {s["subject_ref"]: s for s in c.get("/v1/subjects").json()}
+        assert listed["p-0001"]["n_templates"] == 2 and "templates" not in listed["p-0001"]
+        r = c.delete("/v1/subjects/p-0001", params={"reason": "subject asked"})
+        assert r.status_code == 200 and r.json()["erased"] == "p-0001"
+        assert c.delete("/v1/subjects/p-0001", params={"reason": "again"}).status_code == 404
+    after = _identify(server, "searcher", "0001")
+    assert "p-0001" not in [c["subject_ref"] for c in after["candidates"]]
+    with server.client("auditor") as c:  # the old search keeps only a pseudonym
+        old = c.get(f"/v1/searches/{first['search_id']}").json()
+    assert "p-0001" not in str(old) and "Person One" not in str(old)
+    assert old["candidates"][0]["erased"] is True
+
+
+def test_revocation_takes_effect_on_the_next_request(server):
+    with server.client("admin") as c:
+        r = c.post("/v1/keys", json={"principal": "temp", "roles": ["searcher", "reviewer"]})
+        assert r.status_code == 201
+        new = r.json()
+        assert c.post("/v1/keys", json={"principal": "x", "roles": ["admin", "searcher"]}).status_code == 400
+        assert new["key_id"] in [k["key_id"] for k in c.get("/v1/keys").json()]
+        assert "key" not in c.get("/v1/keys").json()[0]
+    headers = {"Authorization": f"Bearer {new['key']}"}
+    with server.client() as c:
+        assert c.get("/v1/me", headers=headers).json()["principal"] == "temp"
+    with server.client("admin") as c:
+        assert c.delete(f"/v1/keys/{new['key_id']}").status_code == 200
+    with server.client() as c:
+        r = c.get("/v1/me", headers=headers)
+    assert r.status_code == 401 and "revoked" in r.json()["error"]["message"]
+    # revoked from the command line while the server runs
+    cli_key = make_key(server.db, "cli-temp", "auditor")
+    with server.client() as c:
+        assert c.get("/v1/me", headers={"Authorization": f"Bearer {cli_key}"}).status_code == 200
+    key_id = cli_key.split("_")[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "faceaudit", "keys", "revoke", key_id, "--db", str(server.db)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    with server.client() as c:
+        assert c.get("/v1/me", headers={"Authorization": f"Bearer {cli_key}"}).status_code == 401
+    # an expired key
+    exp_key = make_key(server.db, "old", "auditor")
+    conn = sqlite3.connect(server.db)
+    with conn:
+        conn.execute(
+            "UPDATE service_keys SET expires = '2000-01-01' WHERE key_id = ?", (exp_key.split("_")[1],)
+        )
+    conn.close()
+    with server.client() as c:
+        r = c.get("/v1/me", headers={"Authorization": f"Bearer {exp_key}"})
+    assert r.status_code == 401 and "expired" in r.json()["error"]["message"]
+    keyed = [e for e in _entries(server) if e["action"].startswith("key_")]
+    admin_auth = {"auth": "api-key", "key_id": server.keys["admin"].split("_")[1]}
+    assert any(
+        e["action"] == "key_create" and e["actor"] == "admin-person" and e["auth"] == admin_auth
+        for e in keyed
+    )
+    assert any(e["action"] == "key_revoke" and e["auth"]["auth"] == "local" for e in keyed)
+    expired = [e for e in _entries(server, "access_denied") if "expired" in e["params"]["reason"]]
+    assert expired[-1]["actor"] == "old" and expired[-1]["auth"]["auth"] == "refused"
+
+
+def test_limits_and_errors(server):
+    with server.client("searcher") as c:
+        big = c.post("/v1/detect", files={"image": ("big.jpg", b"\xff" * (1024 * 1024 + 10), "image/jpeg")})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+        r = c.post("/v1/detect", json={"image": "x"})
+        assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type"
+        r = c.post("/v1/detect", files={"image": ("notes.txt", b"hello", "text/plain")})
+        assert r.status_code == 415 and r.json()["error"]["field"] == "image"
+        r = c.post("/v1/detect", files={"image": ("broken.jpg", image("0001")[1][:300], "image/jpeg")})
+        assert r.status_code == 422
+        err = r.json()["error"]
+        assert err["field"] == "image" and err["message"].startswith("image (broken.jpg): ")
+        assert "truncated" in err["message"]
+        grey = cv2.imencode(".jpg", np.full((200, 200, 3), 128, np.uint8))[1].tobytes()
+        r = c.post(
+            "/v1/verify", files={"image_a": image("0001"), "image_b": ("wall.jpg", grey, "image/jpeg")}
+        )
+        assert r.status_code == 422 and r.json()["error"]["message"] == "image_b (wall.jpg): no face found"
+        r = c.post(
+            "/v1/identify",
+            files={"image": ("wall.jpg", grey, "image/jpeg")},
+            data={"purpose": "p", "case": "c"},
+        )
+        assert r.status_code == 422
+        r = c.post("/v1/identify", files={"image": image("0001")}, data={"purpose": "p"})
+        assert r.status_code == 422 and r.json()["error"]["field"] == "case"
+        r = c.get("/v1/nowhere")
+        assert r.status_code == 404 and set(r.json()) == {"error"}
+    refused = _entries(server, "identify")[-1]
+    assert refused["result"]["status"] == "refused" and refused["actor"] == "searcher-person"
+    assert refused["auth"]["auth"] == "api-key"
+    with server.client("slow") as c:
+        codes = [c.get("/v1/me").status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        r = c.get("/v1/me")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert r.json()["error"]["code"] == "rate_limited"
+
+
+def test_ledger_routes_and_mixed_history_verify(server):
+    from conftest import run_cli
+
+    with server.client("auditor") as c:
+        page = c.get("/v1/ledger", params={"since": 0, "limit": 3}).json()
+        assert [e["seq"] for e in page["entries"]] == [1, 2, 3] and page["next_since"] == 3
+        nxt = c.get("/v1/ledger", params={"since": page["next_since"], "limit": 2}).json()
+        assert [e["seq"] for e in nxt["entries"]] == [4, 5]
+        verdict = c.get("/v1/ledger/verify").json()
+    assert verdict["intact"] is True and verdict["entries"] > 20
+    cli = run_cli("ledger", "verify", "--db", str(server.db))
+    assert cli.returncode == 0 and "chain intact" in cli.stdout
+    kinds = {(e["auth"] or {}).get("auth") for e in _entries(server)}
+    assert {"api-key", "local"} <= kinds  # a mixed history, and it verifies

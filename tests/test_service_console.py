@@ -1,0 +1,204 @@
+"""The web console in a real browser (Debian's chromium + chromium-driver, driven by selenium) against a real
+server: sign-in per role, two-person review (confirmed and rejected), self-review refusal, erasure, ledger
+verification, key creation, role boundaries and CSRF."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+from service_fixtures import image, make_gallery, make_key, start_server
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+except ImportError:  # pragma: no cover
+    webdriver = None
+
+if webdriver is None or not CHROMIUM or not DRIVER:
+    pytest.skip(
+        "no browser: the console tests need selenium and Debian's chromium + chromium-driver "
+        "(.ci/run installs them with apt-get)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    db = tmp_path_factory.mktemp("console") / "g.db"
+    make_gallery(db, n_synthetic=5)
+    keys = {
+        "sam": make_key(db, "sam", "searcher,reviewer"),
+        "rita": make_key(db, "rita", "reviewer"),
+        "rob": make_key(db, "rob", "reviewer"),
+        "ada": make_key(db, "ada", "auditor"),
+        "dora": make_key(db, "dora", "dpo"),
+        "root": make_key(db, "root", "admin"),
+        "erin": make_key(db, "erin", "enroller"),
+    }
+    srv = start_server(db, "--workers", "2")
+    srv.keys = keys
+    with srv.client("erin") as c:
+        for face in ("0005", "0001"):
+            r = c.post(
+                "/v1/subjects",
+                files=[("images", image(face))],
+                data={
+                    "subject_ref": f"p-{face}",
+                    "name": f"Person {face}",
+                    "consent_basis": "form",
+                    "consent_by": "reg",
+                },
+            )
+            assert r.status_code == 201, r.text
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=DriverService(DRIVER), options=opts)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def sign_in(browser, server, who: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(f"{server.url}/ui/login")
+    assert browser.title == "Sign in · faceaudit"
+    browser.find_element(By.ID, "key").send_keys(server.keys[who])
+    browser.find_element(By.ID, "signin").click()
+    assert f"Signed in as {who}" in browser.find_element(By.ID, "who").text
+
+
+def identify(server, face: str = "0005") -> str:
+    with server.client("sam") as c:
+        r = c.post(
+            "/v1/identify", files={"image": image(face)}, data={"purpose": "console test", "case": "UI-1"}
+        )
+    assert r.status_code == 200, r.text
+    return r.json()["search_id"]
+
+
+def review(browser, server, who: str, search_id: str, decision: str, subject: str | None = None) -> str:
+    sign_in(browser, server, who)
+    browser.find_element(By.LINK_TEXT, "Review queue").click()
+    browser.find_element(By.LINK_TEXT, search_id[:8]).click()
+    Select(browser.find_element(By.ID, "decision")).select_by_value(decision)
+    if subject:
+        Select(browser.find_element(By.ID, "subject_ref")).select_by_value(subject)
+    browser.find_element(By.ID, "reason").send_keys("compared the faces")
+    browser.find_element(By.ID, "submit-review").click()
+    return browser.find_element(By.ID, "status").text
+
+
+def test_sign_in_as_each_role_and_role_boundaries(browser, server):
+    pages = {"sam": ["Review queue"], "ada": ["Ledger"], "dora": ["Subjects"], "root": ["Keys"], "erin": []}
+    for who, links in pages.items():
+        sign_in(browser, server, who)
+        nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
+        assert nav == ["Home", *links], (who, nav)
+    sign_in(browser, server, "rita")
+    for path in ("/ui/subjects", "/ui/keys", "/ui/ledger"):
+        browser.get(f"{server.url}{path}")
+        assert browser.title == "Not allowed · faceaudit", path
+    browser.find_element(By.ID, "signout").click()
+    assert browser.title == "Sign in · faceaudit"
+    browser.get(f"{server.url}/ui/")
+    assert browser.title == "Sign in · faceaudit"  # the session ended on the server
+
+
+def test_identification_two_reviews_confirmed_and_rejected(browser, server):
+    sid = identify(server)
+    assert review(browser, server, "rita", sid, "confirm", "p-0005") == "pending_review"
+    assert "more review(s) needed" in browser.find_element(By.ID, "needed").text
+    assert review(browser, server, "rob", sid, "confirm", "p-0005") == "confirmed"
+    assert [li.text.split(":")[0] for li in browser.find_elements(By.CSS_SELECTOR, "#reviews li")] == [
+        "rita",
+        "rob",
+    ]
+    sid2 = identify(server)
+    assert review(browser, server, "rita", sid2, "reject") == "pending_review"
+    assert review(browser, server, "rob", sid2, "reject") == "rejected"
+
+
+def test_searcher_cannot_review_own_search(browser, server):
+    sid = identify(server)
+    sign_in(browser, server, "sam")
+    browser.get(f"{server.url}/ui/searches/{sid}")
+    assert not browser.find_elements(By.ID, "review-form")
+    browser.execute_script(
+        """const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+        for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['decision', 'confirm'],
+                              ['subject_ref', 'p-0005'], ['reason', 'mine']]) {
+          const i = document.createElement('input'); i.type = 'hidden'; i.name = k; i.value = v; f.appendChild(i); }
+        document.body.appendChild(f); f.submit();""",
+        f"/ui/searches/{sid}/review",
+    )
+    assert browser.title == "Not allowed · faceaudit"
+    assert "no self-review" in browser.find_element(By.ID, "message").text
+
+
+def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
+    sign_in(browser, server, "dora")
+    browser.get(f"{server.url}/ui/subjects/p-0001/erase")
+    browser.find_element(By.ID, "reason").send_keys("subject asked")
+    browser.find_element(By.ID, "confirm").click()
+    browser.execute_script("document.querySelector('#erase-form input[name=csrf]').remove()")
+    browser.find_element(By.ID, "do-erase").click()
+    assert (
+        browser.title == "Not allowed · faceaudit" and "CSRF" in browser.find_element(By.ID, "message").text
+    )
+    browser.get(f"{server.url}/ui/subjects")
+    assert "p-0001" in browser.find_element(By.ID, "subjects").text  # nothing happened
+    browser.find_element(By.ID, "erase-p-0001").click()
+    browser.find_element(By.ID, "reason").send_keys("subject asked")
+    browser.find_element(By.ID, "confirm").click()
+    browser.find_element(By.ID, "do-erase").click()
+    assert "Erased p-0001" in browser.find_element(By.ID, "message").text
+    assert "p-0001" not in browser.find_element(By.ID, "subjects").text
+    with server.client("sam") as c:
+        r = c.post(
+            "/v1/identify", files={"image": image("0001")}, data={"purpose": "after erasure", "case": "UI-2"}
+        )
+    assert "p-0001" not in [c["subject_ref"] for c in r.json()["candidates"]]
+
+
+def test_auditor_verifies_the_ledger_and_admin_creates_a_key(browser, server):
+    sign_in(browser, server, "ada")
+    browser.find_element(By.LINK_TEXT, "Ledger").click()
+    browser.find_element(By.ID, "verify").click()
+    assert re.fullmatch(r"\d+ entries, chain intact", browser.find_element(By.ID, "verdict").text)
+    browser.find_element(By.ID, "f-action").send_keys("review")
+    browser.find_element(By.CSS_SELECTOR, "#filters button").click()
+    actions = {
+        row.find_elements(By.TAG_NAME, "td")[4].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#ledger tbody tr")
+    }
+    assert actions == {"review"}
+    sign_in(browser, server, "root")
+    browser.find_element(By.LINK_TEXT, "Keys").click()
+    browser.find_element(By.ID, "principal").send_keys("newbie")
+    browser.find_element(By.ID, "role-auditor").click()
+    browser.find_element(By.ID, "create").click()
+    key = browser.find_element(By.ID, "new-key").text
+    assert key.startswith("fa_")
+    with server.client() as c:
+        assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["principal"] == "newbie"
+    browser.find_element(By.ID, f"revoke-{key.split('_')[1]}").click()
+    assert "Revoked" in browser.find_element(By.ID, "message").text
+    with server.client() as c:
+        assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
