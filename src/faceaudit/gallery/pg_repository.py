@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,8 @@ CHANGES_CHANNEL = "faceaudit_gallery"
 """NOTIFY channel: every committed write that bumps the version sends the new version on it."""
 
 _SUBJECT_COLUMNS = (
-    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at"
+    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at, 0, "
+    "name_binding"
 )
 
 _V1 = """
@@ -66,7 +68,13 @@ CREATE INDEX templates_model ON templates(model_id, id);
 CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_V1 + LEDGER_SCHEMA]
+_V2 = """
+ALTER TABLE subjects ADD COLUMN IF NOT EXISTS name_binding TEXT;
+ALTER TABLE ledger ADD COLUMN IF NOT EXISTS auth TEXT;
+"""
+"""Display names bound to their subject; the ledger's ``auth`` (how the actor was established)."""
+
+MIGRATIONS: list[str] = [_V1 + LEDGER_SCHEMA, _V2]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (the ``faceaudit_schema`` table)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -226,7 +234,7 @@ class PostgresGalleryRepository:
         """Every subject with its template count, in enrolment order."""
         rows = self._execute(
             "SELECT s.id, s.subject_ref, s.display_name, s.consent_basis, s.consent_by, s.consent_at, "
-            "s.consent_expires, s.created_at, COUNT(t.id) FROM subjects s "
+            "s.consent_expires, s.created_at, COUNT(t.id), s.name_binding FROM subjects s "
             "LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id ORDER BY s.id"
         ).fetchall()
         return [SubjectRow(*r) for r in rows]
@@ -244,7 +252,7 @@ class PostgresGalleryRepository:
         """Insert one subject row; returns its id."""
         row = self._execute(
             "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-            "consent_expires, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            "consent_expires, created_at, name_binding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
             (
                 subject.subject_ref,
                 subject.name,
@@ -253,6 +261,7 @@ class PostgresGalleryRepository:
                 subject.created_at,
                 subject.consent_expires,
                 subject.created_at,
+                subject.name_binding,
             ),
         ).fetchone()
         return int(row[0])
@@ -293,6 +302,39 @@ class PostgresGalleryRepository:
         ).fetchall()
         return [bytes(r[0]) for r in rows]
 
+    def subject_templates(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed)`` of every template of one subject."""
+        rows = self._execute(
+            "SELECT model_id, sealed FROM templates WHERE subject_id = %s ORDER BY id", (subject_id,)
+        ).fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
+
+    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
+        """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
+        rows = self._execute(
+            "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
+            "ON s.id = t.subject_id WHERE t.model_id <> %s ORDER BY t.id",
+            (model_id,),
+        ).fetchall()
+        yield from ((int(i), ref, model, bytes(blob)) for i, ref, model, blob in rows)
+
+    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
+        """Store name bindings of existing subjects."""
+        with self.connection.cursor() as cur:
+            cur.executemany(
+                "UPDATE subjects SET name_binding = %s WHERE id = %s", [(b, int(i)) for i, b in bindings]
+            )
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        """Set (or, with None, delete) one meta value."""
+        if value is None:
+            self._execute("DELETE FROM meta WHERE key = %s", (key,))
+        else:
+            self._execute(
+                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = %s",
+                (key, value, value),
+            )
+
     def count_templates(self, model_id: str) -> int:
         """How many templates of ``model_id`` are stored."""
         return int(
@@ -317,18 +359,26 @@ class PostgresGalleryRepository:
         """Subject ref, display name and consent expiry of each existing template id."""
         ids = [int(i) for i in template_ids]
         rows = self._execute(
-            "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires FROM templates t "
+            "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
             "JOIN subjects s ON s.id = t.subject_id WHERE t.id = ANY(%s)",
             (ids,),
         ).fetchall()
-        return {int(tid): CandidateRow(int(tid), ref, name, expires) for tid, ref, name, expires in rows}
+        return {int(r[0]): CandidateRow(int(r[0]), r[1], r[2], r[3], r[4]) for r in rows}
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
-    def reclaim(self, *, vacuum: bool = False) -> bool:
+    def reclaim(self, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
         """VACUUM the tables an erasure touches (``VACUUM FULL`` when ``vacuum``: the table files are rewritten
-        without the deleted tuples). False when dead tuples remain because another session's snapshot still
-        sees them (the caller retries or reports it)."""
+        without the deleted tuples), retrying for at most ``wait_s`` seconds. False when dead tuples remain
+        because another session's snapshot still sees them (the caller reports it)."""
+        deadline = time.monotonic() + wait_s
+        while not self._reclaim_once(vacuum):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
+    def _reclaim_once(self, vacuum: bool) -> bool:
         with self._pool.connection() as conn:  # VACUUM cannot run inside a transaction
             if vacuum:  # rewrites the files; tuples a snapshot still sees are copied over ("recently dead")
                 conn.execute("VACUUM FULL subjects, templates")

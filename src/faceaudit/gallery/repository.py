@@ -57,7 +57,8 @@ class NewSubject:
     consent_by: str
     consent_expires: str | None
     created_at: str
-    name_binding: str
+    name_binding: str | None = None
+    """The sealer's keyed hash binding ``name`` to this subject (``Gallery`` always sets it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +160,13 @@ class GalleryRepository(Protocol):
         """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
         ...
 
-    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
-        """*read.* ``(model_id, sealed blob)`` of every template of one subject."""
+    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
+        """*read.* The sealed templates of one subject for one model."""
+        ...
+
+    def subject_templates(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """*read.* ``(model_id, sealed blob)`` of every template of one subject, by id (all models, so one whose
+        model id was altered is opened and caught)."""
         ...
 
     def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
