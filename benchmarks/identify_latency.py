@@ -6,6 +6,7 @@ a few hundred identities; a third image of each is a mated probe). Without /work
 random vectors only.
 
     PYTHONPATH=src python benchmarks/identify_latency.py --sizes 100000 1000000 --out /tmp/gallery-bench.json
+    PYTHONPATH=src python benchmarks/identify_latency.py --sizes 1000000 --milvus /tmp/bench-milvus.db --milvus-index-type HNSW
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
         lat_flat.append(time.perf_counter() - t0)
         agree += int(set(got.tolist()) == set(want.tolist()))
     del flat
+    milvus = None
+    if args.milvus:  # the Milvus index beside the exact one, on the same templates and queries
+        from milvus_index import compare
+
+        milvus = compare(X, ids, queries, args.milvus, args.milvus_index_type)
 
     lat_e2e, rank1 = [], 0
     for ident, q in probes[: args.e2e]:
@@ -159,6 +165,7 @@ def bench_size(n_total: int, refs, probes, args, engine) -> dict:
         "identify_e2e_p50_ms": round(pct(lat_e2e, 50), 2) if lat_e2e else None,
         "identify_e2e_p99_ms": round(pct(lat_e2e, 99), 2) if lat_e2e else None,
         "lfw_rank1": f"{rank1}/{len(lat_e2e)}" if lat_e2e else None,
+        "milvus": milvus,
     }
     print(json.dumps(out), flush=True)
     if not args.keep:
@@ -231,6 +238,12 @@ def main() -> None:
         default=0,
         help="also time appending and verifying this many ledger entries (0: skip)",
     )
+    ap.add_argument(
+        "--milvus", default=None, metavar="URI", help="also a Milvus index (milvus-lite .db or URL)"
+    )
+    ap.add_argument(
+        "--milvus-index-type", default=None, help="FLAT, IVF_FLAT, HNSW... (default: Milvus index's)"
+    )
     args = ap.parse_args()
     tmp = None
     if args.workdir is None:
@@ -273,6 +286,18 @@ def main() -> None:
             f"{r['identify_e2e_p50_ms']} / {r['identify_e2e_p99_ms']} | {r['open_s'] + r['rebuild_s']:.1f} | "
             f"{r['enrol_templates_per_s']:,} |"
         )
+    if any(r.get("milvus") for r in results["sizes"].values()):
+        print(
+            "\n| templates | Milvus index | recall@10 vs exact | Milvus p50 / p99 ms | exact p50 / p99 ms |"
+        )
+        print("|---|---|---|---|---|")
+        for n, r in results["sizes"].items():
+            m = r.get("milvus")
+            if m:
+                print(
+                    f"| {int(n):,} | {m['index_type']} | {m['recall_at_k']} | {m['milvus_p50_ms']} / "
+                    f"{m['milvus_p99_ms']} | {m['exact_p50_ms']} / {m['exact_p99_ms']} |"
+                )
 
 
 if __name__ == "__main__":

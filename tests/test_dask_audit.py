@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 distributed = pytest.importorskip("distributed", reason="dask.distributed is not installed (faceaudit[dask])")
@@ -83,3 +84,45 @@ def test_bad_addresses_are_clear():
         pass
     with pytest.raises(UsageError, match="cannot reach"), dask_client("tcp://127.0.0.1:9", timeout=2):
         pass
+
+
+def test_audit_cli_on_a_scheduler_gives_the_in_process_audit(dask_local, tmp_path):
+    import csv
+    import json
+
+    from conftest import run_cli
+
+    import faceaudit
+    from faceaudit.pipeline.results import EmbedResult
+
+    x, gi, subj, _ = synthetic(400, 2, seed=7)
+    paths = [f"img{i:04d}.jpg" for i in range(len(x))]
+    with open(tmp_path / "m.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "subject_id", "sex"])
+        w.writerows([p, f"s{s}", ["female", "male", ""][g]] for p, s, g in zip(paths, subj, gi, strict=True))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    nan = np.full(len(x), np.nan, np.float32)
+    EmbedResult(
+        paths, x, ["ok"] * len(x), np.ones(len(x), np.int32), nan, nan, nan, nan, "synthetic", "central"
+    ).save(tmp_path / "t.npz")
+    here = faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.01)
+    here.save(tmp_path / "local")
+    out = tmp_path / "dask"
+    res = run_cli(
+        "audit", str(tmp_path / "m.csv"), "--templates", str(tmp_path / "t.npz"), "--group-by", "sex",
+        "--target-fmr", "0.01", "--out", str(out), "--dask", dask_local.scheduler.address,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    a = json.loads((tmp_path / "local" / "audit.json").read_text())
+    b = json.loads((out / "audit.json").read_text())
+    assert b["config"].pop("comparison_on").startswith("Dask: 2 workers")
+    mine, theirs = pd.read_csv(tmp_path / "local" / "by_group.csv"), pd.read_csv(out / "by_group.csv")
+    # counts, rates, thresholds and intervals: exactly equal
+    summary = [c for c in mine.columns if c.startswith(("mated_", "non_mated_")) and c != "n_non_mated"]
+    pd.testing.assert_frame_equal(mine.drop(columns=summary), theirs.drop(columns=summary), check_exact=True)
+    # score summaries (means, quantiles) are float reductions whose last digits depend on memory alignment,
+    # in any two processes, Dask or not
+    pd.testing.assert_frame_equal(mine[summary], theirs[summary], rtol=1e-6)
+    assert [k for k in a if k not in b] == [] and a["config"] == b["config"]
+    assert here.by_group["n_non_mated"].sum() > 10_000

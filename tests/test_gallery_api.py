@@ -1,4 +1,6 @@
-"""The Python API on real faces: consented enrolment, identification, 1:1, erasure, expiry, keys."""
+"""The Python API on real faces: consented enrolment, identification, 1:1, erasure, expiry, keys.
+
+Every test runs on both stores: an SQLite file and a real PostgreSQL database (a throwaway cluster)."""
 
 from __future__ import annotations
 
@@ -54,11 +56,41 @@ def faces(tmp_path_factory) -> dict[str, dict[str, Path]]:
     return result
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> str:
+    """Where a test's gallery lives: an SQLite file, or a fresh database of the session's PostgreSQL cluster."""
+    return str(tmp_path / "g.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
+
+
+class RawDb:
+    """SQL straight to the store (``?`` placeholders on both), as an attacker or an auditor with the files."""
+
+    def __init__(self, db: str) -> None:
+        self.pg = db.startswith("postgresql://")
+        if self.pg:
+            import psycopg
+
+            self.conn = psycopg.connect(db, autocommit=True)
+        else:
+            self.conn = sqlite3.connect(db)
+
+    def execute(self, sql: str, params: tuple = ()):
+        return self.conn.execute(sql.replace("?", "%s") if self.pg else sql, params)
+
+    def commit(self) -> None:
+        if not self.pg:
+            self.conn.commit()
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 @pytest.fixture()
-def gallery(tmp_path, engine):
+def gallery(db, engine):
     key = generate_key()
-    g = Gallery(tmp_path / "g.db", key=key, engine=engine, operator="tester")
+    g = Gallery(db, key=key, engine=engine, operator="tester")
     g.test_key = key
+    g.test_db = db
     yield g
     g.close()
 
@@ -156,7 +188,7 @@ def test_erase_removes_from_search_and_database(gallery, faces):
     assert "S0005" not in [c.subject_ref for c in after.candidates] and len(after.candidates) == len(GOOD) - 1
     assert not gallery.has_subject("S0005")
     # and from a fresh open (index rebuilt from the database)
-    with Gallery(gallery.path, key=gallery.test_key, engine=gallery.engine, create=False) as again:
+    with Gallery(gallery.test_db, key=gallery.test_key, engine=gallery.engine, create=False) as again:
         res = again.identify(faces["0005"]["flip"], purpose="p", case="c", operator="o")
         assert "S0005" not in [c.subject_ref for c in res.candidates]
     with pytest.raises(SubjectNotFoundError):
@@ -178,8 +210,8 @@ def test_expire_erases_expired_consent_and_search_skips_it(gallery, faces):
 
 def test_templates_are_sealed_and_bound_to_their_subject(gallery, faces):
     enroll_all(gallery, faces)
-    conn = sqlite3.connect(gallery.path)
-    blob = conn.execute("SELECT sealed FROM templates LIMIT 1").fetchone()[0]
+    conn = RawDb(gallery.test_db)
+    blob = bytes(conn.execute("SELECT sealed FROM templates LIMIT 1").fetchone()[0])
     vec = gallery.engine.template(faces["0001"]["orig"]).vector
     assert vec.astype("<f4").tobytes() not in blob and len(blob) == 12 + 128 * 4 + 16
     # moving a template to another subject breaks its associated data
@@ -190,7 +222,7 @@ def test_templates_are_sealed_and_bound_to_their_subject(gallery, faces):
     conn.commit()
     conn.close()
     with (
-        Gallery(gallery.path, key=gallery.test_key, engine=gallery.engine, create=False) as again,
+        Gallery(gallery.test_db, key=gallery.test_key, engine=gallery.engine, create=False) as again,
         pytest.raises(GalleryKeyError, match="altered"),
     ):
         again.identify(faces["0001"]["flip"], purpose="p", case="c", operator="o")
@@ -199,8 +231,21 @@ def test_templates_are_sealed_and_bound_to_their_subject(gallery, faces):
 def test_wrong_or_missing_key_changes_nothing(gallery, faces, tmp_path, monkeypatch):
     enroll_all(gallery, faces)
     gallery.close()
-    path = gallery.path
-    before = path.read_bytes()
+    path = gallery.test_db
+
+    def state() -> object:
+        if gallery.path == Path(path):
+            return Path(path).read_bytes()
+        conn = RawDb(path)
+        try:
+            return [
+                conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                for t in ("meta", "ledger", "templates")
+            ]
+        finally:
+            conn.close()
+
+    before = state()
     monkeypatch.delenv("FACEAUDIT_KEY", raising=False)
     with pytest.raises(GalleryKeyError, match="wrong gallery key"):
         Gallery(path, key=generate_key(), create=False)
@@ -208,22 +253,27 @@ def test_wrong_or_missing_key_changes_nothing(gallery, faces, tmp_path, monkeypa
         Gallery(path, create=False)
     with pytest.raises(GalleryKeyError, match="32 bytes"):
         Gallery(path, key="short", create=False)
-    assert path.read_bytes() == before
+    assert state() == before
     with pytest.raises(GalleryNotFoundError):
         Gallery(tmp_path / "absent.db", key=generate_key(), create=False)
     assert not (tmp_path / "absent.db").exists()
 
 
 def test_schema_is_migrated_and_versioned(gallery):
-    conn = sqlite3.connect(gallery.path)
-    from faceaudit.gallery.store import SCHEMA_VERSION
+    conn = RawDb(gallery.test_db)
+    if conn.pg:
+        from faceaudit.gallery.pg_repository import SCHEMA_VERSION
 
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("SELECT version FROM faceaudit_schema").fetchone()[0] == SCHEMA_VERSION
+    else:
+        from faceaudit.gallery.store import SCHEMA_VERSION
+
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
 
 
-def test_enroll_templates_and_top_level_attribute(tmp_path):
+def test_enroll_templates_and_top_level_attribute(db):
     import faceaudit
 
     assert faceaudit.Gallery is Gallery
@@ -234,7 +284,7 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
     class FakeEngine:  # identify needs only model_id, threshold, policy, load/prepare/embed_crops
         model_id, threshold, policy, dim = "fake-model", 0.5, "central", 128
 
-    g = Gallery(tmp_path / "t.db", key=generate_key(), engine=FakeEngine())
+    g = Gallery(db, key=generate_key(), engine=FakeEngine())
     for i in range(20):
         g.enroll_templates(
             f"s{i}", X[i : i + 1], name=f"n{i}", consent=CONSENT, operator="o", model_id="fake-model"
@@ -260,7 +310,7 @@ def test_enroll_templates_and_top_level_attribute(tmp_path):
     g.close()
 
 
-def test_hnsw_gallery_finds_and_forgets(tmp_path):
+def test_hnsw_gallery_finds_and_forgets(db):
     class FakeEngine:
         model_id, threshold, policy, dim = "fake-model", 0.5, "central", 128
 
@@ -268,14 +318,14 @@ def test_hnsw_gallery_finds_and_forgets(tmp_path):
     X = rng.standard_normal((200, 128)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     key = generate_key()
-    with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), index="hnsw") as g:
+    with Gallery(db, key=key, engine=FakeEngine(), index="hnsw") as g:
         g.enroll_many(
             ((f"s{i}", f"n{i}", X[i : i + 1]) for i in range(200)),
             consent=CONSENT,
             operator="o",
             model_id="fake-model",
         )
-    with Gallery(tmp_path / "h.db", key=key, engine=FakeEngine(), create=False) as g:
+    with Gallery(db, key=key, engine=FakeEngine(), create=False) as g:
         assert g.index_kind == "hnsw"
         res = g.identify_template(X[42], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=5)
         assert res.candidates[0].subject_ref == "s42" and res.candidates[0].above_threshold
@@ -284,7 +334,7 @@ def test_hnsw_gallery_finds_and_forgets(tmp_path):
         assert "s42" not in [c.subject_ref for c in res.candidates]
 
 
-def test_a_second_process_view_follows_changes(tmp_path):
+def test_a_second_process_view_follows_changes(db):
     """Two Gallery objects on one file (as two processes would be): each search sees the other's changes."""
 
     class FakeEngine:
@@ -294,8 +344,8 @@ def test_a_second_process_view_follows_changes(tmp_path):
     X = rng.standard_normal((12, 128)).astype(np.float32)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     key = generate_key()
-    a = Gallery(tmp_path / "two.db", key=key, engine=FakeEngine())
-    b = Gallery(tmp_path / "two.db", key=key, engine=FakeEngine(), create=False)
+    a = Gallery(db, key=key, engine=FakeEngine())
+    b = Gallery(db, key=key, engine=FakeEngine(), create=False)
 
     def top(g: Gallery, i: int) -> str | None:
         res = g.identify_template(X[i], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=1)
@@ -320,14 +370,18 @@ def test_images_are_stored_only_when_asked_and_sealed(gallery, faces):
     gallery.enroll(
         "kept", [faces["0002"]["orig"]], name="Kept", consent=CONSENT, operator="o", store_images=True
     )
-    conn = sqlite3.connect(gallery.path)
-    images = dict(
-        conn.execute("SELECT s.subject_ref, t.image FROM templates t JOIN subjects s ON s.id = t.subject_id")
-    )
+    conn = RawDb(gallery.test_db)
+    images = {
+        ref: None if image is None else bytes(image)
+        for ref, image in conn.execute(
+            "SELECT s.subject_ref, t.image FROM templates t JOIN subjects s ON s.id = t.subject_id"
+        ).fetchall()
+    }
     conn.close()
     raw = faces["0002"]["orig"].read_bytes()
     assert images["plain"] is None
     assert (
         images["kept"] is not None and len(images["kept"]) == len(raw) + 28 and raw[:64] not in images["kept"]
     )
-    assert raw[100:164] not in gallery.path.read_bytes() + Path(f"{gallery.path}-wal").read_bytes()
+    if not conn.pg:  # (PostgreSQL's table files: test_pg_repository.py)
+        assert raw[100:164] not in gallery.path.read_bytes() + Path(f"{gallery.path}-wal").read_bytes()

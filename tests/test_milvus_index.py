@@ -129,3 +129,30 @@ def test_a_lite_file_open_elsewhere_gets_a_clear_error(lite):
 def test_unreachable_server_is_a_clear_error():
     with pytest.raises(MilvusIndexError, match="cannot open Milvus"):
         MilvusIndex(DIM, "milvus:http://127.0.0.1:9?timeout=1", "t_none")
+
+
+def test_gallery_with_a_milvus_index_finds_forgets_and_reopens(tmp_path):
+    from faceaudit.gallery import Consent, Gallery
+    from faceaudit.gallery.crypto import generate_key
+
+    class FakeEngine:
+        model_id, threshold, policy, dim = "fake-model", 0.5, "central", 128
+
+    ids, X = templates(60, seed=9)
+    key, kind = generate_key(), f"milvus:{tmp_path / 'g-milvus.db'}"
+    consent = Consent("signed form", "registrar")
+
+    def top(g, i):
+        res = g.identify_template(X[i], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=3)
+        return [c.subject_ref for c in res.candidates]
+
+    with Gallery(tmp_path / "g.db", key=key, engine=FakeEngine(), index=kind) as g:
+        assert g.index_kind == kind
+        g.enroll_many(((f"s{i}", f"n{i}", X[i : i + 1]) for i in range(60)), consent=consent, operator="o",
+                      model_id="fake-model")  # fmt: skip
+        assert top(g, 17)[0] == "s17"
+        g.erase("s17", reason="request", operator="dpo")
+        assert "s17" not in top(g, 17)  # gone from Milvus as soon as the erasure answered
+    with Gallery(tmp_path / "g.db", key=key, engine=FakeEngine(), create=False) as g:  # rebuilt, checked
+        assert g.index_kind == kind and top(g, 5)[0] == "s5" and "s17" not in top(g, 17)
+        assert g.ledger.verify().n_entries >= 62

@@ -8,15 +8,15 @@ import threading
 
 import pytest
 
-pytest.importorskip("faceaudit.gallery.repository", reason="the gallery repository split is not merged yet")
-
-from faceaudit.gallery.repository import NewSubject, NewTemplate  # noqa: E402
+from faceaudit.gallery.repository import NewSubject, NewTemplate
 
 SEALED = [os.urandom(300) for _ in range(6)]
 
 
 def subject(ref: str, expires: str | None = None) -> NewSubject:
-    return NewSubject(ref, f"Name {ref}", "signed form", "registrar", expires, "2026-01-01T00:00:00Z")
+    return NewSubject(
+        ref, f"Name {ref}", "signed form", "registrar", expires, "2026-01-01T00:00:00Z", f"b-{ref}"
+    )
 
 
 def template(blob: bytes, model: str = "m1") -> NewTemplate:
@@ -71,13 +71,23 @@ def test_rows_round_trip(repo):
     assert [(s.subject_ref, s.n_templates) for s in repo.list_subjects()] == [("a", 2), ("b", 2), ("c", 2)]
     assert [s.subject_ref for s in repo.expired_subjects("2026-03-01")] == ["b"]
     assert repo.expired_subjects("2026-01-15") == []
-    assert repo.sealed_templates_of(ids["a"], "m1") == SEALED[:2]  # sealed bytes come back unchanged
+    assert repo.sealed_templates_of(ids["a"]) == [("m1", SEALED[0]), ("m1", SEALED[1])]  # bytes unchanged
+    assert [(m, b) for _, ref, m, b in repo.iter_other_models("m1")] == [("m2", SEALED[5])]
+    assert a.name_binding == "b-a" and repo.list_subjects()[1].name_binding == "b-b"
+    with repo.write():
+        repo.set_name_bindings([(ids["a"], "b-a2")])
+        repo.set_meta("names_bound", "1")
+        repo.set_meta("scrub_pending", "x")
+        repo.set_meta("scrub_pending", None)
+    assert repo.find_subject("a").name_binding == "b-a2"
+    assert repo.read_meta() == {"gallery_id": "g1", "version": "1", "names_bound": "1"}
     assert repo.count_templates("m1") == 5 and repo.count_templates("m2") == 1
     rows = list(repo.iter_sealed_templates("m1"))
     assert [r[1] for r in rows] == ["a", "a", "b", "b", "c"] and [r[2] for r in rows] == SEALED[:5]
     tids = [r[0] for r in rows]
     info = repo.candidate_rows([tids[0], tids[4], 99999])
     assert set(info) == {tids[0], tids[4]} and info[tids[4]].subject_ref == "c"
+    assert info[tids[4]].name_binding == "b-c"
 
 
 def test_a_failed_write_leaves_nothing(repo):

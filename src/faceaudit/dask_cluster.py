@@ -42,7 +42,7 @@ def dask_client(address: str, *, timeout: float = 30) -> Iterator[Any]:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # a free port on loopback (never 8787 on all interfaces)
                 silence_logs=40,
             ) as cluster,
             distributed.Client(cluster) as client,

@@ -48,6 +48,18 @@ def targets_of(target_fmr: float | Sequence[float]) -> list[float]:
     return t
 
 
+@contextmanager
+def _dask_client(dask: Any):
+    """A Dask client for ``dask`` (an address or ``local:N``), or ``dask`` itself (a client or None)."""
+    if not isinstance(dask, str):
+        yield dask
+        return
+    from faceaudit.dask_cluster import dask_client
+
+    with dask_client(dask) as client:
+        yield client
+
+
 def faceaudit_version() -> str:
     from faceaudit import __version__
 
@@ -67,12 +79,30 @@ def audit_templates(
     config: dict | None = None,
     warnings: Sequence[str] = (),
     progress: Progress | None = None,
+    dask: Any = None,
 ) -> AuditResult:
-    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label."""
+    """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label.
+
+    ``dask`` (a scheduler address, ``local:N`` or a ``distributed.Client``) runs the all-pairs comparison on a
+    Dask cluster (:mod:`faceaudit.audit.distributed`); the counts are the in-process counts.
+    """
     n = len(templates)
     targets = targets_of(target_fmr)
-    with (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
-        counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+    with _dask_client(dask) as client, (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
+        if client is None:
+            counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+        else:
+            from faceaudit.audit.distributed import blas_threads, compare_templates_dask
+
+            counts = compare_templates_dask(
+                templates, group_index, subject, groups, client=client, progress=advance
+            )
+            if config is not None:
+                workers = client.nthreads()
+                config["comparison_on"] = (
+                    f"Dask: {len(workers)} workers, {sum(workers.values())} threads, "
+                    f"BLAS threads per task {blas_threads()}"
+                )
     boot = None
     if bootstrap:
         total = counts.non_mated_total()
@@ -136,14 +166,21 @@ def audit(
     progress: Progress | None = None,
     model_options: dict | None = None,
     extra_warnings: Sequence[str] = (),
+    dask: Any = None,
 ) -> AuditResult:
     """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
 
     Images are embedded from ``root``, or taken from ``templates`` (an ``faceaudit embed`` npz). Every pair of
     templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
     ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
-    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``).
+    With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``). ``dask`` (a
+    scheduler address or ``local:N``) embeds and compares on a Dask cluster.
     """
+    if isinstance(dask, str):  # one client (and one LocalCluster) for embedding and comparing
+        options = {k: v for k, v in locals().items() if k not in ("manifest", "root", "group_by", "dask")}
+        with _dask_client(dask) as client:
+            return audit(manifest, root, group_by, dask=client, **options)
+    client = dask
     targets = targets_of(target_fmr)
     m = load_manifest(manifest, group_by, label_source_text=label_source)
     paths = [p.strip() for p in m.frame["path"]]
@@ -153,6 +190,19 @@ def audit(
         file_warnings, er = templates_for_manifest(templates, paths)
     elif root is None:
         raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
+    elif client is not None:
+        from faceaudit.pipeline.dask_embed import embed_paths_dask
+
+        with progress(len(paths), "embedding") as advance:
+            er = embed_paths_dask(
+                paths,
+                root,
+                client=client,
+                model=model,
+                policy=policy,
+                progress=advance,
+                **(model_options or {}),
+            )
     else:
         from faceaudit.pipeline.batch import embed_paths
 
@@ -203,6 +253,7 @@ def audit(
         config=config,
         warnings=warn,
         progress=progress,
+        dask=client,
     )
     if compare_policies:
         if root is None:
@@ -220,6 +271,7 @@ def audit(
             dataset=dataset,
             progress=progress,
             model_options=model_options,
+            dask=client,
         )
         result.policy_comparison = _compare_policies(result, rerun)
     return result

@@ -73,6 +73,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="rerun with every face-selection policy and show the differences side by side",
     )
+    p.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="embed and compare on a Dask cluster: a scheduler address (tcp://host:8786) or local:N "
+        "(N local worker processes); the counts are those of the in-process run",
+    )
     _add_metric_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_audit)
@@ -174,6 +181,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         compare_policies=args.compare_policies,
         progress=progress_bar,
         model_options=model_options(args),
+        dask=args.dask,
     )
     paths = result.save(args.out)
     _print_result(result, paths)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, make_engine
 from faceaudit.errors import ConsentError, FaceAuditError, InputError, UsageError
+from faceaudit.pgsql import is_pg_url
 
 DEFAULT_DB = "faceaudit.db"
 PERMANENT = "written to the permanent ledger as given and never erased, so no names of subjects"
@@ -21,7 +22,11 @@ REF_HELP = "the subject's reference; the permanent ledger holds only a keyed pse
 
 
 def _db_options(p: argparse.ArgumentParser, *, key: bool = True) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, help=f"gallery database file (default {DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"gallery database: a file (default {DEFAULT_DB}) or postgresql://user@host/dbname",
+    )
     if key:
         p.add_argument(
             "--key-file",
@@ -62,9 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     _db_options(p)
     p.add_argument(
         "--index",
-        choices=("exact", "hnsw"),
         default="exact",
-        help="search index: exact (default) or hnsw (approximate, for very large galleries)",
+        help="search index: exact (default), hnsw (approximate, for very large galleries) or milvus:URI "
+        "(a milvus-lite file.db or http://host:19530; Milvus holds plaintext templates, see docs/scaling.md)",
     )
     p.add_argument(
         "--operator", default=None, help=f"who creates the gallery (default: the OS user); {OPERATOR}"
@@ -188,13 +193,19 @@ def _os_user() -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     from faceaudit.gallery import Gallery, default_key_file
     from faceaudit.gallery.crypto import KEY_ENV, generate_key, write_key_file
+    from faceaudit.gallery.stores import is_file_missing, location
 
-    db = Path(args.db)
-    if db.exists() and db.stat().st_size > 0:
+    db = args.db
+    if not is_file_missing(db) and not is_pg_url(db):
         raise UsageError(f"{db}: a gallery (or another file) is already there; choose another --db")
     key_file = Path(args.key_file) if args.key_file else default_key_file(db)
     note = f"key from ${KEY_ENV}"
     if not os.environ.get(KEY_ENV):
+        if key_file is None:
+            raise UsageError(
+                f"a postgresql:// gallery keeps no key file beside it: give --key-file PATH (created if missing) "
+                f"or set {KEY_ENV}"
+            )
         if key_file.exists():
             note = f"key from existing {key_file}"
         else:
@@ -205,7 +216,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     )
     with gallery:
         print(
-            f"initialised gallery {gallery.gallery_id} at {db} ({args.index} index); {note}", file=sys.stderr
+            f"initialised gallery {gallery.gallery_id} at {location(db)} ({gallery.index_kind} index); {note}",
+            file=sys.stderr,
         )
     return 0
 
@@ -341,9 +353,9 @@ def _scrub(gallery, vacuum: bool) -> bool:
 
 def cmd_scrub(args: argparse.Namespace) -> int:
     from faceaudit.gallery.repository import SCRUB_PENDING, complete_scrub
-    from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+    from faceaudit.gallery.stores import open_repository
 
-    repo = SQLiteGalleryRepository.open(args.db)
+    repo = open_repository(args.db)
     try:
         pending = repo.read_meta().get(SCRUB_PENDING)
         done = complete_scrub(repo, vacuum=args.vacuum, wait_s=max(0.0, args.wait))

@@ -13,7 +13,11 @@ DEFAULT_DB = "faceaudit.db"
 
 
 def _db(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--db", default=DEFAULT_DB, help=f"gallery database file (default {DEFAULT_DB})")
+    p.add_argument(
+        "--db",
+        default=DEFAULT_DB,
+        help=f"gallery database: a file (default {DEFAULT_DB}) or postgresql://user@host/dbname",
+    )
     p.add_argument(
         "--key-file",
         default=None,
@@ -93,9 +97,9 @@ def local_actor(operator: str | None):
 
 def _store(args: argparse.Namespace):
     from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.service.pg_store import open_service_store
 
-    store = ServiceStore(args.db)
+    store = open_service_store(args.db)
     try:
         hasher = KeyHasher.for_gallery(args.db, args.key_file)
     except BaseException:
@@ -132,9 +136,9 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.service.pg_store import open_service_store
 
-    store = ServiceStore(args.db)
+    store = open_service_store(args.db)
     try:
         keys = [k.public() for k in store.list_keys()]
     finally:
@@ -149,9 +153,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.service.pg_store import open_service_store
 
-    store = ServiceStore(args.db)
+    store = open_service_store(args.db)
     try:
         entry = store.revoke_key(args.key_id, actor=local_actor(args.operator))
     finally:

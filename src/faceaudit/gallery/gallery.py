@@ -19,8 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from faceaudit.errors import UsageError
-from faceaudit.gallery import store
+from faceaudit.gallery import store, stores
 from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
@@ -35,7 +34,6 @@ from faceaudit.gallery.repository import (
     scrub_pending_message,
 )
 from faceaudit.gallery.search import Searching
-from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
 from faceaudit.gallery.values import (
     Actor,
     Consent,
@@ -50,8 +48,11 @@ if TYPE_CHECKING:
     from faceaudit.pipeline.engine import Engine
 
 
-def default_key_file(db: str | os.PathLike) -> Path:
-    """Where ``gallery init`` keeps the key when ``FACEAUDIT_KEY`` is unset: next to the database."""
+def default_key_file(db: str | os.PathLike) -> Path | None:
+    """Where ``gallery init`` keeps the key when ``FACEAUDIT_KEY`` is unset: next to the database file (None for
+    a ``postgresql://`` database: give a key file or ``FACEAUDIT_KEY``)."""
+    if stores.is_pg_url(db):
+        return None
     return Path(f"{os.fspath(db)}.key")
 
 
@@ -84,23 +85,19 @@ class Gallery(Enrolling, Searching, GalleryBase):
         operator: str | Actor | None = None,
         repository: GalleryRepository | None = None,
     ) -> None:
-        from faceaudit.gallery.index import INDEX_KINDS
-
-        self.path = Path(path)
-        exists = repository is not None or (self.path.exists() and self.path.stat().st_size > 0)
-        if not exists and not create:
+        self.path = stores.location(path)
+        if repository is None and stores.is_file_missing(path) and not create:
             raise store.GalleryNotFoundError(
                 f"{self.path}: no gallery here; create one with 'faceaudit gallery init --db {self.path}'"
             )
-        if index not in INDEX_KINDS:
-            raise UsageError(f"--index must be one of {', '.join(INDEX_KINDS)}")
+        index = stores.normalise_index(index)
         self._sealer = TemplateSealer(
             load_key(key, key_file if key_file is not None else default_key_file(path))
         )
         self._engine = engine
         self._quality_gate = quality_gate
         ledger_key = ledger_key if ledger_key is not None else ledger_key_from_env()
-        repo = repository or SQLiteGalleryRepository.open(self.path, create=True)
+        repo = repository or stores.open_repository(path, create=True)
         try:
             meta = self._open_or_initialise(repo, index, operator, ledger_key, create)
         except BaseException:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from faceaudit.errors import UsageError
-from faceaudit.gallery import store
-from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+from faceaudit.gallery import store, stores
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
@@ -19,8 +17,10 @@ class GalleryLedger:
     """The ledger of a gallery file, opened without the gallery key: auditors verify and export with it alone."""
 
     def __init__(self, path: str | os.PathLike, ledger_key: bytes | None = None) -> None:
-        self.path = Path(path)
-        self._repo = SQLiteGalleryRepository.open(self.path)
+        self.path = stores.location(path)
+        if stores.is_file_missing(path):
+            raise store.GalleryNotFoundError(f"{self.path}: no gallery here (run 'faceaudit gallery init')")
+        self._repo = stores.open_repository(path)
         self._conn = self._repo.connection
         meta = self._repo.read_meta()
         if not meta:

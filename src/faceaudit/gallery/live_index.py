@@ -74,7 +74,7 @@ class LiveIndex:
 
         ``dim`` is the width used when there is no template yet.
         """
-        from faceaudit.gallery.index import TemplateIndex
+        from faceaudit.gallery.stores import make_index
 
         with self._repo.snapshot():
             version = self._repo.version()
@@ -88,7 +88,7 @@ class LiveIndex:
             )
             self._check_other_models(model_id)
         self.close()
-        index = TemplateIndex(vectors.shape[1] if len(vectors) else dim, self.kind)
+        index = make_index(vectors.shape[1] if len(vectors) else dim, self.kind, self._gallery_id, model_id)
         index.build(ids, vectors)
         self.index, self.version, self.model_id = index, version, model_id
         return len(ids)

@@ -160,11 +160,7 @@ class GalleryRepository(Protocol):
         """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
         ...
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """*read.* The sealed templates of one subject for one model."""
-        ...
-
-    def subject_templates(self, subject_id: int) -> list[tuple[str, bytes]]:
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """*read.* ``(model_id, sealed blob)`` of every template of one subject, by id (all models, so one whose
         model id was altered is opened and caught)."""
         ...

@@ -259,7 +259,7 @@ class Searching(GalleryBase):
         """The subject's templates of ``model_id``; every template of the subject is opened, so one whose model id
         or subject was altered is an integrity error rather than silently left out."""
         out = []
-        for stored_model, blob in self._repo.subject_templates(subject_id):
+        for stored_model, blob in self._repo.sealed_templates_of(subject_id):
             bound = {"gallery_id": self.gallery_id, "subject_ref": subject_ref, "model_id": stored_model}
             vector = self._sealer.open(blob, **bound)
             if stored_model == model_id:

@@ -194,11 +194,7 @@ class SQLiteGalleryRepository:
             self._conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         return removed
 
-    def sealed_templates_of(self, subject_id: int, model_id: str) -> list[bytes]:
-        """The sealed templates of one subject for one model."""
-        return [blob for model, blob in self.subject_templates(subject_id) if model == model_id]
-
-    def subject_templates(self, subject_id: int) -> list[tuple[str, bytes]]:
+    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """``(model_id, sealed)`` of every template of one subject."""
         rows = self._conn.execute(
             "SELECT model_id, sealed FROM templates WHERE subject_id = ? ORDER BY id", (subject_id,)

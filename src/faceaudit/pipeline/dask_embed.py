@@ -14,12 +14,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from faceaudit.dask_cluster import _distributed, dask_client
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import read_source
-from faceaudit.pipeline.batch import EmbedResult, _process_chunk
+from faceaudit.pipeline.batch import _process_chunk
+from faceaudit.pipeline.results import BatchRow, EmbedResult
 
 CHUNK = 32
 """Images per task."""
@@ -37,7 +36,9 @@ def _engine(model: str, policy: str, options: tuple) -> Any:
     return _ENGINES[key]
 
 
-def _embed_chunk(model: str, policy: str, options: tuple, files: Sequence[tuple[str, bytes]]) -> list[tuple]:
+def _embed_chunk(
+    model: str, policy: str, options: tuple, files: Sequence[tuple[str, bytes]]
+) -> list[BatchRow]:
     return _process_chunk(_engine(model, policy, options), files)
 
 
@@ -78,7 +79,7 @@ def embed_paths_dask(
     if not root.is_dir():
         raise InputError(root, "--root is not a directory")
     options = tuple(sorted(model_options.items()))
-    results: list[tuple | None] = [None] * len(paths)
+    results: list[BatchRow | None] = [None] * len(paths)
     futures = {}
     for a in range(0, len(paths), chunk):
         files, where = [], []
@@ -87,7 +88,7 @@ def embed_paths_dask(
                 files.append((paths[i], read_source(root / paths[i], name=paths[i])[0]))
                 where.append(i)
             except InputError as exc:
-                results[i] = (f"error: {exc.reason}", 0, None, None)
+                results[i] = BatchRow("error", reason=exc.reason)
         if files:
             futures[client.submit(_embed_chunk, model, policy, options, files, pure=False)] = where
     info = client.submit(_engine_info, model, policy, options, pure=False)
@@ -98,22 +99,6 @@ def embed_paths_dask(
             progress(len(rows))
         future.release()
     model_id, dim, runtime = info.result()
-    templates = np.zeros((len(paths), dim), np.float32)
-    quals = np.full((len(paths), 4), np.nan, np.float32)
-    for i, (_, _, vec, q) in enumerate(results):
-        if vec is not None:
-            templates[i] = vec
-            quals[i] = q
-    return EmbedResult(
-        paths=list(paths),
-        templates=templates,
-        status=[r[0] for r in results],
-        n_faces=np.array([r[1] for r in results], np.int32),
-        detector_score=quals[:, 0],
-        inter_eye_px=quals[:, 1],
-        sharpness=quals[:, 2],
-        yaw=quals[:, 3],
-        model_id=model_id,
-        policy=policy,
-        runtime=f"{runtime} (dask)",
+    return EmbedResult.from_rows(
+        paths, results, dim=dim, model_id=model_id, policy=policy, runtime=f"{runtime} (dask)"
     )

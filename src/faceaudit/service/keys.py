@@ -23,6 +23,7 @@ from faceaudit.errors import UsageError
 from faceaudit.gallery.crypto import load_key
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import LedgerEntry
+from faceaudit.pgsql import is_pg_url
 from faceaudit.service.store import KeyRecord, ServiceStore
 
 ROLES: dict[str, str] = {
@@ -116,7 +117,9 @@ class KeyHasher:
     @classmethod
     def for_gallery(cls, db: str | os.PathLike, key_file: str | os.PathLike | None = None) -> KeyHasher:
         """The hasher of the gallery at ``db`` (its key from ``$FACEAUDIT_KEY`` or the key file)."""
-        return cls(load_key(None, key_file if key_file is not None else Path(f"{os.fspath(db)}.key")))
+        if key_file is None and not is_pg_url(db):
+            key_file = Path(f"{os.fspath(db)}.key")
+        return cls(load_key(None, key_file))
 
     def hash(self, key: str) -> str:
         return hmac.new(self._secret, key.encode(), hashlib.sha256).hexdigest()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from faceaudit.service.keys import KeyHasher, parse_rate
 from faceaudit.service.limits import RateLimiter
+from faceaudit.service.pg_store import open_service_store
 from faceaudit.service.pool import InferencePool
-from faceaudit.service.store import ServiceStore
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 DEFAULT_RATE_LIMIT = "600/min"
@@ -47,7 +46,9 @@ class Service:
 
         self.config = config
         parse_rate(config.rate_limit)
-        key_file = config.key_file if config.key_file is not None else Path(f"{os.fspath(config.db)}.key")
+        from faceaudit.gallery import default_key_file
+
+        key_file = config.key_file if config.key_file is not None else default_key_file(config.db)
         kwargs: dict[str, Any] = {"threshold": config.threshold, **config.model_options}
         if config.policy:
             kwargs["policy"] = config.policy
@@ -56,7 +57,7 @@ class Service:
         try:
             self.gallery_lock = threading.Lock()
             self.n_templates = self.gallery.rebuild_index()
-            self.store = ServiceStore(config.db)
+            self.store = open_service_store(config.db)
             self.hasher = KeyHasher.for_gallery(config.db, key_file)
         except BaseException:
             self.gallery.close()

@@ -1,0 +1,103 @@
+"""Two ``faceaudit serve`` replicas on one real PostgreSQL database: what one does, the other sees at once."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("psycopg", reason="psycopg is not installed (faceaudit[postgres])")
+pytest.importorskip("httpx", reason="the service extras are not installed")
+
+from service_fixtures import ROLE_KEYS, image, start_server  # noqa: E402
+
+from faceaudit.gallery import Gallery  # noqa: E402
+from faceaudit.gallery.crypto import generate_key, write_key_file  # noqa: E402
+
+
+def _make_key(url: str, key_file, principal: str, roles: str) -> str:
+    from faceaudit.gallery.values import Actor, utc_today
+    from faceaudit.service.keys import KeyHasher
+    from faceaudit.service.pg_store import open_service_store
+
+    store = open_service_store(url)
+    try:
+        return (
+            KeyHasher.for_gallery(url, key_file)
+            .create(
+                store, principal=principal, roles=roles, actor=Actor.local("test-setup"), today=utc_today()
+            )
+            .key
+        )
+    finally:
+        store.close()
+
+
+@pytest.fixture()
+def replicas(pg_url, tmp_path, monkeypatch):
+    monkeypatch.delenv("FACEAUDIT_KEY", raising=False)
+    key_file = tmp_path / "gallery.key"
+    write_key_file(key_file, generate_key())
+    Gallery(pg_url, key_file=key_file, create=True, operator="test-setup").close()
+    keys = {role: _make_key(pg_url, key_file, f"{role}-person", role) for role in ROLE_KEYS}
+    servers = []
+    try:
+        for name in ("a", "b"):
+            srv = start_server(
+                pg_url, "--key-file", str(key_file), "--workers", "2", log=tmp_path / f"{name}.log"
+            )
+            srv.keys = keys
+            servers.append(srv)
+        yield servers
+    finally:
+        for srv in servers:
+            srv.stop()
+
+
+def _identify(server, face: str) -> list[str]:
+    with server.client("searcher") as c:
+        r = c.post("/v1/identify", files={"image": image(face)}, data={"purpose": "test", "case": "C-1"})
+    assert r.status_code == 200, r.text
+    return [c["subject_ref"] for c in r.json()["candidates"]]
+
+
+def test_enrol_on_one_replica_identify_and_erase_across(replicas, pg_url):
+    a, b = replicas
+    with a.client("enroller") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0001")), ("images", image("0001"))],
+            data={
+                "subject_ref": "p-0001",
+                "name": "Person One",
+                "consent_basis": "form",
+                "consent_by": "reg",
+            },
+        )
+    assert r.status_code == 201, r.text
+    assert _identify(b, "0001")[:1] == ["p-0001"]  # enrolled through a, found through b
+    with b.client("dpo") as c:
+        r = c.delete("/v1/subjects/p-0001", params={"reason": "subject asked"})
+    assert r.status_code == 200, r.text
+    assert "p-0001" not in _identify(a, "0001")  # erased through b: a never returns it again
+    with a.client("dpo") as c:
+        assert c.delete("/v1/subjects/p-0001", params={"reason": "again"}).status_code == 404
+
+    # both replicas append to the one ledger at once; the chain holds
+    with ThreadPoolExecutor(4) as pool:  # two requests in flight per replica: within its 2 workers
+        found = list(pool.map(lambda i: _identify((a, b)[i % 2], "0002"), range(16)))
+    assert len(found) == 16
+    import psycopg
+
+    from faceaudit.ledger import Ledger
+    from faceaudit.ledger.pg_store import PostgresLedgerStore
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        ledger = Ledger(PostgresLedgerStore(conn))
+        report = ledger.verify()
+        actions = [e.action for e in ledger.store.entries()]
+    assert actions.count("identify") == 18 and report.n_entries == len(actions)
+    for srv in replicas:  # each replica verifies the shared chain (its own view of the same rows)
+        with srv.client("auditor") as c:
+            got = c.get("/v1/ledger/verify").json()
+        assert got["intact"] is True and got["entries"] >= report.n_entries
