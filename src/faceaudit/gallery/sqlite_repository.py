@@ -203,13 +203,11 @@ class SQLiteGalleryRepository:
 
     def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
         """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
-        cursor = self._conn.execute(
+        return self._stream(
             "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
             "ON s.id = t.subject_id WHERE t.model_id != ? ORDER BY t.id",
             (model_id,),
         )
-        while rows := cursor.fetchmany(4096):
-            yield from rows
 
     def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
         """Store name bindings of existing subjects."""
@@ -232,11 +230,14 @@ class SQLiteGalleryRepository:
 
     def iter_sealed_templates(self, model_id: str) -> Iterator[tuple[int, str, bytes]]:
         """``(template id, subject_ref, sealed)`` of every template of ``model_id``, by id."""
-        cursor = self._conn.execute(
+        return self._stream(
             "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
             "WHERE t.model_id = ? ORDER BY t.id",
             (model_id,),
         )
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        cursor = self._conn.execute(sql, params)
         while rows := cursor.fetchmany(4096):
             yield from rows
 
