@@ -78,7 +78,7 @@ def main() -> int:
             timeout=60,
         ).json()["search_id"]
         browser = webdriver.Chrome(service=DriverService(driver_path), options=opts)
-        browser.implicitly_wait(5)
+        browser.implicitly_wait(10)
 
         def shot(name: str) -> None:
             browser.save_screenshot(str(out / f"{name}.png"))
@@ -106,6 +106,24 @@ def main() -> int:
         browser.get(f"{url}/ui/ledger")
         browser.find_element(By.ID, "verify").click()
         shot("ledger")
+        scores = work / "vendor-scores.csv"
+        rows = ["score,mated,sex_a,sex_b"] + [
+            f"{(0.8 if m else 0.2) + (i % 13) / 60:.3f},{m},{g},{g}"
+            for i in range(400)
+            for m, g in ((1, "female" if i % 2 else "male"), (0, "female" if i % 3 else "male"))
+        ]
+        scores.write_text("\n".join(rows) + "\n")
+        browser.get(f"{url}/ui/audits")
+        browser.find_element(By.ID, "scores").send_keys(str(scores))
+        browser.find_element(By.ID, "group_by").send_keys("sex")
+        browser.find_element(By.ID, "run-audit").click()
+        for _ in range(120):
+            if browser.find_elements(By.ID, "report-link"):
+                break
+            time.sleep(0.5)
+        shot("audit-job")
+        browser.get(f"{url}/ui/audits")
+        shot("audits")
         sign_in("dpo")
         browser.get(f"{url}/ui/subjects")
         shot("subjects")

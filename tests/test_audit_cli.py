@@ -145,6 +145,15 @@ def test_demo_on_a_few_images(tmp_path):
     assert doc["config"]["runtime"] in (out / "report.html").read_text()
     assert "no repeat identities" in " ".join(doc["warnings"])
     assert "not measurable with this data" in (out / "report.html").read_text()
+    assert "cannot support a 1:N audit" in p.stdout and "faceaudit audit-identification" in p.stdout
+
+
+def test_demo_shows_the_1n_section_on_a_sample_with_identities(tmp_path, labelled):
+    p = run_cli("demo", "--sample", str(labelled), "--out", str(tmp_path / "demo"))
+    assert p.returncode == 0, p.stderr
+    assert "== 1:N identification: gallery" in p.stdout and "FNIR rank 1" in p.stdout
+    doc = json.loads((tmp_path / "demo" / "identification" / "audit.json").read_text())
+    assert doc["identification"]["schema"] == "faceaudit.identification/1"
 
 
 @pytest.mark.skipif(

@@ -144,3 +144,50 @@ def test_audit_identification_command_writes_the_block_and_the_section(tmp_path)
     assert block["schema"] == "faceaudit.identification/1" and block["targets"][0]["target_fpir"] == 0.1
     assert set(block["targets"][0]["by_group"]) == {"female", "male"}
     assert "1:N identification (FRVT Part 3 protocol)" in (tmp_path / "o" / "report.html").read_text()
+
+
+def test_candidate_list_csv_gives_the_same_rates_as_the_searches(tmp_path):
+    """Another system's candidate lists (one row per candidate) audited by audit-scores: the same counts."""
+    import pandas as pd
+    from conftest import run_cli
+
+    from faceaudit.audit.given_scores import audit_scores
+
+    rng = np.random.default_rng(11)
+    n_subj = 150
+    subj = np.repeat(np.arange(n_subj), 2)
+    x = (rng.standard_normal((n_subj, 16))[subj] + 0.7 * rng.standard_normal((len(subj), 16))).astype(
+        np.float32
+    )
+    group = np.where(subj % 3 == 0, 0, 1)
+    groups = ["female", "male"]
+    split = split_subjects(subj, seed=1)
+    probes = np.concatenate([split.mated, split.non_mated])
+    mate = np.concatenate([split.mate, np.full(len(split.non_mated), -1)])
+    s = search(x[split.gallery], x[probes], mate, top=5)
+    ref = identification_rates(
+        s, group[probes], mate >= 0, group[split.gallery], groups, targets=(0.1,), rank=5
+    )
+    rows = []
+    for i in range(len(probes)):
+        for r in range(5):
+            c = s.candidates[i, r]
+            rows.append({"search_id": f"q{i}", "mated": int(mate[i] >= 0), "rank": r + 1,
+                         "score": float(s.scores[i, r]), "is_mate": int(c == mate[i]),
+                         "probe_sex": groups[group[probes[i]]], "candidate_sex": groups[group[split.gallery[c]]]})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "lists.csv", index=False)
+    r = audit_scores(tmp_path / "lists.csv", group_by="sex", target_fpir=(0.1,), rank=5)
+    got = r.identification.targets[0]
+    for g in groups:
+        a, b = got.rates[g], ref[0].rates[g]
+        for name in ("fnir_rank1", "fnir_rank_r", "fpir"):
+            assert (getattr(a, name).errors, getattr(a, name).trials) == (
+                getattr(b, name).errors,
+                getattr(b, name).trials,
+            )
+    assert got.false_positive_groups == ref[0].false_positive_groups
+    assert "FPIR 1e-01 overall" in r.headline
+    p = run_cli("audit-scores", str(tmp_path / "lists.csv"), "--group-by", "sex", "--target-fpir", "0.1",
+                "--rank", "5", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "given candidate lists" in p.stdout and "FNIR rank 5" in p.stdout

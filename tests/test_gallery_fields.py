@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from test_gallery_files import ENROL
 
 from faceaudit.errors import ConsentError, FaceAuditError
 from faceaudit.gallery import Consent, Gallery
@@ -99,20 +100,7 @@ def cli(*args: str, env: dict | None = None):
 def test_the_cli_refuses_them_naming_the_field(tmp_path, bad):
     db = ["--db", str(tmp_path / "c.db")]
     assert cli("gallery", "init", *db).returncode == 0
-    enrol = [
-        "gallery",
-        "enroll",
-        "s1",
-        FACE,
-        "--name",
-        "N",
-        "--consent-basis",
-        "b",
-        "--consent-by",
-        "r",
-        "--operator",
-        "o",
-    ]
+    enrol = list(ENROL)
     search = ["identify", FACE, "--purpose", "p", "--case", "c", "--operator", "o"]
     cases = [
         (enrol[:2] + [bad] + enrol[3:], "subject ref"),

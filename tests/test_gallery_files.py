@@ -17,6 +17,8 @@ from faceaudit.gallery.store import APPLICATION_ID, GalleryDamagedError, NotAGal
 FACE = str(Path(__file__).parent / "data" / "fairface" / "fairface_0001.jpg")
 KEY = generate_key()
 ENV = {"FACEAUDIT_KEY": KEY.hex()}
+ENROL = ["gallery", "enroll", "s1", FACE, "--name", "N", "--consent-basis", "b", "--consent-by", "r"]
+ENROL += ["--operator", "o"]
 
 
 class FakeEngine:
@@ -53,20 +55,7 @@ def foreign_files(tmp_path: Path) -> dict[str, Path]:
     "command",
     [
         ["identify", FACE, "--purpose", "p", "--case", "c", "--operator", "o"],
-        [
-            "gallery",
-            "enroll",
-            "s1",
-            FACE,
-            "--name",
-            "N",
-            "--consent-basis",
-            "b",
-            "--consent-by",
-            "r",
-            "--operator",
-            "o",
-        ],
+        ENROL,
         ["gallery", "erase", "s1", "--reason", "r", "--operator", "o"],
         ["gallery", "expire"],
         ["verify-subject", FACE, "s1", "--operator", "o"],

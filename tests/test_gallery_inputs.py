@@ -87,3 +87,15 @@ def test_directories_where_files_belong_are_clear_errors(tmp_path):
         r = run_cli(*args)
         assert r.returncode in (2, 3) and "Traceback" not in r.stderr, (args, r.stderr)
     assert not list(tmp_path.glob("*.tmp.npz"))
+
+
+def test_an_unloadable_onnx_model_is_a_clear_error(tmp_path, setup):
+    _, db = setup
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(bytes(range(256)) * 20)
+    for args in (
+        ["verify", GOOD, GOOD],
+        ["identify", GOOD, "--purpose", "p", "--case", "c", "--operator", "o", "--db", str(db)],
+    ):
+        r = run_cli(*args, "--model", f"onnx:{junk}")
+        assert r.returncode == 3 and str(junk) in r.stderr and "Traceback" not in r.stderr, r.stderr

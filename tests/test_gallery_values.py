@@ -124,3 +124,15 @@ def test_key_less_ledger_verify_loads_no_image_or_index_code(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_a_gallery_runs_on_any_repository(tmp_path):
+    from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+
+    repo = SQLiteGalleryRepository.open(tmp_path / "repo.db", create=True)
+    g = Gallery("in-memory name", key=generate_key(), engine=FakeEngine(), repository=repo)
+    X = unit(np.random.default_rng(2), 2)
+    g.enroll_templates("s0", X[:1], name="n0", consent=CONSENT, operator="o", model_id="fake-model")
+    res = g.identify_template(X[0], probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=1)
+    assert res.candidates[0].subject_ref == "s0" and g.ledger.verify().n_entries == 3
+    g.close()

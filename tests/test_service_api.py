@@ -99,7 +99,12 @@ def test_detect_and_verify_match_the_cli(server, tmp_path):
 
     assert detect.json() == json.loads(cli.stdout)
     assert verify.json()["match"] is True and verify.json()["similarity"] > 0.99
-    assert set(verify.json()) == {"similarity", "threshold", "match", "model"}
+    pair = tmp_path / "a.jpg"
+    pair.write_bytes(image("0002")[1])
+    cli = json.loads(run_cli("verify", str(pair), str(pair), "--json").stdout)
+    for face in cli.get("images", []):
+        face.pop("path", None)  # the CLI names the file; an upload has no server-side path
+    assert verify.json() == cli
 
 
 def _route_table(server):
@@ -162,6 +167,7 @@ def _route_table(server):
         ),
         ("ledger", "GET", "/v1/ledger", {"params": {"limit": 5}}, {"auditor"}, 200),
         ("ledger verify", "GET", "/v1/ledger/verify", {}, {"auditor"}, 200),
+        ("audits", "GET", "/v1/audits", {}, {"auditor"}, 200),
         ("keys", "GET", "/v1/keys", {}, {"admin"}, 200),
         (
             "create key",
@@ -436,3 +442,50 @@ def test_ledger_routes_and_mixed_history_verify(server):
     assert cli.returncode == 0 and "chain intact" in cli.stdout
     kinds = {(e["auth"] or {}).get("auth") for e in _entries(server)}
     assert {"api-key", "local"} <= kinds  # a mixed history, and it verifies
+
+
+def scores_csv(n: int = 40) -> bytes:
+    """A small vendor scores file: mated pairs score high, non-mated low, two groups."""
+    rows = ["score,mated,sex_a,sex_b"]
+    for i in range(n):
+        g = "female" if i % 2 else "male"
+        rows.append(f"{0.8 + (i % 7) / 100:.3f},1,{g},{g}")
+        rows.append(f"{0.1 + (i % 9) / 100:.3f},0,{g},{g}")
+    return ("\n".join(rows) + "\n").encode()
+
+
+def test_audit_of_uploaded_scores_runs_in_the_background(server):
+    import time
+
+    with server.client("auditor") as c:
+        r = c.post(
+            "/v1/audits", files={"scores": ("vendor.csv", scores_csv(), "text/csv")}, data={"group_by": "sex"}
+        )
+        assert r.status_code == 202, r.text
+        job_id = r.json()["job_id"]
+        deadline = time.monotonic() + 600  # the audit worker may wait behind a busy machine
+        while time.monotonic() < deadline:
+            job = c.get(f"/v1/audits/{job_id}").json()
+            if job["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert job["state"] == "done", job
+        report = c.get(f"/v1/audits/{job_id}/report")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        assert "female" in report.text and report.headers["cache-control"] == "no-store"
+        bad = c.post("/v1/audits", files={"scores": ("bad.csv", b"x,y\n1,2\n", "text/csv")})
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            failed = c.get(f"/v1/audits/{bad.json()['job_id']}").json()
+            if failed["state"] not in ("queued", "running"):
+                break
+            time.sleep(0.2)
+        assert failed["state"] == "failed" and failed["message"].startswith("bad.csv: "), failed
+        assert c.get(f"/v1/audits/{bad.json()['job_id']}/report").status_code == 409
+        assert c.get("/v1/audits/nope").status_code == 404
+    with server.client("dpo") as c:
+        assert c.get(f"/v1/audits/{job_id}/report").status_code == 403
+    entry = [e for e in _entries(server, "audit") if e["params"]["job_id"] == job_id]
+    assert (
+        entry and entry[0]["actor"] == "auditor-person" and entry[0]["result"]["groups"] == ["female", "male"]
+    )

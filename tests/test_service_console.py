@@ -17,7 +17,7 @@ DRIVER = shutil.which("chromedriver")
 try:
     from selenium import webdriver
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 except ImportError:  # pragma: no cover
     webdriver = None
 
@@ -75,12 +75,30 @@ def browser():
     driver.quit()
 
 
+def go(browser, element) -> None:
+    """Click ``element`` and wait until the next page has replaced this one (the machine may be slow)."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(browser, 60).until(lambda _: _replaced(old))
+
+
+def _replaced(old) -> bool:
+    """Whether the page that held ``old`` is gone (chromium may answer mid-navigation with an error, too)."""
+    from selenium.common.exceptions import WebDriverException
+
+    try:
+        old.is_enabled()
+    except WebDriverException:  # stale, or "node does not belong to the document": the old page is gone
+        return True
+    return False
+
+
 def sign_in(browser, server, who: str) -> None:
     browser.delete_all_cookies()
     browser.get(f"{server.url}/ui/login")
     assert browser.title == "Sign in · faceaudit"
     browser.find_element(By.ID, "key").send_keys(server.keys[who])
-    browser.find_element(By.ID, "signin").click()
+    go(browser, browser.find_element(By.ID, "signin"))
     assert f"Signed in as {who}" in browser.find_element(By.ID, "who").text
 
 
@@ -95,18 +113,24 @@ def identify(server, face: str = "0005") -> str:
 
 def review(browser, server, who: str, search_id: str, decision: str, subject: str | None = None) -> str:
     sign_in(browser, server, who)
-    browser.find_element(By.LINK_TEXT, "Review queue").click()
-    browser.find_element(By.LINK_TEXT, search_id[:8]).click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Review queue"))
+    go(browser, browser.find_element(By.LINK_TEXT, search_id[:8]))
     Select(browser.find_element(By.ID, "decision")).select_by_value(decision)
     if subject:
         Select(browser.find_element(By.ID, "subject_ref")).select_by_value(subject)
     browser.find_element(By.ID, "reason").send_keys("compared the faces")
-    browser.find_element(By.ID, "submit-review").click()
+    go(browser, browser.find_element(By.ID, "submit-review"))
     return browser.find_element(By.ID, "status").text
 
 
 def test_sign_in_as_each_role_and_role_boundaries(browser, server):
-    pages = {"sam": ["Review queue"], "ada": ["Ledger"], "dora": ["Subjects"], "root": ["Keys"], "erin": []}
+    pages = {
+        "sam": ["Review queue"],
+        "ada": ["Ledger", "Audits"],
+        "dora": ["Subjects"],
+        "root": ["Keys"],
+        "erin": [],
+    }
     for who, links in pages.items():
         sign_in(browser, server, who)
         nav = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "nav a")]
@@ -115,7 +139,7 @@ def test_sign_in_as_each_role_and_role_boundaries(browser, server):
     for path in ("/ui/subjects", "/ui/keys", "/ui/ledger"):
         browser.get(f"{server.url}{path}")
         assert browser.title == "Not allowed · faceaudit", path
-    browser.find_element(By.ID, "signout").click()
+    go(browser, browser.find_element(By.ID, "signout"))
     assert browser.title == "Sign in · faceaudit"
     browser.get(f"{server.url}/ui/")
     assert browser.title == "Sign in · faceaudit"  # the session ended on the server
@@ -140,6 +164,7 @@ def test_searcher_cannot_review_own_search(browser, server):
     sign_in(browser, server, "sam")
     browser.get(f"{server.url}/ui/searches/{sid}")
     assert not browser.find_elements(By.ID, "review-form")
+    old = browser.find_element(By.TAG_NAME, "html")
     browser.execute_script(
         """const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
         for (const [k, v] of [['csrf', document.querySelector('input[name=csrf]').value], ['decision', 'confirm'],
@@ -148,6 +173,7 @@ def test_searcher_cannot_review_own_search(browser, server):
         document.body.appendChild(f); f.submit();""",
         f"/ui/searches/{sid}/review",
     )
+    WebDriverWait(browser, 60).until(lambda _: _replaced(old))
     assert browser.title == "Not allowed · faceaudit"
     assert "no self-review" in browser.find_element(By.ID, "message").text
 
@@ -158,16 +184,16 @@ def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
     browser.find_element(By.ID, "reason").send_keys("subject asked")
     browser.find_element(By.ID, "confirm").click()
     browser.execute_script("document.querySelector('#erase-form input[name=csrf]').remove()")
-    browser.find_element(By.ID, "do-erase").click()
+    go(browser, browser.find_element(By.ID, "do-erase"))
     assert (
         browser.title == "Not allowed · faceaudit" and "CSRF" in browser.find_element(By.ID, "message").text
     )
     browser.get(f"{server.url}/ui/subjects")
     assert "p-0001" in browser.find_element(By.ID, "subjects").text  # nothing happened
-    browser.find_element(By.ID, "erase-p-0001").click()
+    go(browser, browser.find_element(By.ID, "erase-p-0001"))
     browser.find_element(By.ID, "reason").send_keys("subject asked")
     browser.find_element(By.ID, "confirm").click()
-    browser.find_element(By.ID, "do-erase").click()
+    go(browser, browser.find_element(By.ID, "do-erase"))
     assert "Erased p-0001" in browser.find_element(By.ID, "message").text
     assert "p-0001" not in browser.find_element(By.ID, "subjects").text
     with server.client("sam") as c:
@@ -179,26 +205,122 @@ def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
 
 def test_auditor_verifies_the_ledger_and_admin_creates_a_key(browser, server):
     sign_in(browser, server, "ada")
-    browser.find_element(By.LINK_TEXT, "Ledger").click()
-    browser.find_element(By.ID, "verify").click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Ledger"))
+    go(browser, browser.find_element(By.ID, "verify"))
     assert re.fullmatch(r"\d+ entries, chain intact", browser.find_element(By.ID, "verdict").text)
-    browser.find_element(By.ID, "f-action").send_keys("review")
-    browser.find_element(By.CSS_SELECTOR, "#filters button").click()
+    browser.find_element(By.ID, "f-action").send_keys("enroll")
+    go(browser, browser.find_element(By.CSS_SELECTOR, "#filters button"))
     actions = {
         row.find_elements(By.TAG_NAME, "td")[4].text
         for row in browser.find_elements(By.CSS_SELECTOR, "#ledger tbody tr")
     }
-    assert actions == {"review"}
+    assert actions == {"enroll"}  # the fixture enrolled two subjects through the API
     sign_in(browser, server, "root")
-    browser.find_element(By.LINK_TEXT, "Keys").click()
+    go(browser, browser.find_element(By.LINK_TEXT, "Keys"))
     browser.find_element(By.ID, "principal").send_keys("newbie")
     browser.find_element(By.ID, "role-auditor").click()
-    browser.find_element(By.ID, "create").click()
+    go(browser, browser.find_element(By.ID, "create"))
     key = browser.find_element(By.ID, "new-key").text
     assert key.startswith("fa_")
     with server.client() as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).json()["principal"] == "newbie"
-    browser.find_element(By.ID, f"revoke-{key.split('_')[1]}").click()
+    go(browser, browser.find_element(By.ID, f"revoke-{key.split('_')[1]}"))
     assert "Revoked" in browser.find_element(By.ID, "message").text
     with server.client() as c:
         assert c.get("/v1/me", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+
+
+def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
+    from test_service_api import scores_csv
+
+    csv_path = tmp_path / "vendor-scores.csv"
+    csv_path.write_bytes(scores_csv())
+    sign_in(browser, server, "ada")
+    go(browser, browser.find_element(By.LINK_TEXT, "Audits"))
+    browser.find_element(By.ID, "scores").send_keys(str(csv_path))
+    browser.find_element(By.ID, "group_by").send_keys("sex")
+    go(browser, browser.find_element(By.ID, "run-audit"))
+    assert browser.title.startswith("Audit ")
+    link = WebDriverWait(browser, 600).until(lambda b: b.find_elements(By.ID, "report-link"))
+    assert browser.find_element(By.ID, "state").text == "done"
+    assert browser.find_element(By.ID, "progress").get_attribute("value") == "100"
+    go(browser, link[0])
+    assert "female" in browser.page_source and "male" in browser.page_source
+    browser.get(f"{server.url}/ui/audits")  # a reload keeps the job
+    assert "vendor-scores.csv" in browser.find_element(By.ID, "audits").text
+
+
+def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):
+    import httpx
+
+    with server.client("erin") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0003"))],
+            data={
+                "subject_ref": "p-0003",
+                "name": "Person 0003",
+                "consent_basis": "form",
+                "consent_by": "reg",
+                "store_images": "true",
+            },
+        )
+        assert r.status_code == 201, r.text
+    sid = identify(server, "0003")
+    sign_in(browser, server, "rita")
+    browser.get(f"{server.url}/ui/searches/{sid}")
+    loaded = "return arguments[0].complete && arguments[0].naturalWidth > 0"
+    probe = browser.find_element(By.ID, "probe")
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(loaded, probe))
+    first = browser.find_elements(By.CSS_SELECTOR, "img.candidate")[0]
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script(loaded, first))
+    cookie = {c["name"]: c["value"] for c in browser.get_cookies()}
+    r = httpx.get(f"{server.url}/ui/searches/{sid}/probe", cookies=cookie)
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store" and r.content == image("0003")[1]
+    import sqlite3
+
+    conn = sqlite3.connect(server.db)
+    views = conn.execute(
+        "SELECT action, actor FROM ledger WHERE action IN ('view_probe', 'view_images') ORDER BY seq"
+    ).fetchall()
+    conn.close()
+    assert ("view_probe", "rita") in views and ("view_images", "rita") in views
+    sign_in(browser, server, "ada")  # an auditor may read the search, but not see faces
+    browser.get(f"{server.url}/ui/searches/{sid}/probe")
+    assert browser.title == "Not allowed · faceaudit"
+    browser.get(f"{server.url}/ui/searches/{sid}")
+    assert not browser.find_elements(By.ID, "probe")
+    for who in ("rita", "rob"):
+        assert review(browser, server, who, sid, "confirm", "p-0003") in ("pending_review", "confirmed")
+    assert browser.find_element(By.ID, "status").text == "confirmed"
+    r = httpx.get(
+        f"{server.url}/ui/searches/{sid}/probe",
+        cookies={c["name"]: c["value"] for c in browser.get_cookies()},
+    )
+    assert r.status_code == 404  # the probe is deleted once the search is decided
+
+
+def test_pages_fit_a_phone_and_sign_in_works_from_the_keyboard(browser, server):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.set_window_size(390, 844)
+    try:
+        browser.delete_all_cookies()
+        browser.get(f"{server.url}/ui/login")
+        field = browser.switch_to.active_element
+        field.send_keys(Keys.TAB)  # from the page to the first control
+        browser.find_element(By.ID, "key").send_keys(server.keys["ada"], Keys.ENTER)
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.ID, "who"))
+        for path in ("/ui/ledger", "/ui/audits"):
+            browser.get(f"{server.url}{path}")
+            assert (
+                browser.find_element(By.TAG_NAME, "title")
+                .get_attribute("textContent")
+                .endswith("· faceaudit")
+            )
+            overflow = browser.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 1, (path, overflow)  # wide tables scroll inside their own box
+    finally:
+        browser.set_window_size(1280, 800)

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from faceaudit.csvfile import read_csv_table
-from faceaudit.errors import InputError
+from faceaudit.errors import InputError, UsageError
 
 
 def _clean(values: Sequence[float | None]) -> np.ndarray:
@@ -79,20 +79,49 @@ def inequity_rate(
     return float(a**alpha * b ** (1.0 - alpha))
 
 
-def summarise(fmr: Mapping[str, float | None], fnmr: Mapping[str, float | None], alpha: float = 0.5) -> dict:
-    """Every summary measure over per-group rates (groups with None are left out)."""
+ALPHA_DEFAULTS = {"fdr": 0.5, "garbe": 0.5, "ir": 0.5}
+"""The weight of FMR in each measure, as in the cited papers' worked examples (equal weight of FMR and FNMR)."""
+
+
+def alphas(alpha: float | Mapping[str, float] | None = None, **each: float | None) -> dict[str, float]:
+    """``{"fdr": α, "garbe": α, "ir": α}`` from one α for all, or a mapping, with ``fdr=``/``garbe=``/``ir=``
+    overriding; each must lie in [0, 1]."""
+    if isinstance(alpha, Mapping):
+        out = {**ALPHA_DEFAULTS, **alpha}
+    else:
+        out = {k: (ALPHA_DEFAULTS[k] if alpha is None else float(alpha)) for k in ALPHA_DEFAULTS}
+    out.update({k: float(v) for k, v in each.items() if v is not None})
+    for k, v in out.items():
+        if not 0.0 <= v <= 1.0:
+            raise UsageError(f"--alpha-{k} must lie in [0, 1], not {v}")
+    return out
+
+
+def summarise(
+    fmr: Mapping[str, float | None],
+    fnmr: Mapping[str, float | None],
+    alpha: float | Mapping[str, float] = 0.5,
+) -> dict:
+    """Every summary measure over per-group rates (groups with None are left out).
+
+    ``alpha`` is the weight of FMR: one value for FDR, GARBE and IR, or ``{"fdr": …, "garbe": …, "ir": …}``.
+    """
+    a = alphas(alpha)
     f, n = list(fmr.values()), list(fnmr.values())
     out = {
         "fmr_max_min_ratio": max_min_ratio(f),
         "fnmr_max_min_ratio": max_min_ratio(n),
         "fmr_max_abs_diff": max_abs_difference(f),
         "fnmr_max_abs_diff": max_abs_difference(n),
-        "fdr": fdr(f, n, alpha),
-        "garbe": garbe(f, n, alpha),
+        "fdr": fdr(f, n, a["fdr"]),
+        "garbe": garbe(f, n, a["garbe"]),
         "gini_fmr": gini(f),
         "gini_fnmr": gini(n),
-        "ir": inequity_rate(f, n, alpha),
-        "alpha": alpha,
+        "ir": inequity_rate(f, n, a["ir"]),
+        "alpha": a["fdr"] if len(set(a.values())) == 1 else a,
+        "alpha_fdr": a["fdr"],
+        "alpha_garbe": a["garbe"],
+        "alpha_ir": a["ir"],
     }
     measured_f = {g: v for g, v in fmr.items() if v is not None and math.isfinite(v)}
     measured_n = {g: v for g, v in fnmr.items() if v is not None and math.isfinite(v)}

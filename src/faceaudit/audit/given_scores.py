@@ -7,14 +7,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
+from faceaudit.audit.candidate_lists import audit_candidate_lists, is_candidate_list
 from faceaudit.audit.counts import count_scores
+from faceaudit.audit.fairness import alphas
 from faceaudit.audit.grid import ScoreGrid
-from faceaudit.audit.headline import headline
+from faceaudit.audit.headline import headline, identification_headline
 from faceaudit.audit.hygiene import PAIR_COLUMNS, ScoreChecks, far_outliers, require_resolvable
+from faceaudit.audit.identification import DEFAULT_RANK
+from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS
 from faceaudit.audit.pairs import ScoreTable, load_scores
 from faceaudit.audit.result import AuditResult
 from faceaudit.audit.run import faceaudit_version, targets_of
 from faceaudit.errors import InputError
+from faceaudit.imaging import sha256_file
 
 __all__ = ["audit_scores", "check_scores"]
 
@@ -55,20 +60,25 @@ def audit_scores(
     group_by: str | Sequence[str] | None = None,
     lower_is_better: bool = False,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
+    alpha: float | dict[str, float] = 0.5,
     bootstrap: int = 0,
     label_source: str | None = None,
     dataset: str | None = None,
     n_bins: int = 20_000,
     dedupe: bool = False,
+    target_fpir: Sequence[float] = DEFAULT_FPIRS,
+    rank: int = DEFAULT_RANK,
 ) -> AuditResult:
     """Audit another system's comparison scores (``score``, ``mated``, and the group of each side).
 
     The score grid spans the bulk of the scores in about ``n_bins`` bins; ``lower_is_better`` for distances.
     Bad input is refused with its line (see :mod:`faceaudit.audit.hygiene`); ``dedupe`` keeps the first row of
-    each repeated (image_a, image_b) pair instead of refusing the file.
+    each repeated (image_a, image_b) pair instead of refusing the file. A file with a ``search_id`` column is
+    a 1:N candidate list (:mod:`faceaudit.audit.candidate_lists`), audited at ``target_fpir`` and ``rank``.
     Bootstrap intervals need subjects, which a scores file does not carry, so ``bootstrap`` is ignored.
     """
+    if is_candidate_list(scores_csv):
+        return _audit_candidate_lists(scores_csv, group_by, target_fpir, rank, label_source, dataset)
     targets = targets_of(target_fmr)
     st = load_scores(scores_csv, group_by, label_source_text=label_source, dedupe=dedupe)
     if len(st.scores) == 0:
@@ -89,7 +99,7 @@ def audit_scores(
         "model_id": "external scores",
         "policy": None,
         "target_fmr": targets,
-        "alpha": alpha,
+        "alpha": alphas(alpha),
         "lower_is_better": lower_is_better,
         "label_source": st.label_source,
         "n_comparisons": int(len(st.scores)),
@@ -100,4 +110,24 @@ def audit_scores(
     }
     result = analyse(counts, targets=targets, alpha=alpha, config=config, warnings=warn)
     result.headline = headline(result)
+    return result
+
+
+def _audit_candidate_lists(path, group_by, target_fpir, rank, label_source, dataset) -> AuditResult:
+    ident, config = audit_candidate_lists(
+        path,
+        group_by=group_by,
+        target_fpir=targets_of(target_fpir),
+        rank=rank,
+        label_source_text=label_source,
+    )
+    config.update(
+        dataset=dataset or config["dataset"],
+        candidate_lists_sha256=sha256_file(path),
+        model_id="external candidate lists",
+        policy=None,
+        faceaudit_version=faceaudit_version(),
+    )
+    result = AuditResult(config=config, targets=[], warnings=list(ident.warnings), identification=ident)
+    result.headline = identification_headline(result)
     return result

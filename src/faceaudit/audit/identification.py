@@ -181,6 +181,11 @@ class IdentificationResult:
     targets: list[IdentificationTarget]
     warnings: list[str] = field(default_factory=list)
 
+    @property
+    def candidate_groups(self) -> list[str]:
+        """Column names of the false-positive composition table."""
+        return [*self.groups, "unlabelled"]
+
     def to_dict(self) -> dict:
         """The versioned ``identification`` block of ``audit.json``."""
 

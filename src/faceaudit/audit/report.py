@@ -290,6 +290,10 @@ def _fmt(v, kind: str = "g") -> str:
     return str(v)
 
 
+def _records(frame: pd.DataFrame | None) -> list[dict]:
+    return [] if frame is None or not len(frame) else frame.reset_index().to_dict(orient="records")
+
+
 def _names(v) -> str:
     """``["sex", "race"]`` → ``sex, race`` (a column list as a reader writes it)."""
     if v is None:
@@ -331,5 +335,6 @@ def render_html(result: AuditResult) -> str:
         has_boot=bg is not None and "fnmr_boot_low" in bg.columns,
         not_measurable=NOT_MEASURABLE,
         ident=getattr(result, "identification", None),
+        model_rows=_records(getattr(result, "model_comparison", None)),
         not_measurable_short=NOT_MEASURABLE_SHORT,
     )

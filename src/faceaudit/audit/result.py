@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from faceaudit.audit import report
+from faceaudit.audit import report, signing
 from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult
 from faceaudit.audit.metrics import NOT_MEASURABLE_SHORT, Rate
 
@@ -82,6 +82,8 @@ class AuditResult:
     headline: str = ""
     policy_comparison: pd.DataFrame | None = None
     identification: Any = None
+    model_comparison: pd.DataFrame | None = None
+    model_verdicts: list[dict] | None = None
     """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
@@ -155,6 +157,11 @@ class AuditResult:
         }
         if self.identification is not None:
             out["identification"] = self.identification.to_dict()
+        if self.model_comparison is not None:
+            out["model_comparison"] = {
+                "by_model": self.model_comparison.reset_index().to_dict(orient="records"),
+                "verdicts": self.model_verdicts or [],
+            }
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)
@@ -167,12 +174,22 @@ class AuditResult:
         """``report.html``: one self-contained page that opens offline."""
         return report.render_html(self)
 
-    def save(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write ``audit.json``, ``by_group.csv`` and ``report.html`` into ``out_dir``; return their paths."""
+    def save(
+        self, out_dir: str | os.PathLike, *, sign_key: str | os.PathLike | None = None
+    ) -> dict[str, Path]:
+        """Write ``audit.json``, ``by_group.csv`` and ``report.html`` into ``out_dir``; return their paths.
+
+        With ``sign_key`` (an Ed25519 private key, PEM) ``audit.json`` carries a signature
+        (:mod:`faceaudit.audit.signing`); ``faceaudit verify-report`` checks it.
+        """
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         paths = {"json": out / "audit.json", "csv": out / "by_group.csv", "html": out / "report.html"}
-        paths["json"].write_text(self.to_json() + "\n", encoding="utf-8")
+        doc = self.to_dict()
+        if sign_key is not None:
+            doc = signing.sign(doc, sign_key)
+        text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
+        paths["json"].write_text(text + "\n", encoding="utf-8")
         self.by_group.reset_index().to_csv(paths["csv"], index=False)
         paths["html"].write_text(self.to_html(), encoding="utf-8")
         return paths

@@ -19,14 +19,17 @@ import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.bootstrap import ClusteredBootstrap
+from faceaudit.audit.fairness import alphas
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
 from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
 from faceaudit.audit.scores import compare_templates, sort_templates
+from faceaudit.audit.signing import model_file_sha256
 from faceaudit.audit.templates_file import read_templates
 from faceaudit.errors import InputError, UsageError
+from faceaudit.imaging import sha256_file
 
 __all__ = ["audit", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
 
@@ -73,7 +76,7 @@ def audit_templates(
     groups: list[str],
     *,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
+    alpha: float | dict[str, float] = 0.5,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     group_info: dict | None = None,
     config: dict | None = None,
@@ -158,7 +161,7 @@ def audit(
     policy: str = "central",
     workers: int = 1,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
-    alpha: float = 0.5,
+    alpha: float | dict[str, float] = 0.5,
     bootstrap: int = DEFAULT_BOOTSTRAP,
     label_source: str | None = None,
     dataset: str | None = None,
@@ -227,12 +230,14 @@ def audit(
         "manifest_sha256": m.sha256,
         "root": None if root is None else str(root),
         "templates": None if templates is None else str(templates),
+        "templates_sha256": None if templates is None else sha256_file(templates),
         "group_by": m.group_by,
         "model_id": model_id,
+        "model_sha256": model_file_sha256(model_id),
         "runtime": er.runtime or "not recorded in the templates file",
         "policy": used_policy,
         "target_fmr": targets,
-        "alpha": alpha,
+        "alpha": alphas(alpha),
         "bootstrap": bootstrap,
         "label_source": m.label_source,
         "n_images": len(paths),

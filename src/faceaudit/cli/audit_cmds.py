@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+from faceaudit.cli.audit_report_cmds import cmd_fairness, cmd_verify_report, print_identification
 from faceaudit.cli.engine_cmds import add_model_options, model_options
 from faceaudit.errors import InputError, UsageError
 
@@ -29,6 +29,28 @@ def _target_list(values: list[str] | None, option: str = "--target-fmr", default
     return out
 
 
+def _alphas(args: argparse.Namespace) -> dict[str, float]:
+    from faceaudit.audit.fairness import alphas
+
+    return alphas(args.alpha, fdr=args.alpha_fdr, garbe=args.alpha_garbe, ir=args.alpha_ir)
+
+
+def _audit_options(args: argparse.Namespace) -> dict:
+    """The options every manifest audit takes from the command line (progress bars included)."""
+    from faceaudit.cli.progress import progress_bar
+
+    return {
+        "policy": args.policy,
+        "workers": args.workers,
+        "target_fmr": _target_list(args.target_fmr),
+        "alpha": _alphas(args),
+        "bootstrap": args.bootstrap,
+        "label_source": args.label_source,
+        "dataset": args.dataset,
+        "progress": progress_bar,
+    }
+
+
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--target-fmr",
@@ -39,6 +61,11 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--alpha", type=float, default=0.5, help="weight of FMR in FDR, GARBE and IR (default 0.5)"
     )
+    for m in ("fdr", "garbe", "ir"):
+        p.add_argument(
+            f"--alpha-{m}", type=float, default=None, help=f"weight of FMR in {m.upper()} (default: --alpha)"
+        )
+    p.add_argument("--sign-key", default=None, help="Ed25519 private key (PEM): sign audit.json")
     p.add_argument(
         "--label-source",
         default=None,
@@ -58,7 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("manifest", help="CSV with path, subject_id and label columns")
     p.add_argument("--root", default=None, help="folder the manifest's paths are relative to")
     p.add_argument("--group-by", required=True, help="label column(s), comma-separated, e.g. sex or sex,race")
-    p.add_argument("--templates", default=None, help="reuse the .npz written by `faceaudit embed`")
+    p.add_argument(
+        "--templates",
+        default=None,
+        help="reuse the .npz written by `faceaudit embed` (with --model a,b: one per model, comma-separated)",
+    )
     p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
     p.add_argument(
         "--bootstrap",
@@ -120,8 +151,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="keep the first row of each repeated (image_a, image_b) pair instead of refusing the file",
     )
+    p.add_argument(
+        "--target-fpir", action="append", metavar="FPIR", help="candidate lists: target FPIR(s) (1e-2,1e-3)"
+    )
+    p.add_argument("--rank", type=int, default=10, help="candidate lists: FNIR also at this rank (10)")
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
+
+    p = sub.add_parser("verify-report", help="check a signed audit.json; --reproduce recomputes every number")
+    p.add_argument("report", help="the audit.json to check")
+    p.add_argument("--public-key", default=None, help="Ed25519 public key (PEM) that must have signed it")
+    p.add_argument("--reproduce", action="store_true", help="recompute every number from the inputs")
+    p.add_argument(
+        "--templates", default=None, help="with --reproduce: the templates npz of a manifest audit"
+    )
+    p.add_argument("--scores", default=None, help="with --reproduce: the scores CSV of an audit-scores run")
+    p.add_argument("--manifest", default=None, help="with --reproduce: the manifest (default: as recorded)")
+    p.set_defaults(func=cmd_verify_report)
 
     p = sub.add_parser("fairness", help="summary measures (FDR, GARBE, IR, ratios) of per-group rates (CSV)")
     p.add_argument("rates", help="CSV, one row per system, columns FMR.<group> and FNMR.<group>")
@@ -161,9 +207,41 @@ def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=file)
 
 
+def cmd_compare_models(args: argparse.Namespace) -> int:
+    from faceaudit.audit.compare_models import compare_models
+
+    templates = args.templates.split(",") if args.templates else None
+    first, results = compare_models(
+        args.manifest,
+        args.root,
+        args.group_by,
+        args.model.split(","),
+        templates=templates,
+        **_audit_options(args),
+    )
+    for i, (model, r) in enumerate(results.items()):
+        if i:
+            r.save(Path(args.out) / f"model-{i + 1}")
+        print(f"\n==== model {model} ({r.config['model_id']})")
+        _print_result(r, None)
+    paths = first.save(args.out, sign_key=args.sign_key)
+    print("\nModels compared (each at its own global threshold):")
+    print(
+        first.model_comparison[["threshold", "fmr_max_min_ratio", "fnmr_max_min_ratio", "fdr", "garbe", "ir"]]
+    )
+    for v in first.model_verdicts:
+        yes = "established" if v["established"] else "not established"
+        print(
+            f"at FMR {v['target_fmr']:g}, {v['rate']}: smaller differential {v['smaller']} ({yes}: {v['why']})"
+        )
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())} (other models under model-N/)")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
+    if "," in args.model:
+        return cmd_compare_models(args)
     from faceaudit.audit.run import audit
-    from faceaudit.cli.progress import progress_bar
 
     result = audit(
         args.manifest,
@@ -171,19 +249,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
         args.group_by,
         templates=args.templates,
         model=args.model,
-        policy=args.policy,
-        workers=args.workers,
-        target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
-        bootstrap=args.bootstrap,
-        label_source=args.label_source,
-        dataset=args.dataset,
         compare_policies=args.compare_policies,
-        progress=progress_bar,
         model_options=model_options(args),
         dask=args.dask,
+        **_audit_options(args),
     )
-    paths = result.save(args.out)
+    paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, paths)
     if result.policy_comparison is not None:
         print("\nFace-selection policies compared:")
@@ -193,7 +264,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_audit_identification(args: argparse.Namespace) -> int:
     from faceaudit.audit.run_identification import audit_identification
-    from faceaudit.cli.progress import progress_bar
 
     fpirs = _target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3))
     result = audit_identification(
@@ -206,50 +276,15 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         rank=args.rank,
         enrolled_fraction=args.enrolled_fraction,
         seed=args.seed,
-        progress=progress_bar,
         model=args.model,
-        policy=args.policy,
-        workers=args.workers,
-        target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
-        bootstrap=args.bootstrap,
-        label_source=args.label_source,
-        dataset=args.dataset,
         model_options=model_options(args),
+        **_audit_options(args),
     )
-    paths = result.save(args.out)
+    paths = result.save(args.out, sign_key=args.sign_key)
     _print_result(result, None)
     print_identification(result.identification)
     print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     return 0
-
-
-def print_identification(ident, *, file=sys.stdout) -> None:
-    """The 1:N tables for the terminal: FNIR (%) and FPIR (scientific notation) per probe group."""
-    if ident is None:
-        return
-    sp = ident.split
-    print(
-        f"\n== 1:N identification: gallery {sp['gallery_size']:,}, mated searches {sp['mated_searches']:,}, "
-        f"non-mated searches {sp['non_mated_searches']:,} (seed {sp['seed']})",
-        file=file,
-    )
-
-    def pct(r):
-        return "not measurable" if r.value is None else f"{100 * r.value:.2f} % ({r.errors}/{r.trials})"
-
-    def sci(r):
-        return "not measurable" if r.value is None else f"{r.value:.2e} ({r.errors}/{r.trials})"
-
-    for t in ident.targets:
-        if t.threshold is None:
-            print(f"\nAt FPIR {t.target_fpir:g}: no threshold (no non-mated searches)", file=file)
-            continue
-        note = "" if t.measurable else " (too few non-mated searches to support it)"
-        print(f"\nAt FPIR {t.target_fpir:g} overall: threshold {t.threshold:.4f}{note}", file=file)
-        print(f"{'group':<16} {'FNIR rank 1':>22} {f'FNIR rank {ident.rank}':>22} {'FPIR':>24}", file=file)
-        for g, r in t.rates.items():
-            print(f"{g:<16} {pct(r.fnir_rank1):>22} {pct(r.fnir_rank_r):>22} {sci(r.fpir):>24}", file=file)
 
 
 def cmd_audit_scores(args: argparse.Namespace) -> int:
@@ -260,41 +295,17 @@ def cmd_audit_scores(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         lower_is_better=args.lower_is_better,
         target_fmr=_target_list(args.target_fmr),
-        alpha=args.alpha,
+        alpha=_alphas(args),
         label_source=args.label_source,
         dataset=args.dataset,
         dedupe=args.dedupe,
+        target_fpir=_target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3)),
+        rank=args.rank,
     )
-    paths = result.save(args.out)
-    _print_result(result, paths)
-    return 0
-
-
-def cmd_fairness(args: argparse.Namespace) -> int:
-    from faceaudit.audit.fairness import read_rates_csv, summarise
-
-    rows = []
-    for name, fmr, fnmr in read_rates_csv(args.rates):
-        rows.append(
-            {"name": name, "groups": sorted(set(fmr) | set(fnmr)), **summarise(fmr, fnmr, args.alpha)}
-        )
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-
-    def f(v):
-        return "—" if v is None else f"{v:.4g}"
-
-    width = max([len(r["name"]) for r in rows] + [6])
-    print(
-        f"{'system':<{width}}  {'FMR max/min':>11}  {'FNMR max/min':>12}  {'FDR':>7}  {'GARBE':>7}  {'IR':>8}"
-    )
-    for r in rows:
-        print(
-            f"{r['name']:<{width}}  {f(r['fmr_max_min_ratio']):>11}  {f(r['fnmr_max_min_ratio']):>12}  "
-            f"{f(r['fdr']):>7}  {f(r['garbe']):>7}  {f(r['ir']):>8}"
-        )
-    print(f"(alpha = {args.alpha}; FDR: de Freitas Pereira & Marcel 2021; GARBE, IR: Howard et al. 2022)")
+    paths = result.save(args.out, sign_key=args.sign_key)
+    _print_result(result, None)
+    print_identification(result.identification)
+    print(f"\nwrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 
@@ -307,6 +318,17 @@ def find_demo_sample(given: str | None) -> Path:
     raise InputError(
         candidates[0], "demo sample not found (run from the faceaudit checkout, or give --sample)"
     )
+
+
+def _repeat_subjects(manifest: Path) -> bool:
+    """True when some non-empty subject_id comes twice (a 1:N audit needs mated searches)."""
+    from faceaudit.csvfile import read_csv_table
+
+    table = read_csv_table(manifest, what="manifest")
+    if "subject_id" not in table.columns:
+        return False
+    ids = [v.strip() for v in table.column("subject_id") if v.strip()]
+    return len(ids) != len(set(ids))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -338,6 +360,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     by_race_sex = audit(manifest, sample, "race,sex", templates=npz, label_source=label_src)
     print("\n-- by race × sex --")
     _print_result(by_race_sex, by_race_sex.save(out))
+    print("\n-- 1:N identification --")
+    if _repeat_subjects(manifest):
+        from faceaudit.audit.run_identification import audit_identification
+
+        ident = audit_identification(manifest, sample, "sex", templates=npz, label_source=label_src)
+        print_identification(ident.identification)
+        ident.save(out / "identification")
+    else:
+        print(
+            "This sample cannot support a 1:N audit: FairFace has no repeat identities, so no enrolled subject has a "
+            "second image to search with (no mated searches, no FNIR). Run it on a data set with identities, e.g. "
+            "LFW:\n  faceaudit audit-identification lfw/manifest.csv --root lfw --group-by sex --out lfw-1n"
+        )
     print(
         f"\nOpen {out / 'report.html'} (race × sex) and {out / 'by-sex' / 'report.html'} (sex) in a browser."
     )

@@ -64,6 +64,8 @@ class Gallery(Enrolling, Searching, GalleryBase):
     :class:`~faceaudit.gallery.crypto.GalleryKeyError` before anything is written. ``create`` makes a new gallery
     when ``path`` does not exist. ``engine`` is the recognition engine (a default SFace engine is made on first
     use). The ledger is HMAC-signed when ``ledger_key`` (default ``$FACEAUDIT_LEDGER_KEY``) is set.
+    ``repository`` is another store (any :class:`~faceaudit.gallery.repository.GalleryRepository`, e.g.
+    PostgreSQL) to use instead of the SQLite file at ``path``; ``path`` then only names the gallery in messages.
 
     Every method that writes a ledger entry takes ``operator`` as a name (local use: the OS user is recorded
     beside it) or as an :class:`~faceaudit.gallery.values.Actor` (e.g. ``Actor.service(principal, key_id)``).
@@ -81,9 +83,10 @@ class Gallery(Enrolling, Searching, GalleryBase):
         quality_gate: QualityGate | None = None,
         ledger_key: bytes | None = None,
         operator: str | Actor | None = None,
+        repository: GalleryRepository | None = None,
     ) -> None:
         self.path = stores.location(path)
-        if stores.is_file_missing(path) and not create:
+        if repository is None and stores.is_file_missing(path) and not create:
             raise store.GalleryNotFoundError(
                 f"{self.path}: no gallery here; create one with 'faceaudit gallery init --db {self.path}'"
             )
@@ -94,7 +97,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self._engine = engine
         self._quality_gate = quality_gate
         ledger_key = ledger_key if ledger_key is not None else ledger_key_from_env()
-        repo = stores.open_repository(path, create=True)
+        repo = repository or stores.open_repository(path, create=True)
         try:
             meta = self._open_or_initialise(repo, index, operator, ledger_key, create)
         except BaseException:
@@ -206,6 +209,34 @@ class Gallery(Enrolling, Searching, GalleryBase):
             }
             for s in self._repo.list_subjects()
         ]
+
+    def reference_images(
+        self, subject_ref: str, *, operator: str | Actor, purpose: str | None = None, case: str | None = None
+    ) -> list[bytes]:
+        """The stored reference images of a subject (encoded bytes; empty when none were stored).
+
+        Viewing them is logged (``view_images``) when there is anything to see.
+        """
+        started = utc_now()
+        actor = Actor.of(operator, "viewing images needs the operator's name (--operator)")
+        row = self._repo.find_subject(clean_text(subject_ref, "viewing images needs a subject ref"))
+        if row is None:
+            raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
+        bound = {"gallery_id": self.gallery_id, "subject_ref": row.subject_ref}
+        images = [
+            self._sealer.open_image(b, model_id=m, **bound) for m, b in self._repo.sealed_images_of(row.id)
+        ]
+        if images:
+            with self._repo.write():
+                self._record(
+                    "view_images",
+                    actor,
+                    started,
+                    purpose=purpose,
+                    case_ref=case,
+                    result={"subject": self.pseudonym(row.subject_ref), "n_images": len(images)},
+                )
+        return images
 
     # --- erasure ------------------------------------------------------------------------------------------
 

@@ -330,6 +330,14 @@ class PostgresGalleryRepository:
                 "UPDATE subjects SET name_binding = %s WHERE id = %s", [(b, i) for i, b in bindings]
             )
 
+    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
+        rows = self._execute(
+            "SELECT model_id, image FROM templates WHERE subject_id = %s AND image IS NOT NULL ORDER BY id",
+            (subject_id,),
+        ).fetchall()
+        return [(r[0], bytes(r[1])) for r in rows]
+
     def count_templates(self, model_id: str) -> int:
         """How many templates of ``model_id`` are stored."""
         return int(

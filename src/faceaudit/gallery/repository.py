@@ -57,7 +57,8 @@ class NewSubject:
     consent_by: str
     consent_expires: str | None
     created_at: str
-    name_binding: str
+    name_binding: str | None = None
+    """The sealer's keyed hash binding ``name`` to this subject (``Gallery`` always sets it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,11 @@ class GalleryRepository(Protocol):
     """Rows of one gallery: meta, subjects, sealed templates, and the ledger table, in one transactional store."""
 
     # --- lifecycle and transactions ---------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Create the schema, or bring an older one up to date, each step in its own transaction; returns the
+        schema version. Called by ``Gallery`` after the key check (so a wrong key never writes)."""
+        ...
 
     def write(self) -> AbstractContextManager[None]:
         """A write transaction (see the module docstring); nested use is an error."""
@@ -155,7 +161,8 @@ class GalleryRepository(Protocol):
         ...
 
     def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
-        """*read.* ``(model_id, sealed blob)`` of every template of one subject."""
+        """*read.* ``(model_id, sealed blob)`` of every template of one subject, by id (all models, so one whose
+        model id was altered is opened and caught)."""
         ...
 
     def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
@@ -165,6 +172,10 @@ class GalleryRepository(Protocol):
 
     def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
         """*write.* Store ``(subject id, name binding)`` pairs (once, for rows made before names were bound)."""
+        ...
+
+    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """*read.* ``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
         ...
 
     def count_templates(self, model_id: str) -> int:

@@ -203,19 +203,25 @@ class SQLiteGalleryRepository:
 
     def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
         """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
-        cursor = self._conn.execute(
+        return self._stream(
             "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
             "ON s.id = t.subject_id WHERE t.model_id != ? ORDER BY t.id",
             (model_id,),
         )
-        while rows := cursor.fetchmany(4096):
-            yield from rows
 
     def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
         """Store name bindings of existing subjects."""
         self._conn.executemany(
             "UPDATE subjects SET name_binding = ? WHERE id = ?", [(b, i) for i, b in bindings]
         )
+
+    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
+        """``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
+        rows = self._conn.execute(
+            "SELECT model_id, image FROM templates WHERE subject_id = ? AND image IS NOT NULL ORDER BY id",
+            (subject_id,),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
 
     def count_templates(self, model_id: str) -> int:
         """How many templates of ``model_id`` are stored."""
@@ -224,11 +230,14 @@ class SQLiteGalleryRepository:
 
     def iter_sealed_templates(self, model_id: str) -> Iterator[tuple[int, str, bytes]]:
         """``(template id, subject_ref, sealed)`` of every template of ``model_id``, by id."""
-        cursor = self._conn.execute(
+        return self._stream(
             "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
             "WHERE t.model_id = ? ORDER BY t.id",
             (model_id,),
         )
+
+    def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
+        cursor = self._conn.execute(sql, params)
         while rows := cursor.fetchmany(4096):
             yield from rows
 

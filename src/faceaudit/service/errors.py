@@ -80,6 +80,11 @@ def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
         return ApiError(422, "policy", str(exc))
     if isinstance(exc, LedgerIntegrityError):
         return ApiError(409, "ledger_broken", str(exc))
+    from faceaudit.gallery.crypto import GalleryKeyError
+    from faceaudit.gallery.store import GalleryIntegrityError
+
+    if isinstance(exc, GalleryIntegrityError | GalleryKeyError):
+        return ApiError(409, "gallery_integrity", str(exc))
     if isinstance(exc, UsageError):
         return ApiError(400, "bad_request", str(exc))
     return ApiError(400, "bad_request", str(exc))

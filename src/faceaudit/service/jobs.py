@@ -59,16 +59,14 @@ def detect(service: Service, upload: Upload) -> list[dict[str, Any]]:
 
 def verify(service: Service, a: Upload, b: Upload) -> dict[str, Any]:
     """1:1 comparison of two images, as ``verify --json``."""
+    from faceaudit.pipeline.engine import VerifyResult
+
     engine = service.engine
     ta = engine.template(_decode(a), name=a.label)
     tb = engine.template(_decode(b), name=b.label)
-    similarity = round(engine.compare(ta.vector, tb.vector), 6)
-    return {
-        "similarity": similarity,
-        "threshold": engine.threshold,
-        "match": bool(similarity >= engine.threshold),
-        "model": engine.model_id,
-    }
+    similarity = round(float(engine.compare(ta.vector, tb.vector)), 6)
+    match = bool(similarity >= engine.threshold)
+    return VerifyResult(similarity, engine.threshold, match, engine.model_id, a=ta, b=tb).as_dict()
 
 
 def enrol(
@@ -79,6 +77,7 @@ def enrol(
     name: str,
     consent: Any,
     uploads: list[Upload],
+    store_images: bool = False,
 ) -> dict[str, Any]:
     """Enrol a subject from its images, all or nothing; the index learns it at once."""
     with service.gallery_lock:
@@ -88,6 +87,17 @@ def enrol(
             raise SubjectExistsError(
                 f"subject {subject_ref!r} is already enrolled; erase it first to re-enrol"
             )
+    if store_images:  # the gallery keeps the encoded images (sealed) beside the templates
+        images = [read_image(u.data, name=u.label, keep_encoded=True) for u in uploads]
+        with service.gallery_lock:
+            result = service.gallery.enroll(
+                subject_ref, images, name=name, consent=consent, operator=who.actor, store_images=True
+            )
+        return {
+            "subject_ref": result.subject_ref,
+            "templates": result.n_templates,
+            "ledger_entry": result.ledger_seq,
+        }
     crops = [_prepare(service, u, "reference") for u in uploads]
     vectors = service.engine.embed_crops(crops)
     with service.gallery_lock:
@@ -147,6 +157,7 @@ def identify(
         ledger_seq=result.ledger_seq,
         threshold=result.threshold,
         candidates=candidates,
+        probe=service.probes.seal(upload.data, search_id),
     )
     return {
         "search_id": search_id,

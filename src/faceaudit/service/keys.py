@@ -110,6 +110,7 @@ class KeyHasher:
     """Keyed hashes of API keys under a secret derived from the gallery key."""
 
     def __init__(self, gallery_key: bytes) -> None:
+        self.gallery_key = gallery_key
         self._secret = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"faceaudit api key hashing v1"
         ).derive(gallery_key)

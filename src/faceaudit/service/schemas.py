@@ -44,8 +44,13 @@ class DetectedFace(BaseModel):
     landmarks: list[list[float]]
     score: float
     quality: FaceQuality
-    chosen: bool = False
-    """The face the engine's policy would use for a template (as ``detect --json`` marks it)."""
+    chosen: bool = Field(False, description="the face the server's policy would use for a template")
+
+
+class ComparedFace(BaseModel):
+    box: list[float]
+    n_faces: int
+    policy: str
 
 
 class VerifyOut(BaseModel):
@@ -55,6 +60,7 @@ class VerifyOut(BaseModel):
     threshold: float
     match: bool
     model: str
+    images: list[ComparedFace] = Field(..., description="for each image: the chosen face, face count, policy")
 
 
 class EnrolOut(BaseModel):
@@ -227,3 +233,16 @@ class NewKeyOut(BaseModel):
 class RevokeOut(BaseModel):
     revoked: str
     ledger_entry: int
+
+
+class AuditJob(BaseModel):
+    job_id: str
+    state: Literal["queued", "running", "done", "failed", "interrupted"]
+    progress: int
+    message: str
+    filename: str
+    group_by: str | None
+    created_by: str
+    created_at: str
+    updated_at: str
+    ledger_entry: int | None = None

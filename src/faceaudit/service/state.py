@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from faceaudit.service.keys import KeyHasher, parse_rate
 from faceaudit.service.limits import RateLimiter
 from faceaudit.service.pg_store import open_service_store
 from faceaudit.service.pool import InferencePool
+from faceaudit.service.probes import ProbeSealer
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 DEFAULT_RATE_LIMIT = "600/min"
@@ -59,14 +61,30 @@ class Service:
             self.n_templates = self.gallery.rebuild_index()
             self.store = open_service_store(config.db)
             self.hasher = KeyHasher.for_gallery(config.db, key_file)
+            self.probes = ProbeSealer(self.hasher.gallery_key, self.gallery.gallery_id)
         except BaseException:
             self.gallery.close()
             raise
         self.pool = InferencePool(config.workers, config.queue)
         self.limiter = RateLimiter()
+        from faceaudit.service.audits import AuditJobs
+
+        self.audits = AuditJobs(_audits_folder(config.db, self.gallery.gallery_id), self.store.record)
 
     def close(self) -> None:
+        self.audits.shutdown()
         self.pool.shutdown()
         with self.gallery_lock:
             self.gallery.close()
         self.store.close()
+
+
+def _audits_folder(db: str | os.PathLike, gallery_id: str) -> Path:
+    """Where audit jobs live: beside a gallery file (``DB.audits``); for a PostgreSQL gallery, under
+    ``$FACEAUDIT_AUDITS`` or ``~/.faceaudit/audits/<gallery id>``."""
+    from faceaudit import pgsql
+
+    if not pgsql.is_pg_url(db):
+        return Path(f"{os.fspath(db)}.audits")
+    root = os.environ.get("FACEAUDIT_AUDITS") or Path.home() / ".faceaudit" / "audits"
+    return Path(root) / gallery_id

@@ -44,7 +44,8 @@ SCHEMA = (
         threshold REAL NOT NULL,
         candidates TEXT NOT NULL,
         status TEXT NOT NULL,
-        created_at TEXT NOT NULL)""",
+        created_at TEXT NOT NULL,
+        probe BLOB)""",
     """CREATE TABLE IF NOT EXISTS service_reviews (
         id INTEGER PRIMARY KEY,
         search_id TEXT NOT NULL REFERENCES service_searches(search_id),
@@ -132,6 +133,9 @@ class ServiceStore:
         with self._write() as conn:
             for statement in SCHEMA:
                 conn.execute(statement)
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(service_searches)")}
+            if "probe" not in columns:  # added with the console's review page
+                conn.execute("ALTER TABLE service_searches ADD COLUMN probe BLOB")
 
     def close(self) -> None:
         with self._lock:
@@ -272,12 +276,13 @@ class ServiceStore:
         ledger_seq: int,
         threshold: float,
         candidates: list[dict[str, Any]],
+        probe: bytes | None = None,
     ) -> None:
-        """Remember an identification search (its candidates, as refs) for review."""
+        """Remember an identification search (its candidates, as refs, and its sealed probe) for review."""
         with self._write() as conn:
             conn.execute(
                 "INSERT INTO service_searches (search_id, principal, key_id, purpose, case_ref, ledger_seq, "
-                "threshold, candidates, status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "threshold, candidates, status, created_at, probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     search_id,
                     principal,
@@ -289,6 +294,7 @@ class ServiceStore:
                     json.dumps(candidates),
                     "pending_review",
                     utc_now(),
+                    probe,
                 ),
             )
 
@@ -321,6 +327,14 @@ class ServiceStore:
             "created_at": row[9],
             "reviews": [dict(zip(keys, r, strict=True)) for r in reviews],
         }
+
+    def sealed_probe(self, search_id: str) -> bytes | None:
+        """The sealed probe of a search still waiting for review (None once decided, or never stored)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT probe FROM service_searches WHERE search_id = ?", (search_id,)
+            ).fetchone()
+        return None if row is None else row[0]
 
     def list_searches(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         """Searches (newest first), optionally only those with ``status``; without candidates."""
@@ -377,6 +391,8 @@ class ServiceStore:
                 (search_id, principal, key_id, decision, subject_ref, reason, entry.seq, utc_now()),
             )
             conn.execute("UPDATE service_searches SET status = ? WHERE search_id = ?", (status, search_id))
+            if status != "pending_review":  # decided: the probe is no longer needed
+                conn.execute("UPDATE service_searches SET probe = NULL WHERE search_id = ?", (search_id,))
         return status, entry
 
     def forget_subject(self, subject_ref: str, pseudonym: str) -> None:

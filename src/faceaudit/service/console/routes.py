@@ -6,117 +6,44 @@ session's CSRF token; pages a role may not use are neither linked nor served (a 
 
 from __future__ import annotations
 
-import hmac
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.errors import FaceAuditError
 from faceaudit.service import jobs
-from faceaudit.service.auth import Principal, check_key, deny, live_principal
-from faceaudit.service.console.sessions import COOKIE, Session, SessionStore
+from faceaudit.service.auth import check_key, live_principal
+from faceaudit.service.console import auditor  # noqa: F401  (registers the auditor's pages on the router)
+from faceaudit.service.console.common import (
+    Refused,
+    SignIn,
+    _form,
+    _render,
+    _service,
+    _sessions,
+    _signed_in,
+    router,
+)
+from faceaudit.service.console.sessions import COOKIE, SessionStore
 from faceaudit.service.errors import ApiError, from_domain
 from faceaudit.service.keys import ROLES
 from faceaudit.service.schemas import ReviewIn
-from faceaudit.service.state import Service
-
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
-router = APIRouter(prefix="/ui", include_in_schema=False)
-PAGE_SIZE = 50
-
-NAV = (
-    ("reviewer", "/ui/reviews", "Review queue"),
-    ("auditor", "/ui/ledger", "Ledger"),
-    ("dpo", "/ui/subjects", "Subjects"),
-    ("admin", "/ui/keys", "Keys"),
-)
-
-
-class _SignIn(Exception):
-    """No live session: go to the sign-in page."""
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        self.status, self.message = status, message
-
-
-def _service(request: Request) -> Service:
-    return request.app.state.service
-
-
-def _sessions(request: Request) -> SessionStore:
-    return request.app.state.sessions
-
-
-def _nav(who: Principal | None) -> list[tuple[str, str]]:
-    return [(href, text) for role, href, text in NAV if who is not None and role in who.roles]
-
-
-def _render(
-    request: Request,
-    name: str,
-    title: str,
-    ctx: tuple[Principal, Session] | None = None,
-    status: int = 200,
-    **values: Any,
-) -> HTMLResponse:
-    who, session = ctx if ctx else (None, None)
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {"title": title, "who": who, "csrf": session.csrf if session else "", "nav": _nav(who), **values},
-        status_code=status,
-    )
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _signed_in(request: Request, *roles: str) -> tuple[Principal, Session]:
-    """The signed-in principal (its key checked again) holding one of ``roles``; else sign-in or a 403 page."""
-    service = _service(request)
-    session = _sessions(request).get(request.cookies.get(COOKIE))
-    if session is None:
-        raise _SignIn()
-    try:
-        who = live_principal(request, service, session.key_id)
-    except ApiError:
-        _sessions(request).close(request.cookies.get(COOKIE))
-        raise _SignIn() from None
-    if roles and not set(roles) & set(who.roles):
-        try:
-            deny(service, request, who, f"this page needs the role {' or '.join(roles)}")
-        except ApiError as exc:
-            raise _Refused(403, exc.message) from None
-    return who, session
-
-
-async def _form(request: Request, session: Session) -> dict[str, Any]:
-    """The posted form, after checking its CSRF token (403 page without it)."""
-    form = await request.form()
-    token = str(form.get("csrf", ""))
-    if not token or not hmac.compare_digest(token, session.csrf):
-        raise _Refused(403, "this form was sent without its security token (CSRF); reload the page and retry")
-    return {k: form.getlist(k) if k == "roles" else form.get(k) for k in form}
 
 
 def install(app: FastAPI, minutes: int = 480) -> None:
     """Mount the console on ``app``."""
     app.state.sessions = SessionStore(minutes)
 
-    @app.exception_handler(_SignIn)
-    async def _to_sign_in(request: Request, exc: _SignIn) -> Response:
+    @app.exception_handler(SignIn)
+    async def _to_sign_in(request: Request, exc: SignIn) -> Response:
         return RedirectResponse("/ui/login", status_code=303)
 
-    @app.exception_handler(_Refused)
-    async def _refused(request: Request, exc: _Refused) -> Response:
+    @app.exception_handler(Refused)
+    async def _refused(request: Request, exc: Refused) -> Response:
         session = _sessions(request).get(request.cookies.get(COOKIE))
         ctx = None
         if session is not None:
@@ -199,10 +126,11 @@ def review_queue(request: Request) -> Response:
 def _search_page(request: Request, ctx, search_id: str, status: int = 200, **values: Any) -> Response:
     search = _service(request).store.get_search(search_id)
     if search is None:
-        raise _Refused(404, f"no search {search_id}")
+        raise Refused(404, f"no search {search_id}")
     who = ctx[0]
     can_review = "reviewer" in who.roles and search["searcher"] != who.name
     can_review = can_review and all(r["principal"] != who.name for r in search["reviews"])
+    show_images = "reviewer" in who.roles and search["status"] == "pending_review"
     return _render(
         request,
         "search.html",
@@ -211,6 +139,7 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
         status,
         s=search,
         can_review=can_review,
+        show_images=show_images,
         **values,
     )
 
@@ -219,6 +148,69 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
 def search_page(request: Request, search_id: str) -> Response:
     ctx = _signed_in(request, "reviewer", "auditor")
     return _search_page(request, ctx, search_id)
+
+
+_BROWSER_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "BMP": "image/bmp"}
+
+
+def _image(data: bytes) -> Response:
+    """An image for the browser, never cached; formats browsers do not show (TIFF, PGM) are sent as PNG."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        media = _BROWSER_FORMATS.get(img.format or "")
+    if media is None:
+        import cv2
+
+        from faceaudit.imaging import decode_bytes
+
+        data, media = cv2.imencode(".png", decode_bytes(data, "image"))[1].tobytes(), "image/png"
+    return Response(data, media_type=media, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/searches/{search_id}/probe")
+def probe_image(request: Request, search_id: str) -> Response:
+    """The probe of a search waiting for review (reviewers only; each view is a ledger entry)."""
+    who, _ = _signed_in(request, "reviewer")
+    service = _service(request)
+    search = service.store.get_search(search_id)
+    blob = service.store.sealed_probe(search_id)
+    if search is None or blob is None:
+        raise Refused(404, "no probe image: the search is decided, or was made before probes were kept")
+    data = service.probes.open(blob, search_id)
+    service.store.record(
+        "view_probe",
+        who.actor,
+        purpose=search["purpose"],
+        case_ref=search["case"],
+        params={"search_id": search_id},
+    )
+    return _image(data)
+
+
+@router.get("/searches/{search_id}/candidates/{rank}/image")
+def candidate_image(request: Request, search_id: str, rank: int) -> Response:
+    """The first stored enrolment image of a candidate (reviewers only; each view is a ledger entry)."""
+    who, _ = _signed_in(request, "reviewer")
+    service = _service(request)
+    search = service.store.get_search(search_id)
+    cand = next(
+        (c for c in (search or {}).get("candidates", []) if c["rank"] == rank and not c.get("erased")), None
+    )
+    if search is None or cand is None:
+        raise Refused(404, "no such candidate")
+    try:
+        with service.gallery_lock:
+            images = service.gallery.reference_images(
+                cand["subject_ref"], operator=who.actor, purpose=search["purpose"], case=search["case"]
+            )
+    except FaceAuditError:
+        images = []
+    if not images:
+        raise Refused(404, "no enrolment image is stored for this candidate")
+    return _image(images[0])
 
 
 @router.post("/searches/{search_id}/review")
@@ -238,78 +230,9 @@ async def review(request: Request, search_id: str) -> Response:
         return _search_page(request, ctx, search_id, 422, message="give a decision and a reason", error=True)
     except ApiError as exc:
         if exc.status == 403:
-            raise _Refused(403, exc.message) from None
+            raise Refused(403, exc.message) from None
         return _search_page(request, ctx, search_id, exc.status, message=exc.message, error=True)
     return _search_page(request, ctx, search_id, message=f"Recorded. {done['note'].capitalize()}.")
-
-
-# --- auditor -------------------------------------------------------------------------------------------------
-
-_FILTERS = ("operator", "action", "purpose", "case", "date")
-
-
-def _matches(entry: dict[str, Any], f: dict[str, str]) -> bool:
-    checks = (
-        ("operator", entry["actor"]),
-        ("action", entry["action"]),
-        ("purpose", entry.get("purpose") or ""),
-        ("case", entry.get("case_ref") or ""),
-    )
-    if any(f[k] and f[k].lower() not in v.lower() for k, v in checks):
-        return False
-    return not f["date"] or entry["started_at"].startswith(f["date"])
-
-
-def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response:
-    service = _service(request)
-    f = {k: (request.query_params.get(k) or "").strip() for k in _FILTERS}
-    try:
-        page = max(0, int(request.query_params.get("page", "0")))
-    except ValueError:
-        page = 0
-    rows = [e for e in service.store.ledger_page(0, 10**9) if _matches(e, f)]
-    entries = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    service.store.record(
-        "export",
-        ctx[0].actor,
-        params={"via": "console", "filters": f, "page": page},
-        result={"n_entries": len(entries)},
-    )
-    query = {k: v for k, v in f.items() if v}
-    return _render(
-        request,
-        "ledger.html",
-        "Ledger",
-        ctx,
-        f=f,
-        entries=entries,
-        verdict=verdict,
-        total=len(rows),
-        first=page * PAGE_SIZE + 1 if entries else 0,
-        last=page * PAGE_SIZE + len(entries),
-        prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
-        next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < len(rows) else None,
-    )
-
-
-@router.get("/ledger")
-def ledger(request: Request) -> Response:
-    return _ledger_page(request, _signed_in(request, "auditor"))
-
-
-@router.post("/ledger/verify")
-async def ledger_verify(request: Request) -> Response:
-    ctx = _signed_in(request, "auditor")
-    await _form(request, ctx[1])
-    store = _service(request).store
-    try:
-        report = await run_in_threadpool(store.verify)
-        verdict = {"intact": True, "message": report.message()}
-    except LedgerIntegrityError as exc:
-        verdict = {"intact": False, "message": f"chain broken: {exc}"}
-    except FaceAuditError as exc:
-        verdict = {"intact": False, "message": str(exc)}
-    return _ledger_page(request, ctx, verdict)
 
 
 # --- DPO -------------------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ async def enrol(
     who: Annotated[Principal, Depends(require("enroller"))],
     service: Annotated[Service, Depends(get_service)],
     consent_expires: Annotated[str | None, Form(description="YYYY-MM-DD; consent ends on this day")] = None,
+    store_images: Annotated[bool, Form(description="also keep the images, sealed, for reviewers")] = False,
 ) -> dict:
     for value, field in ((subject_ref, "subject_ref"), (name, "name"), (consent_basis, "consent_basis")):
         if not value.strip():
@@ -60,6 +61,7 @@ async def enrol(
             name=name.strip(),
             consent=consent,
             uploads=uploads,
+            store_images=store_images,
         )
     )
 

@@ -1,0 +1,125 @@
+"""The auditor's console pages: the ledger browser with "verify chain", and background audits of scores CSVs."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render, _service, _signed_in, router
+
+# --- auditor -------------------------------------------------------------------------------------------------
+
+_FILTERS = ("operator", "action", "purpose", "case", "date")
+
+
+def _matches(entry: dict[str, Any], f: dict[str, str]) -> bool:
+    checks = (
+        ("operator", entry["actor"]),
+        ("action", entry["action"]),
+        ("purpose", entry.get("purpose") or ""),
+        ("case", entry.get("case_ref") or ""),
+    )
+    if any(f[k] and f[k].lower() not in v.lower() for k, v in checks):
+        return False
+    return not f["date"] or entry["started_at"].startswith(f["date"])
+
+
+def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response:
+    service = _service(request)
+    f = {k: (request.query_params.get(k) or "").strip() for k in _FILTERS}
+    try:
+        page = max(0, int(request.query_params.get("page", "0")))
+    except ValueError:
+        page = 0
+    rows = [e for e in service.store.ledger_page(0, 10**9) if _matches(e, f)]
+    entries = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
+    service.store.record(
+        "export",
+        ctx[0].actor,
+        params={"via": "console", "filters": f, "page": page},
+        result={"n_entries": len(entries)},
+    )
+    query = {k: v for k, v in f.items() if v}
+    return _render(
+        request,
+        "ledger.html",
+        "Ledger",
+        ctx,
+        f=f,
+        entries=entries,
+        verdict=verdict,
+        total=len(rows),
+        first=page * PAGE_SIZE + 1 if entries else 0,
+        last=page * PAGE_SIZE + len(entries),
+        prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
+        next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < len(rows) else None,
+    )
+
+
+@router.get("/ledger")
+def ledger(request: Request) -> Response:
+    return _ledger_page(request, _signed_in(request, "auditor"))
+
+
+@router.post("/ledger/verify")
+async def ledger_verify(request: Request) -> Response:
+    ctx = _signed_in(request, "auditor")
+    await _form(request, ctx[1])
+    store = _service(request).store
+    try:
+        report = await run_in_threadpool(store.verify)
+        verdict = {"intact": True, "message": report.message()}
+    except LedgerIntegrityError as exc:
+        verdict = {"intact": False, "message": f"chain broken: {exc}"}
+    except FaceAuditError as exc:
+        verdict = {"intact": False, "message": str(exc)}
+    return _ledger_page(request, ctx, verdict)
+
+
+@router.get("/audits")
+def audits(request: Request) -> Response:
+    ctx = _signed_in(request, "auditor")
+    return _render(request, "audits.html", "Audits", ctx, jobs=_service(request).audits.list())
+
+
+@router.post("/audits")
+async def submit_audit(request: Request) -> Response:
+    ctx = _signed_in(request, "auditor")
+    form = await _form(request, ctx[1])
+    upload = form.get("scores")
+    data = await upload.read() if hasattr(upload, "read") else b""
+    if not data:
+        jobs = _service(request).audits.list()
+        return _render(
+            request, "audits.html", "Audits", ctx, 422, jobs=jobs, message="choose a scores CSV", error=True
+        )
+    job = _service(request).audits.submit(
+        data,
+        upload.filename or "scores.csv",
+        group_by=(form.get("group_by") or "").strip() or None,
+        actor=ctx[0].actor,
+    )
+    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
+
+
+@router.get("/audits/{job_id}")
+def audit_page(request: Request, job_id: str) -> Response:
+    ctx = _signed_in(request, "auditor")
+    job = _service(request).audits.get(job_id)
+    if job is None:
+        raise Refused(404, f"no audit job {job_id}")
+    return _render(request, "audit.html", f"Audit {job_id[:8]}", ctx, job=job)
+
+
+@router.get("/audits/{job_id}/report.html")
+def audit_report(request: Request, job_id: str) -> Response:
+    _signed_in(request, "auditor")
+    path = _service(request).audits.report(job_id)
+    if path is None:
+        raise Refused(404, f"audit {job_id} has no report (yet)")
+    return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,96 @@
+"""What every console page shares: the router, templates, rendering, the session check and the CSRF check."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from faceaudit.service.auth import Principal, deny, live_principal
+from faceaudit.service.console.sessions import COOKIE, Session, SessionStore
+from faceaudit.service.errors import ApiError
+from faceaudit.service.state import Service
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(prefix="/ui", include_in_schema=False)
+PAGE_SIZE = 50
+
+NAV = (
+    ("reviewer", "/ui/reviews", "Review queue"),
+    ("auditor", "/ui/ledger", "Ledger"),
+    ("auditor", "/ui/audits", "Audits"),
+    ("dpo", "/ui/subjects", "Subjects"),
+    ("admin", "/ui/keys", "Keys"),
+)
+
+
+class SignIn(Exception):
+    """No live session: go to the sign-in page."""
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        self.status, self.message = status, message
+
+
+def _service(request: Request) -> Service:
+    return request.app.state.service
+
+
+def _sessions(request: Request) -> SessionStore:
+    return request.app.state.sessions
+
+
+def _nav(who: Principal | None) -> list[tuple[str, str]]:
+    return [(href, text) for role, href, text in NAV if who is not None and role in who.roles]
+
+
+def _render(
+    request: Request,
+    name: str,
+    title: str,
+    ctx: tuple[Principal, Session] | None = None,
+    status: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    who, session = ctx if ctx else (None, None)
+    response = templates.TemplateResponse(
+        request,
+        name,
+        {"title": title, "who": who, "csrf": session.csrf if session else "", "nav": _nav(who), **values},
+        status_code=status,
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _signed_in(request: Request, *roles: str) -> tuple[Principal, Session]:
+    """The signed-in principal (its key checked again) holding one of ``roles``; else sign-in or a 403 page."""
+    service = _service(request)
+    session = _sessions(request).get(request.cookies.get(COOKIE))
+    if session is None:
+        raise SignIn()
+    try:
+        who = live_principal(request, service, session.key_id)
+    except ApiError:
+        _sessions(request).close(request.cookies.get(COOKIE))
+        raise SignIn() from None
+    if roles and not set(roles) & set(who.roles):
+        try:
+            deny(service, request, who, f"this page needs the role {' or '.join(roles)}")
+        except ApiError as exc:
+            raise Refused(403, exc.message) from None
+    return who, session
+
+
+async def _form(request: Request, session: Session) -> dict[str, Any]:
+    """The posted form, after checking its CSRF token (403 page without it)."""
+    form = await request.form()
+    token = str(form.get("csrf", ""))
+    if not token or not hmac.compare_digest(token, session.csrf):
+        raise Refused(403, "this form was sent without its security token (CSRF); reload the page and retry")
+    return {k: form.getlist(k) if k == "roles" else form.get(k) for k in form}
