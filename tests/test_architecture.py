@@ -234,7 +234,7 @@ def _loaded_after(statement: str) -> dict:
     env = {"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 0, res.stderr
-    return set(json.loads(res.stdout))
+    return set(json.loads(res.stdout.splitlines()[-1]))
 
 
 def test_the_ledger_loads_without_image_or_model_libraries():
@@ -252,3 +252,24 @@ def test_import_faceaudit_is_light_and_the_face_layer_needs_no_runtime():
     loaded = _loaded_after("import faceaudit.face")
     assert "cv2" in loaded  # the probe really imported it
     assert not loaded & {"onnxruntime", "openvino", "faiss", "dlib"}
+
+
+def test_a_keyless_ledger_verify_through_the_cli_loads_no_image_or_model_library(tmp_path):
+    # A key-less auditor runs `faceaudit ledger verify`: the CLI builds every sub-command's parser, and none of
+    # them may pull in image decoders, model runtimes or FAISS just to verify a hash chain.
+    db = tmp_path / "g.db"
+    init = subprocess.run(
+        [sys.executable, "-m", "faceaudit", "gallery", "init", "--db", str(db), "--operator", "auditor"],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert init.returncode == 0, init.stderr
+    loaded = _loaded_after(
+        "from faceaudit.cli import main\n"
+        f"rc = main(['ledger', 'verify', '--db', {str(db)!r}])\n"
+        "assert rc == 0, rc"
+    )
+    assert "faceaudit.cli.ledger_cmds" in loaded  # the probe really ran the command
+    assert not loaded & set(HEAVY), f"ledger verify pulled in {sorted(loaded & set(HEAVY))}"

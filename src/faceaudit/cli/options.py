@@ -10,8 +10,7 @@ from collections.abc import Callable
 from faceaudit.errors import FaceAuditError, InputError, UsageError
 from faceaudit.models import BACKEND_NAMES, DEFAULT_MODEL
 from faceaudit.models.base import check_threshold
-from faceaudit.pipeline.select import DEFAULT_POLICY
-from faceaudit.types import SELECTION_POLICIES
+from faceaudit.types import DEFAULT_POLICY, SELECTION_POLICIES
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

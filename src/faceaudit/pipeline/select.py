@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 
 from faceaudit.errors import UsageError
-from faceaudit.types import SELECTION_POLICIES, Face
-
-DEFAULT_POLICY = "central"
+from faceaudit.types import DEFAULT_POLICY, SELECTION_POLICIES, Face
 
 
 def _centrality(face: Face, width: int, height: int) -> float:
