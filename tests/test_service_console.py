@@ -251,6 +251,10 @@ def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
     assert "female" in browser.page_source and "male" in browser.page_source
     browser.get(f"{server.url}/ui/audits")  # a reload keeps the job
     assert "vendor-scores.csv" in browser.find_element(By.ID, "audits").text
+    assert not browser.find_elements(By.ID, "manifest-form")  # no --audit-data: no manifest to pick
+    with server.client("ada") as c:
+        r = c.post("/v1/audits/manifest", json={"manifest": "m.csv"})
+    assert r.status_code == 409 and "--audit-data" in r.json()["error"]["message"]
 
 
 def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):
