@@ -18,15 +18,45 @@ pytestmark = pytest.mark.slow
 def server(tmp_path_factory):
     db = tmp_path_factory.mktemp("service") / "g.db"
     make_gallery(db, n_synthetic=20)
+    data = _audit_data(db.parent)
     keys = {role: make_key(db, f"{role}-person", role) for role in ROLE_KEYS}
     keys["sam"] = make_key(db, "sam", "searcher,reviewer")  # searches, and may try to review his own
     keys["rita"] = make_key(db, "rita", "reviewer")
     keys["rob"] = make_key(db, "rob", "reviewer")
     keys["slow"] = make_key(db, "slow", "searcher", rate_limit="3/min")
-    srv = start_server(db, "--max-upload-mb", "1", "--workers", "2")
+    srv = start_server(db, "--max-upload-mb", "1", "--workers", "2", "--audit-data", str(data))
     srv.keys = keys
     yield srv
     srv.stop()
+
+
+def _audit_data(parent):
+    """A server-side data folder: the 8 FairFace fixtures under ``fairface/`` with a manifest whose made-up
+    subject ids give the female group mated pairs, a manifest missing its columns, and a symlink that leads
+    outside the folder."""
+    import csv
+    import shutil
+
+    from service_fixtures import FAIRFACE
+
+    data = parent / "data"
+    (data / "fairface").mkdir(parents=True)
+    for p in FAIRFACE.glob("*.jpg"):
+        shutil.copy(p, data / "fairface" / p.name)
+    with open(FAIRFACE / "manifest.csv", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    subjects = {"fairface_0002.jpg": "s1", "fairface_0004.jpg": "s1", "fairface_0005.jpg": "s2",
+                "fairface_0008.jpg": "s2", "fairface_0003.jpg": "s2"}  # fmt: skip
+    for r in rows:
+        r["subject_id"] = subjects.get(r["path"], "")
+    with open(data / "fairface" / "manifest.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (data / "broken.csv").write_text("x,y\n1,2\n")
+    (parent / "secret.csv").write_text("path,subject_id,sex\n")
+    (data / "outside.csv").symlink_to(parent / "secret.csv")
+    return data
 
 
 def _entries(server, action: str | None = None) -> list[dict]:
@@ -168,6 +198,15 @@ def _route_table(server):
         ("ledger", "GET", "/v1/ledger", {"params": {"limit": 5}}, {"auditor"}, 200),
         ("ledger verify", "GET", "/v1/ledger/verify", {}, {"auditor"}, 200),
         ("audits", "GET", "/v1/audits", {}, {"auditor"}, 200),
+        ("manifests", "GET", "/v1/audits/manifests", {}, {"auditor"}, 200),
+        (
+            "audit manifest",
+            "POST",
+            "/v1/audits/manifest",
+            {"json": {"manifest": "../g.db"}},
+            {"auditor"},
+            422,
+        ),
         ("keys", "GET", "/v1/keys", {}, {"admin"}, 200),
         (
             "create key",
@@ -489,3 +528,45 @@ def test_audit_of_uploaded_scores_runs_in_the_background(server):
     assert (
         entry and entry[0]["actor"] == "auditor-person" and entry[0]["result"]["groups"] == ["female", "male"]
     )
+
+
+def _wait(c, job_id: str) -> dict:
+    import time
+
+    deadline = time.monotonic() + 600  # the audit worker may wait behind a busy machine
+    while time.monotonic() < deadline:
+        job = c.get(f"/v1/audits/{job_id}").json()
+        if job["state"] not in ("queued", "running"):
+            return job
+        time.sleep(0.2)
+    return job
+
+
+def test_audit_of_a_manifest_in_the_data_folder(server):
+    with server.client("auditor") as c:
+        names = c.get("/v1/audits/manifests").json()
+        assert names == ["broken.csv", "fairface/manifest.csv"]  # outside.csv leads out: not listed
+        r = c.post("/v1/audits/manifest", json={"manifest": "fairface/manifest.csv", "group_by": "sex"})
+        assert r.status_code == 202, r.text
+        assert r.json()["source"] == "manifest" and r.json()["filename"] == "fairface/manifest.csv"
+        job_id = r.json()["job_id"]
+        job = _wait(c, job_id)
+        assert job["state"] == "done" and job["progress"] == 100, job
+        report = c.get(f"/v1/audits/{job_id}/report")
+        assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+        assert "female" in report.text
+        for name in ("../g.db", "../secret.csv", "outside.csv", str(server.db), "/etc/passwd", "nope.csv"):
+            r = c.post("/v1/audits/manifest", json={"manifest": name})
+            assert r.status_code == 422, (name, r.text)
+            assert r.json()["error"]["field"] == "manifest", r.json()
+        bad = c.post("/v1/audits/manifest", json={"manifest": "broken.csv"})
+        assert bad.status_code == 202
+        failed = _wait(c, bad.json()["job_id"])
+        assert failed["state"] == "failed" and "broken.csv" in failed["message"], failed
+        assert str(server.db.parent) not in failed["message"]
+        ok = c.post("/v1/audits/manifest", json={"manifest": "fairface/manifest.csv"})
+        assert _wait(c, ok.json()["job_id"])["state"] == "done"  # the worker survived the bad one
+    entry = [e for e in _entries(server, "audit") if e["params"]["job_id"] == job_id]
+    assert entry and entry[0]["params"]["manifest"] == "fairface/manifest.csv"
+    assert len(entry[0]["params"]["manifest_sha256"]) == 64
+    assert entry[0]["result"]["groups"] == ["female", "male"]

@@ -251,6 +251,36 @@ def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
     assert "female" in browser.page_source and "male" in browser.page_source
     browser.get(f"{server.url}/ui/audits")  # a reload keeps the job
     assert "vendor-scores.csv" in browser.find_element(By.ID, "audits").text
+    assert not browser.find_elements(By.ID, "manifest-form")  # no --audit-data: no manifest to pick
+    with server.client("ada") as c:
+        r = c.post("/v1/audits/manifest", json={"manifest": "m.csv"})
+    assert r.status_code == 409 and "--audit-data" in r.json()["error"]["message"]
+
+
+def test_auditor_audits_a_manifest_from_the_data_folder(browser, tmp_path):
+    from test_service_api import _audit_data
+
+    db = tmp_path / "g.db"
+    make_gallery(db, n_synthetic=2)
+    data = _audit_data(tmp_path)
+    keys = {"ada": make_key(db, "ada", "auditor")}
+    srv = start_server(db, "--workers", "1", "--audit-data", str(data))
+    srv.keys = keys
+    try:
+        sign_in(browser, srv, "ada")
+        go(browser, browser.find_element(By.LINK_TEXT, "Audits"))
+        Select(browser.find_element(By.ID, "manifest")).select_by_visible_text("fairface/manifest.csv")
+        browser.find_element(By.ID, "manifest-group-by").send_keys("sex")
+        go(browser, browser.find_element(By.ID, "run-manifest-audit"))
+        assert browser.title.startswith("Audit ")
+        link = WebDriverWait(browser, 600).until(lambda b: b.find_elements(By.ID, "report-link"))
+        assert browser.find_element(By.ID, "progress").get_attribute("value") == "100"
+        go(browser, link[0])
+        assert "female" in browser.page_source
+        browser.get(f"{srv.url}/ui/audits")  # a reload keeps the job
+        assert "fairface/manifest.csv" in browser.find_element(By.ID, "audits").text
+    finally:
+        srv.stop()
 
 
 def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):

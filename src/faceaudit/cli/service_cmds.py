@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, model_options
@@ -56,6 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rate-limit",
         default="600/min",
         help="default per-key rate limit, N/s, N/min or N/h (default 600/min)",
+    )
+    p.add_argument(
+        "--audit-data",
+        default=None,
+        metavar="DIR",
+        help="a folder of manifest CSVs (with their images) that auditors may audit by name; "
+        "default: none, only uploaded scores CSVs",
     )
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     add_threshold_option(p)
@@ -188,7 +196,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         queue=args.queue,
         rate_limit=args.rate_limit,
+        audit_data=args.audit_data,
     )
+    if args.audit_data is not None and not os.path.isdir(args.audit_data):
+        raise UsageError(f"--audit-data {args.audit_data}: no such folder")
     app = create_app(config)
     service = app.state.service
     scheme = "https" if args.ssl_certfile else "http"

@@ -235,11 +235,17 @@ class RevokeOut(BaseModel):
     ledger_entry: int
 
 
+class ManifestAudit(BaseModel):
+    manifest: str = Field(max_length=1024, description="a manifest CSV's name under the server's data folder")
+    group_by: str | None = Field(None, max_length=128, description="label column(s), e.g. sex (default)")
+
+
 class AuditJob(BaseModel):
     job_id: str
     state: Literal["queued", "running", "done", "failed", "interrupted"]
     progress: int
     message: str
+    source: Literal["scores", "manifest"] = "scores"
     filename: str
     group_by: str | None
     created_by: str

@@ -33,6 +33,8 @@ class ServiceConfig:
     queue: int | None = None
     rate_limit: str = DEFAULT_RATE_LIMIT
     """Default per-key rate limit (N/s, N/min or N/h); a key may carry its own."""
+    audit_data: str | os.PathLike | None = None
+    """A server-side folder whose manifest CSVs auditors may audit by name (``--audit-data``); None: none."""
 
 
 class Service:
@@ -69,7 +71,15 @@ class Service:
         self.limiter = RateLimiter()
         from faceaudit.service.audits import AuditJobs
 
-        self.audits = AuditJobs(_audits_folder(config.db, self.gallery.gallery_id), self.store.record)
+        audit_options: dict[str, Any] = {"model": config.model, "model_options": dict(config.model_options)}
+        if config.policy:
+            audit_options["policy"] = config.policy
+        self.audits = AuditJobs(
+            _audits_folder(config.db, self.gallery.gallery_id),
+            self.store.record,
+            data_dir=config.audit_data,
+            audit_options=audit_options,
+        )
 
     def close(self) -> None:
         self.audits.shutdown()

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.service.audits import BadManifestName, NoDataFolder
 from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render, _service, _signed_in, router
 
 # --- auditor -------------------------------------------------------------------------------------------------
@@ -81,10 +82,35 @@ async def ledger_verify(request: Request) -> Response:
     return _ledger_page(request, ctx, verdict)
 
 
+def _audits_page(request: Request, ctx, status: int = 200, **values: Any) -> Response:
+    jobs = _service(request).audits
+    try:
+        manifests = jobs.manifests()
+    except NoDataFolder:
+        manifests = None  # no --audit-data: the manifest form is not offered
+    return _render(
+        request, "audits.html", "Audits", ctx, status, jobs=jobs.list(), manifests=manifests, **values
+    )
+
+
 @router.get("/audits")
 def audits(request: Request) -> Response:
+    return _audits_page(request, _signed_in(request, "auditor"))
+
+
+@router.post("/audits/manifest")
+async def submit_manifest_audit(request: Request) -> Response:
     ctx = _signed_in(request, "auditor")
-    return _render(request, "audits.html", "Audits", ctx, jobs=_service(request).audits.list())
+    form = await _form(request, ctx[1])
+    try:
+        job = _service(request).audits.submit_manifest(
+            str(form.get("manifest") or ""), group_by=str(form.get("group_by") or ""), actor=ctx[0].actor
+        )
+    except NoDataFolder as exc:
+        raise Refused(409, str(exc)) from None
+    except BadManifestName as exc:
+        return _audits_page(request, ctx, 422, message=f"manifest: {exc}", error=True)
+    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
 
 
 @router.post("/audits")
@@ -94,10 +120,7 @@ async def submit_audit(request: Request) -> Response:
     upload = form.get("scores")
     data = await upload.read() if hasattr(upload, "read") else b""
     if not data:
-        jobs = _service(request).audits.list()
-        return _render(
-            request, "audits.html", "Audits", ctx, 422, jobs=jobs, message="choose a scores CSV", error=True
-        )
+        return _audits_page(request, ctx, 422, message="choose a scores CSV", error=True)
     job = _service(request).audits.submit(
         data,
         upload.filename or "scores.csv",

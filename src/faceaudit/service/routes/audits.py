@@ -1,4 +1,5 @@
-"""``/v1/audits`` (auditor): run a demographic differential audit of uploaded comparison scores, read reports."""
+"""``/v1/audits`` (auditor): run a demographic differential audit of uploaded comparison scores, or of a manifest
+in the server's data folder (``--audit-data``), and read the reports."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.responses import FileResponse
 
+from faceaudit.service.audits import BadManifestName, NoDataFolder
 from faceaudit.service.auth import Principal, get_service, require
 from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS
-from faceaudit.service.schemas import AuditJob
+from faceaudit.service.schemas import AuditJob, ManifestAudit
 from faceaudit.service.state import Service
 
 router = APIRouter(prefix="/v1/audits", tags=["audits"], responses=ERRORS)
@@ -36,6 +38,35 @@ async def submit(
     if not data:
         raise ApiError(422, "invalid", "scores: the file is empty", field="scores")
     return service.audits.submit(data, scores.filename or "scores.csv", group_by=group_by, actor=who.actor)
+
+
+@router.get("/manifests", response_model=list[str], summary="the manifest CSVs in the server's data folder")
+def manifests(
+    who: Annotated[Principal, Depends(_auditor)], service: Annotated[Service, Depends(get_service)]
+) -> list[str]:
+    try:
+        return service.audits.manifests()
+    except NoDataFolder as exc:
+        raise ApiError(409, "no_audit_data", str(exc)) from None
+
+
+@router.post(
+    "/manifest",
+    status_code=202,
+    response_model=AuditJob,
+    summary="audit a manifest in the server's data folder",
+)
+def submit_manifest(
+    body: ManifestAudit,
+    who: Annotated[Principal, Depends(_auditor)],
+    service: Annotated[Service, Depends(get_service)],
+) -> dict:
+    try:
+        return service.audits.submit_manifest(body.manifest, group_by=body.group_by, actor=who.actor)
+    except NoDataFolder as exc:
+        raise ApiError(409, "no_audit_data", str(exc)) from None
+    except BadManifestName as exc:
+        raise ApiError(422, "invalid", f"manifest: {exc}", field="manifest") from None
 
 
 @router.get("", response_model=list[AuditJob], summary="audit jobs, newest first")
