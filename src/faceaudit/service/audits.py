@@ -159,11 +159,9 @@ class AuditJobs:
         return progress
 
     def _run_manifest(self, job_id: str, path: Path, name: str, group_by: str, actor) -> None:
-        from faceaudit.errors import FaceAuditError
-
-        folder = self._path(job_id)
         self._write(job_id, state="running", progress=5, message="reading the manifest")
-        try:
+
+        def work():
             from faceaudit.audit.run import audit
 
             groups = [g.strip() for g in group_by.split(",") if g.strip()]
@@ -175,21 +173,16 @@ class AuditJobs:
                 **self._audit_options,
             )
             self._write(job_id, progress=90, message="writing the report")
-            result.save(folder / "report")
-        except FaceAuditError as exc:  # name the manifest as the auditor did, not the server's paths
-            message = str(exc).replace(str(path), name).replace(str(self.data_dir), "<data folder>")
-            self._write(job_id, state="failed", progress=100, message=message)
+            return result
+
+        # name the manifest as the auditor did, not the server's paths
+        result = self._execute(job_id, work, {str(path): name, str(self.data_dir): "<data folder>"})
+        if result is None:
             return
-        except Exception as exc:  # a bad manifest must never take the worker down
-            self._write(
-                job_id, state="failed", progress=100, message=f"the audit failed ({type(exc).__name__})"
-            )
-            return
-        entry = self._record(
-            "audit",
+        self._finish(
+            job_id,
             actor,
             params={
-                "job_id": job_id,
                 "manifest": name,
                 "manifest_sha256": result.config.get("manifest_sha256"),
                 "group_by": group_by,
@@ -200,7 +193,6 @@ class AuditJobs:
                 "n_templates": result.config.get("n_templates"),
             },
         )
-        self._write(job_id, state="done", progress=100, message="done", ledger_entry=entry.seq)
 
     def submit(self, data: bytes, filename: str, *, group_by: str | None, actor) -> dict[str, Any]:
         """Store the CSV and queue its audit; returns the job."""
@@ -222,35 +214,53 @@ class AuditJobs:
         return job
 
     def _run(self, job_id: str, group_by: str | None, actor, filename: str) -> None:
-        from faceaudit.errors import FaceAuditError
-
         folder = self._path(job_id)
         self._write(job_id, state="running", progress=10, message="counting comparisons per group")
-        try:
+
+        def work():
             from faceaudit.audit import audit_scores
 
             result = audit_scores(folder / "scores.csv", group_by=group_by or None)
             self._write(job_id, progress=80, message="writing the report")
-            result.save(folder / "report")
-        except FaceAuditError as exc:
-            message = str(exc).replace(str(folder / "scores.csv"), filename)  # name the file as uploaded
-            self._write(job_id, state="failed", progress=100, message=message)
+            return result
+
+        result = self._execute(job_id, work, {str(folder / "scores.csv"): filename})  # the name as uploaded
+        if result is None:
             return
-        except Exception as exc:  # a bad file must never take the worker down
+        self._finish(
+            job_id,
+            actor,
+            params={"scores_sha256": result.config.get("scores_sha256"), "group_by": group_by},
+            result={"groups": list(result.groups), "n_comparisons": result.config.get("n_comparisons")},
+        )
+
+    def _execute(self, job_id: str, work, renames: dict[str, str]):
+        """Run ``work()`` and save its report; on failure mark the job failed and return ``None``.
+
+        Error messages name files as the auditor knows them (``renames``), never the server's paths; an
+        unexpected error is reported by its type only, and never takes the worker thread down.
+        """
+        from faceaudit.errors import FaceAuditError
+
+        try:
+            result = work()
+            result.save(self._path(job_id) / "report")
+        except FaceAuditError as exc:
+            message = str(exc)
+            for server_path, shown in renames.items():
+                message = message.replace(server_path, shown)
+            self._write(job_id, state="failed", progress=100, message=message)
+            return None
+        except Exception as exc:
             self._write(
                 job_id, state="failed", progress=100, message=f"the audit failed ({type(exc).__name__})"
             )
-            return
-        entry = self._record(
-            "audit",
-            actor,
-            params={
-                "job_id": job_id,
-                "scores_sha256": result.config.get("scores_sha256"),
-                "group_by": group_by,
-            },
-            result={"groups": list(result.groups), "n_comparisons": result.config.get("n_comparisons")},
-        )
+            return None
+        return result
+
+    def _finish(self, job_id: str, actor, *, params: dict[str, Any], result: dict[str, Any]) -> None:
+        """Ledger the finished audit and mark the job done."""
+        entry = self._record("audit", actor, params={"job_id": job_id, **params}, result=result)
         self._write(job_id, state="done", progress=100, message="done", ledger_entry=entry.seq)
 
     def shutdown(self) -> None:
