@@ -26,7 +26,13 @@ from typing import TYPE_CHECKING, Any
 
 from faceaudit import pgsql
 from faceaudit.errors import UsageError
-from faceaudit.gallery.repository import CandidateRow, NewSubject, NewTemplate, SubjectRow
+from faceaudit.gallery.repository import (
+    SUBJECT_INSERT_COLUMNS,
+    CandidateRow,
+    NewSubject,
+    NewTemplate,
+    SubjectRow,
+)
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
 from faceaudit.ledger.pg_store import PostgresLedgerStore
 
@@ -264,18 +270,8 @@ class PostgresGalleryRepository:
     def insert_subject(self, subject: NewSubject) -> int:
         """Insert one subject row; returns its id."""
         row = self._execute(
-            "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-            "consent_expires, created_at, name_binding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                subject.subject_ref,
-                subject.name,
-                subject.consent_basis,
-                subject.consent_by,
-                subject.created_at,
-                subject.consent_expires,
-                subject.created_at,
-                subject.name_binding,
-            ),
+            f"INSERT INTO subjects ({SUBJECT_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            subject.row(),
         ).fetchone()
         return int(row[0])
 

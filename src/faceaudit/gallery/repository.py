@@ -60,6 +60,23 @@ class NewSubject:
     name_binding: str | None = None
     """The sealer's keyed hash binding ``name`` to this subject (``Gallery`` always sets it)."""
 
+    def row(self) -> tuple[str | None, ...]:
+        """The values for :data:`SUBJECT_INSERT_COLUMNS`, in that order (consent is recorded at creation)."""
+        return (
+            self.subject_ref,
+            self.name,
+            self.consent_basis,
+            self.consent_by,
+            self.created_at,
+            self.consent_expires,
+            self.created_at,
+            self.name_binding,
+        )
+
+
+SUBJECT_INSERT_COLUMNS = "subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at, name_binding"
+"""The ``subjects`` columns every repository fills on insert, matching :meth:`NewSubject.row`."""
+
 
 @dataclass(frozen=True, slots=True)
 class NewTemplate:

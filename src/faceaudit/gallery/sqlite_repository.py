@@ -10,7 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from faceaudit.gallery import store
-from faceaudit.gallery.repository import CandidateRow, NewSubject, NewTemplate, SubjectRow
+from faceaudit.gallery.repository import (
+    SUBJECT_INSERT_COLUMNS,
+    CandidateRow,
+    NewSubject,
+    NewTemplate,
+    SubjectRow,
+)
 from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
 RECLAIM_TRY_MS = 100
@@ -150,18 +156,8 @@ class SQLiteGalleryRepository:
     def insert_subject(self, subject: NewSubject) -> int:
         """Insert one subject row; returns its id."""
         cur = self._conn.execute(
-            "INSERT INTO subjects (subject_ref, display_name, consent_basis, consent_by, consent_at, "
-            "consent_expires, created_at, name_binding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                subject.subject_ref,
-                subject.name,
-                subject.consent_basis,
-                subject.consent_by,
-                subject.created_at,
-                subject.consent_expires,
-                subject.created_at,
-                subject.name_binding,
-            ),
+            f"INSERT INTO subjects ({SUBJECT_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            subject.row(),
         )
         return int(cur.lastrowid)
 
