@@ -4,13 +4,13 @@ Every test runs on both stores: an SQLite file and a real PostgreSQL database (a
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from stores import RawDb
 
 from faceaudit.errors import ConsentError, InputError, PolicyError
 from faceaudit.gallery import (
@@ -56,33 +56,10 @@ def faces(tmp_path_factory) -> dict[str, dict[str, Path]]:
     return result
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request, tmp_path) -> str:
-    """Where a test's gallery lives: an SQLite file, or a fresh database of the session's PostgreSQL cluster."""
-    return str(tmp_path / "g.db") if request.param == "sqlite" else request.getfixturevalue("pg_url")
-
-
-class RawDb:
-    """SQL straight to the store (``?`` placeholders on both), as an attacker or an auditor with the files."""
-
-    def __init__(self, db: str) -> None:
-        self.pg = db.startswith("postgresql://")
-        if self.pg:
-            import psycopg
-
-            self.conn = psycopg.connect(db, autocommit=True)
-        else:
-            self.conn = sqlite3.connect(db)
-
-    def execute(self, sql: str, params: tuple = ()):
-        return self.conn.execute(sql.replace("?", "%s") if self.pg else sql, params)
-
-    def commit(self) -> None:
-        if not self.pg:
-            self.conn.commit()
-
-    def close(self) -> None:
-        self.conn.close()
+@pytest.fixture()
+def db(store) -> str:
+    """Where a test's gallery lives, on each backend in turn (the ``store`` fixture)."""
+    return store.db
 
 
 @pytest.fixture()
