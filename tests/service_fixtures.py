@@ -1,7 +1,9 @@
-"""A real ``faceaudit serve`` process on a free 127.0.0.1 port over a throwaway gallery, with a key per role."""
+"""A real ``faceaudit serve`` process on a free 127.0.0.1 port over a throwaway gallery (a :class:`GalleryStore`
+of either kind, see tests/stores.py), with a key per role."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from stores import GalleryStore
 
 FAIRFACE = Path(__file__).parent / "data" / "fairface"
 MODEL_ID = "sface-2021dec-int8bq"
@@ -25,14 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_gallery(db: Path, n_synthetic: int = 20, seed: int = 0) -> None:
-    """A gallery with ``n_synthetic`` subjects of random templates (where images are not the point)."""
-    from faceaudit.gallery import Consent, Gallery
+def make_gallery(store: GalleryStore, n_synthetic: int = 20, seed: int = 0) -> None:
+    """A gallery in ``store`` (its key written to ``store.key_file``) with ``n_synthetic`` subjects of random
+    templates (where images are not the point)."""
+    from faceaudit.gallery import Consent
     from faceaudit.gallery.crypto import generate_key, write_key_file
 
-    write_key_file(Path(f"{db}.key"), generate_key())
+    write_key_file(store.key_file, generate_key())
     rng = np.random.default_rng(seed)
-    with Gallery(db, create=True, operator="test-setup") as g:
+    with store.gallery(create=True, operator="test-setup") as g:
         for i in range(n_synthetic):
             v = rng.standard_normal((2, 128)).astype(np.float32)
             v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -46,15 +50,16 @@ def make_gallery(db: Path, n_synthetic: int = 20, seed: int = 0) -> None:
             )
 
 
-def make_key(db: Path, principal: str, roles: str, rate_limit: str | None = None) -> str:
+def make_key(store: GalleryStore, principal: str, roles: str, rate_limit: str | None = None) -> str:
+    """A new API key for ``principal`` in the service store of ``store`` (as ``faceaudit keys create`` makes)."""
     from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.service.pg_store import open_service_store
 
-    store = ServiceStore(db)
+    service = open_service_store(store.db)
     try:
-        new = KeyHasher.for_gallery(db).create(
-            store,
+        new = KeyHasher.for_gallery(store.db, store.key_file).create(
+            service,
             principal=principal,
             roles=roles,
             actor=Actor.local("test-setup"),
@@ -62,17 +67,22 @@ def make_key(db: Path, principal: str, roles: str, rate_limit: str | None = None
             today=utc_today(),
         )
     finally:
-        store.close()
+        service.close()
     return new.key
 
 
 @dataclass
 class LiveServer:
-    db: Path
+    store: GalleryStore
     url: str
     proc: subprocess.Popen
     log: Path
     keys: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db(self) -> str:
+        """What ``--db`` took: the SQLite file's path or the PostgreSQL URL."""
+        return self.store.db
 
     def client(self, who: str | None = None, **kw) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.keys.get(who, who)}"} if who else {}
@@ -88,12 +98,19 @@ class LiveServer:
                 self.proc.wait(10)
 
 
-def start_server(db: Path, *args: str, log: Path | None = None) -> LiveServer:
-    """Start ``python -m faceaudit serve`` on ``db`` and wait until /healthz answers."""
+def start_server(store: GalleryStore, *args: str, log: Path | None = None) -> LiveServer:
+    """Start ``python -m faceaudit serve --db DB --key-file KEY`` on ``store`` and wait until /healthz answers.
+
+    Its log goes to ``log`` (default: a file in ``store.folder``); its audit jobs under ``store.folder/audits``
+    (``$FACEAUDIT_AUDITS``, where a PostgreSQL gallery keeps them)."""
     port = free_port()
-    log = log or db.with_suffix(f".{port}.log")
+    log = log or store.folder / f"serve.{port}.log"
     fh = open(log, "w")  # noqa: SIM115
-    env = {**os.environ, "FACEAUDIT_THREADS": os.environ.get("FACEAUDIT_THREADS", "1")}
+    env = {
+        **os.environ,
+        "FACEAUDIT_THREADS": os.environ.get("FACEAUDIT_THREADS", "1"),
+        "FACEAUDIT_AUDITS": str(store.folder / "audits"),
+    }
     env.pop("FACEAUDIT_KEY", None)
     proc = subprocess.Popen(
         [
@@ -101,8 +118,7 @@ def start_server(db: Path, *args: str, log: Path | None = None) -> LiveServer:
             "-m",
             "faceaudit",
             "serve",
-            "--db",
-            str(db),
+            *store.args(),
             "--port",
             str(port),
             "--log-level",
@@ -113,6 +129,7 @@ def start_server(db: Path, *args: str, log: Path | None = None) -> LiveServer:
         stderr=subprocess.STDOUT,
         env=env,
     )
+    fh.close()  # the child holds its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -120,12 +137,32 @@ def start_server(db: Path, *args: str, log: Path | None = None) -> LiveServer:
             raise RuntimeError(f"faceaudit serve exited with {proc.returncode}:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return LiveServer(db, url, proc, log)
+                return LiveServer(store, url, proc, log)
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError(f"faceaudit serve did not answer within 120 s:\n{log.read_text()}")
+
+
+def ledger_entries(store: GalleryStore, action: str | None = None) -> list[dict]:
+    """The store's ledger rows (seq, actor, action, params, result, auth; JSON decoded), read straight from it."""
+    with store.raw() as conn:
+        rows = conn.execute(
+            "SELECT seq, actor, action, params, result, auth FROM ledger ORDER BY seq"
+        ).fetchall()
+    out = [
+        {
+            "seq": r[0],
+            "actor": r[1],
+            "action": r[2],
+            "params": json.loads(r[3]),
+            "result": json.loads(r[4]),
+            "auth": json.loads(r[5] or "null"),
+        }
+        for r in rows
+    ]
+    return [e for e in out if action is None or e["action"] == action]
 
 
 def image(name: str = "0002") -> tuple[str, bytes, str]:

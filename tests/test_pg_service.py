@@ -9,43 +9,20 @@ import pytest
 pytest.importorskip("psycopg", reason="psycopg is not installed (faceaudit[postgres])")
 pytest.importorskip("httpx", reason="the service extras are not installed")
 
-from service_fixtures import ROLE_KEYS, image, start_server  # noqa: E402
-
-from faceaudit.gallery import Gallery  # noqa: E402
-from faceaudit.gallery.crypto import generate_key, write_key_file  # noqa: E402
-
-
-def _make_key(url: str, key_file, principal: str, roles: str) -> str:
-    from faceaudit.gallery.values import Actor, utc_today
-    from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.pg_store import open_service_store
-
-    store = open_service_store(url)
-    try:
-        return (
-            KeyHasher.for_gallery(url, key_file)
-            .create(
-                store, principal=principal, roles=roles, actor=Actor.local("test-setup"), today=utc_today()
-            )
-            .key
-        )
-    finally:
-        store.close()
+from service_fixtures import ROLE_KEYS, image, make_gallery, make_key, start_server  # noqa: E402
+from stores import postgres_store  # noqa: E402
 
 
 @pytest.fixture()
 def replicas(pg_url, tmp_path, monkeypatch):
     monkeypatch.delenv("FACEAUDIT_KEY", raising=False)
-    key_file = tmp_path / "gallery.key"
-    write_key_file(key_file, generate_key())
-    Gallery(pg_url, key_file=key_file, create=True, operator="test-setup").close()
-    keys = {role: _make_key(pg_url, key_file, f"{role}-person", role) for role in ROLE_KEYS}
+    store = postgres_store(pg_url, tmp_path)
+    make_gallery(store, n_synthetic=0)
+    keys = {role: make_key(store, f"{role}-person", role) for role in ROLE_KEYS}
     servers = []
     try:
         for name in ("a", "b"):
-            srv = start_server(
-                pg_url, "--key-file", str(key_file), "--workers", "2", log=tmp_path / f"{name}.log"
-            )
+            srv = start_server(store, "--workers", "2", log=tmp_path / f"{name}.log")
             srv.keys = keys
             servers.append(srv)
         yield servers

@@ -9,7 +9,8 @@ import re
 import shutil
 
 import pytest
-from service_fixtures import image, make_gallery, make_key, start_server
+from service_fixtures import image, ledger_entries, make_gallery, make_key, start_server
+from stores import sqlite_store
 
 pytestmark = pytest.mark.slow
 
@@ -32,20 +33,28 @@ if webdriver is None or not CHROMIUM or not DRIVER:
     pytest.skip(_WHY, allow_module_level=True)
 
 
+def sqlite_only(server) -> None:
+    """The browser is slow: on PostgreSQL the module runs only the tests that exercise the store (sign-in, search
+    and two reviews, ledger verification, key creation); the others are about the pages, the same on both."""
+    if server.store.pg:
+        pytest.skip("about the console's pages, not the store: run on SQLite only (the browser is slow)")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    db = tmp_path_factory.mktemp("console") / "g.db"
-    make_gallery(db, n_synthetic=5)
+def server(module_store):
+    """One server for the module, on each backend in turn (SQLite file, PostgreSQL database)."""
+    store = module_store
+    make_gallery(store, n_synthetic=5)
     keys = {
-        "sam": make_key(db, "sam", "searcher,reviewer"),
-        "rita": make_key(db, "rita", "reviewer"),
-        "rob": make_key(db, "rob", "reviewer"),
-        "ada": make_key(db, "ada", "auditor"),
-        "dora": make_key(db, "dora", "dpo"),
-        "root": make_key(db, "root", "admin"),
-        "erin": make_key(db, "erin", "enroller"),
+        "sam": make_key(store, "sam", "searcher,reviewer"),
+        "rita": make_key(store, "rita", "reviewer"),
+        "rob": make_key(store, "rob", "reviewer"),
+        "ada": make_key(store, "ada", "auditor"),
+        "dora": make_key(store, "dora", "dpo"),
+        "root": make_key(store, "root", "admin"),
+        "erin": make_key(store, "erin", "enroller"),
     }
-    srv = start_server(db, "--workers", "2")
+    srv = start_server(store, "--workers", "2")
     srv.keys = keys
     with srv.client("erin") as c:
         for face in ("0005", "0001"):
@@ -163,6 +172,7 @@ def test_identification_two_reviews_confirmed_and_rejected(browser, server):
 
 
 def test_searcher_cannot_review_own_search(browser, server):
+    sqlite_only(server)
     sid = identify(server)
     sign_in(browser, server, "sam")
     browser.get(f"{server.url}/ui/searches/{sid}")
@@ -182,6 +192,7 @@ def test_searcher_cannot_review_own_search(browser, server):
 
 
 def test_form_without_csrf_token_is_refused_and_erasure_works(browser, server):
+    sqlite_only(server)
     sign_in(browser, server, "dora")
     browser.get(f"{server.url}/ui/subjects/p-0001/erase")
     browser.find_element(By.ID, "reason").send_keys("subject asked")
@@ -234,6 +245,7 @@ def test_auditor_verifies_the_ledger_and_admin_creates_a_key(browser, server):
 
 
 def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
+    sqlite_only(server)
     from test_service_api import scores_csv
 
     csv_path = tmp_path / "vendor-scores.csv"
@@ -258,13 +270,14 @@ def test_auditor_uploads_scores_and_opens_the_report(browser, server, tmp_path):
 
 
 def test_auditor_audits_a_manifest_from_the_data_folder(browser, tmp_path):
+    """SQLite only: about the audits pages and the data folder (the API suite audits a manifest on both)."""
     from test_service_api import _audit_data
 
-    db = tmp_path / "g.db"
-    make_gallery(db, n_synthetic=2)
+    store = sqlite_store(tmp_path / "store")
+    make_gallery(store, n_synthetic=2)
     data = _audit_data(tmp_path)
-    keys = {"ada": make_key(db, "ada", "auditor")}
-    srv = start_server(db, "--workers", "1", "--audit-data", str(data))
+    keys = {"ada": make_key(store, "ada", "auditor")}
+    srv = start_server(store, "--workers", "1", "--audit-data", str(data))
     srv.keys = keys
     try:
         sign_in(browser, srv, "ada")
@@ -284,6 +297,7 @@ def test_auditor_audits_a_manifest_from_the_data_folder(browser, tmp_path):
 
 
 def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):
+    sqlite_only(server)
     import httpx
 
     with server.client("erin") as c:
@@ -310,13 +324,11 @@ def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, se
     cookie = {c["name"]: c["value"] for c in browser.get_cookies()}
     r = httpx.get(f"{server.url}/ui/searches/{sid}/probe", cookies=cookie)
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store" and r.content == image("0003")[1]
-    import sqlite3
-
-    conn = sqlite3.connect(server.db)
-    views = conn.execute(
-        "SELECT action, actor FROM ledger WHERE action IN ('view_probe', 'view_images') ORDER BY seq"
-    ).fetchall()
-    conn.close()
+    views = [
+        (e["action"], e["actor"])
+        for e in ledger_entries(server.store)
+        if e["action"] in ("view_probe", "view_images")
+    ]
     assert ("view_probe", "rita") in views and ("view_images", "rita") in views
     sign_in(browser, server, "ada")  # an auditor may read the search, but not see faces
     browser.get(f"{server.url}/ui/searches/{sid}/probe")
@@ -334,6 +346,7 @@ def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, se
 
 
 def test_pages_fit_a_phone_and_sign_in_works_from_the_keyboard(browser, server):
+    sqlite_only(server)
     from selenium.webdriver.common.keys import Keys
 
     browser.set_window_size(390, 844)

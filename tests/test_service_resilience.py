@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +12,7 @@ import httpx
 import pytest
 from conftest import run_cli
 from service_fixtures import image, make_gallery, make_key, start_server
+from stores import sqlite_store
 
 from faceaudit.service.errors import ApiError
 from faceaudit.service.pool import InferencePool
@@ -41,10 +41,11 @@ def test_pool_refuses_work_beyond_its_queue():
 
 @pytest.mark.slow
 def test_backpressure_answers_503_with_retry_after(tmp_path):
-    db = tmp_path / "g.db"
-    make_gallery(db, n_synthetic=2)
-    key = make_key(db, "sam", "searcher", rate_limit="1000/s")
-    srv = start_server(db, "--workers", "1", "--queue", "0")
+    """SQLite only: this is about the inference pool in front of the store (detect never reads it)."""
+    store = sqlite_store(tmp_path)
+    make_gallery(store, n_synthetic=2)
+    key = make_key(store, "sam", "searcher", rate_limit="1000/s")
+    srv = start_server(store, "--workers", "1", "--queue", "0")
     try:
         face = image("0001")
 
@@ -65,12 +66,11 @@ def test_backpressure_answers_503_with_retry_after(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_during_concurrent_enrolments_leaves_no_partial_subject(tmp_path):
-    db = tmp_path / "g.db"
-    make_gallery(db, n_synthetic=5)
-    key = make_key(db, "erin", "enroller,searcher", rate_limit="1000/s")
+def test_kill_9_during_concurrent_enrolments_leaves_no_partial_subject(store):
+    make_gallery(store, n_synthetic=5)
+    key = make_key(store, "erin", "enroller,searcher", rate_limit="1000/s")
     faces = ["0001", "0002", "0003", "0005", "0007"]
-    srv = start_server(db, "--workers", "2", "--queue", "64")
+    srv = start_server(store, "--workers", "2", "--queue", "64")
     stop = threading.Event()
     answered: dict[str, int] = {}
 
@@ -103,17 +103,16 @@ def test_kill_9_during_concurrent_enrolments_leaves_no_partial_subject(tmp_path)
     assert srv.proc.returncode == -signal.SIGKILL
     assert sum(code == 201 for code in answered.values()) >= 6
 
-    srv = start_server(db, "--workers", "2")
+    srv = start_server(store, "--workers", "2")
     try:
-        conn = sqlite3.connect(db)
-        per_subject = dict(
-            conn.execute(
-                "SELECT s.subject_ref, COUNT(t.id) FROM subjects s LEFT JOIN templates t ON t.subject_id = s.id "
-                "GROUP BY s.id"
-            ).fetchall()
-        )
-        enrol_entries = conn.execute("SELECT COUNT(*) FROM ledger WHERE action = 'enroll'").fetchone()[0]
-        conn.close()
+        with store.raw() as conn:
+            per_subject = dict(
+                conn.execute(
+                    "SELECT s.subject_ref, COUNT(t.id) FROM subjects s "
+                    "LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id, s.subject_ref"
+                ).fetchall()
+            )
+            enrol_entries = conn.scalar("SELECT COUNT(*) FROM ledger WHERE action = 'enroll'")
         assert all(n == 2 for n in per_subject.values()), per_subject  # no partial subject
         assert len(per_subject) == enrol_entries == 5 + len([r for r in per_subject if r.startswith("w")])
         assert all(ref in per_subject for ref, code in answered.items() if code == 201)
@@ -126,7 +125,7 @@ def test_kill_9_during_concurrent_enrolments_leaves_no_partial_subject(tmp_path)
         assert top["subject_ref"] in enrolled_with_0003 and top["similarity"] > 0.9  # the index was rebuilt
     finally:
         srv.stop()
-    cli = run_cli("ledger", "verify", "--db", str(db))
+    cli = run_cli("ledger", "verify", "--db", store.db)
     assert cli.returncode == 0, cli.stderr
     assert "chain intact" in cli.stdout
 
@@ -139,14 +138,13 @@ def _cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_keys_commands(tmp_path, capsys):
-    db = tmp_path / "g.db"
-    make_gallery(db, n_synthetic=0)
+def test_keys_commands(store, capsys, monkeypatch):
+    monkeypatch.delenv("FACEAUDIT_KEY", raising=False)
+    make_gallery(store, n_synthetic=0)
     made = run_cli(
         "keys",
         "create",
-        "--db",
-        str(db),
+        *(store.args() if store.pg else ["--db", store.db]),  # SQLite: the key file beside the gallery
         "--principal",
         "alice",
         "--role",
@@ -158,20 +156,19 @@ def test_keys_commands(tmp_path, capsys):
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("fa_") and len(key) == 59
     key_id = key.split("_")[1]
-    code, out, _ = _cli(capsys, "keys", "list", "--db", str(db))
+    code, out, _ = _cli(capsys, "keys", "list", "--db", store.db)
     assert code == 0 and key_id in out and "alice" in out and key not in out
     code, _, err = _cli(
-        capsys, "keys", "create", "--db", str(db), "--principal", "bob", "--role", "searcher,admin"
+        capsys, "keys", "create", *store.args(), "--principal", "bob", "--role", "searcher,admin"
     )
     assert code == 2 and "admin" in err
-    code, _, err = _cli(capsys, "keys", "create", "--db", str(db), "--principal", "bob", "--role", "boss")
+    code, _, err = _cli(capsys, "keys", "create", *store.args(), "--principal", "bob", "--role", "boss")
     assert code == 2 and "unknown role" in err
     code, _, err = _cli(
         capsys,
         "keys",
         "create",
-        "--db",
-        str(db),
+        *store.args(),
         "--principal",
         "bob",
         "--role",
@@ -180,15 +177,14 @@ def test_keys_commands(tmp_path, capsys):
         "2001-01-01",
     )
     assert code == 2 and "future" in err
-    assert _cli(capsys, "keys", "revoke", key_id, "--db", str(db))[0] == 0
-    code, _, err = _cli(capsys, "keys", "revoke", key_id, "--db", str(db))
+    assert _cli(capsys, "keys", "revoke", key_id, "--db", store.db)[0] == 0
+    code, _, err = _cli(capsys, "keys", "revoke", key_id, "--db", store.db)
     assert code == 2 and "already revoked" in err
-    conn = sqlite3.connect(db)
-    rows = conn.execute(
-        "SELECT action, actor, params, auth FROM ledger WHERE action LIKE 'key_%' ORDER BY seq"
-    ).fetchall()
-    conn.close()
+    with store.raw() as conn:
+        rows = conn.execute(
+            "SELECT action, actor, params, auth FROM ledger WHERE substr(action, 1, 4) = 'key_' ORDER BY seq"
+        ).fetchall()
     assert [r[0] for r in rows] == ["key_create", "key_revoke"]
     assert rows[0][1] == "lead" and '"auth": "local"' in rows[0][3] and "os_user" in rows[0][3]
     assert key not in str(rows) and key.split("_")[2] not in str(rows)
-    assert _cli(capsys, "ledger", "verify", "--db", str(db))[0] == 0
+    assert _cli(capsys, "ledger", "verify", "--db", store.db)[0] == 0

@@ -18,11 +18,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    db = tmp_path_factory.mktemp("schema") / "g.db"
-    make_gallery(db, n_synthetic=3)
-    key = make_key(db, "fuzz", "enroller,searcher,reviewer,auditor,dpo", rate_limit="100000/min")
-    srv = start_server(db, "--workers", "2", "--queue", "32")
+def live(module_store):
+    """One server for the module, on each backend in turn (SQLite file, PostgreSQL database)."""
+    make_gallery(module_store, n_synthetic=3)
+    key = make_key(module_store, "fuzz", "enroller,searcher,reviewer,auditor,dpo", rate_limit="100000/min")
+    srv = start_server(module_store, "--workers", "2", "--queue", "32")
     srv.keys = {"fuzz": key}
     yield srv
     srv.stop()

@@ -399,8 +399,8 @@ class ServiceStore:
         """After an erasure: searches and reviews keep the subject's pseudonym only, never its ref."""
         with self._write() as conn:
             rows = conn.execute(
-                "SELECT search_id, candidates FROM service_searches WHERE candidates LIKE ?",
-                (f"%{json.dumps(subject_ref)}%",),
+                "SELECT search_id, candidates FROM service_searches WHERE candidates LIKE ? ESCAPE '!'",
+                (f"%{_like_literal(json.dumps(subject_ref))}%",),
             ).fetchall()
             for search_id, text in rows:
                 cands = json.loads(text)
@@ -414,3 +414,9 @@ class ServiceStore:
             conn.execute(
                 "UPDATE service_reviews SET subject_ref = ? WHERE subject_ref = ?", (pseudonym, subject_ref)
             )
+
+
+def _like_literal(text: str) -> str:
+    """``text`` matched literally by ``LIKE ? ESCAPE '!'`` on SQLite and PostgreSQL alike (PostgreSQL's default
+    escape is the backslash, which JSON-escaped refs are full of: ``"Zo\\u00eb"``)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
