@@ -399,8 +399,26 @@ def test_erasure_forgets_a_ref_that_json_escapes_in_old_searches(server):
     assert old["candidates"][0]["erased"] is True
     assert ref not in json.dumps(old, ensure_ascii=False) and json.dumps(ref) not in json.dumps(old)
     with server.store.raw() as conn:
-        stored = conn.scalar("SELECT candidates FROM service_searches WHERE search_id = ?", (first["search_id"],))
+        stored = conn.scalar(
+            "SELECT candidates FROM service_searches WHERE search_id = ?", (first["search_id"],)
+        )
     assert json.dumps(ref) not in stored and "Seven" not in stored
+
+
+def test_many_server_threads_do_not_drain_the_gallery_connections(server):
+    """Plain (sync) routes run on the web server's thread pool: on PostgreSQL each of its threads that read the
+    gallery kept a pool connection for good, and once the pool (8) was drained every gallery call waited 30 s
+    and failed with a 500."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def listing(_) -> int:
+        with server.client("dpo") as c:
+            return c.get("/v1/subjects").status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        codes = list(pool.map(listing, range(48)))
+    assert codes == [200] * 48
+    assert _identify(server, "searcher")["candidates"]
 
 
 def test_revocation_takes_effect_on_the_next_request(server):

@@ -115,8 +115,15 @@ class PostgresGalleryRepository:
                 self._readers.append(reader)
         return reader
 
-    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor:
-        return self.connection.execute(sql, params)
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor | _Rows:
+        """``sql`` in the calling thread's open transaction; outside one, on a pool connection held for this
+        statement only (so a thread pool's many threads, a web server's, never pin one connection each and drain
+        the pool: the connections of threads that ended were never returned)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn.execute(sql, params)
+        with self._pool.connection() as conn:
+            return _Rows(conn.execute(sql, params))
 
     @contextmanager
     def _transaction(self, first: str, *lock: int) -> Iterator[psycopg.Connection]:
@@ -422,6 +429,28 @@ class PostgresGalleryRepository:
                 return False
             finally:
                 conn.execute("RESET lock_timeout")
+
+
+class _Rows:
+    """A statement's rows, fetched before its connection went back to the pool (``fetchone``, ``fetchall``)."""
+
+    def __init__(self, cursor: psycopg.Cursor) -> None:
+        self.rowcount = cursor.rowcount
+        self._rows = cursor.fetchall() if cursor.description is not None else []
+        self._next = 0
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchall(self) -> list[Any]:
+        rows, self._next = self._rows[self._next :], len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
 
 
 class _RepositoryLedgerStore(PostgresLedgerStore):
