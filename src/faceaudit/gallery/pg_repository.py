@@ -406,6 +406,9 @@ class PostgresGalleryRepository:
         deadline = time.monotonic() + wait_s
         with self._pool.connection() as conn:  # VACUUM cannot run inside a transaction
             conn.execute(f"SET lock_timeout = '{max(100, int(wait_s * 1000))}ms'")
+            # this session's own pending table statistics (its deletes, when it was the writer) reach the shared
+            # counts now, not after the VACUUM below, where they would count as dead tuples left
+            conn.execute("SELECT pg_stat_force_next_flush()")
             try:
                 if (
                     vacuum
