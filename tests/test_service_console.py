@@ -297,7 +297,8 @@ def test_auditor_audits_a_manifest_from_the_data_folder(browser, tmp_path):
 
 
 def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, server):
-    sqlite_only(server)
+    """On both backends: the sealed probe is a column of the service store (BLOB / BYTEA) and each view a
+    ledger entry."""
     import httpx
 
     with server.client("erin") as c:
