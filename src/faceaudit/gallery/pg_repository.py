@@ -457,11 +457,40 @@ class _Rows:
 
 
 class _RepositoryLedgerStore(PostgresLedgerStore):
-    """The ledger store of a repository: it runs on whatever connection the calling thread holds."""
+    """The ledger store of a repository: inside the calling thread's transaction it runs on that connection;
+    outside one, each statement (or its own append transaction) on a pool connection held for it alone."""
 
     def __init__(self, repo: PostgresGalleryRepository) -> None:
         self._repo = repo
 
     @property
     def conn(self) -> psycopg.Connection:  # type: ignore[override]
-        return self._repo.connection
+        conn = getattr(self._repo._local, "conn", None)
+        return conn if conn is not None else _PoolStatements(self._repo)  # type: ignore[return-value]
+
+
+class _PoolStatements:
+    """What :class:`PostgresLedgerStore` needs of an autocommit connection, outside any transaction, without
+    pinning one to the thread: a statement runs on a pool connection held for it alone; ``transaction()`` binds
+    one to the thread until it ends, as the repository's own transactions do."""
+
+    autocommit = True
+
+    def __init__(self, repo: PostgresGalleryRepository) -> None:
+        self._repo = repo
+
+    @property
+    def info(self) -> Any:
+        from types import SimpleNamespace
+
+        from psycopg.pq import TransactionStatus
+
+        return SimpleNamespace(transaction_status=TransactionStatus.IDLE)
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
+        return self._repo._execute(sql, params)
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Connection]:
+        with self._repo._transaction("SET TRANSACTION ISOLATION LEVEL READ COMMITTED") as conn:
+            yield conn
