@@ -75,7 +75,9 @@ class NotifyListener:
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail; it is gone either way
+            with contextlib.suppress(
+                Exception
+            ):  # closing a broken connection may fail; it is gone either way
                 conn.close()
 
     def close(self) -> None:
