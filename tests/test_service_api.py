@@ -409,9 +409,9 @@ def test_erasure_forgets_a_ref_that_json_escapes_in_old_searches(server):
 
 
 def test_many_server_threads_do_not_drain_the_gallery_connections(server):
-    """Plain (sync) routes run on the web server's thread pool: on PostgreSQL each of its threads that read the
-    gallery kept a pool connection for good, and once the pool (8) was drained every gallery call waited 30 s
-    and failed with a 500."""
+    """Plain routes (the subjects list) and ``run_in_threadpool`` work (expiry, which reads the ledger head) run
+    on the web server's thread pool: on PostgreSQL each of its threads that read the gallery kept a pool
+    connection for good, and once the pool (8) was drained every gallery call waited 30 s and failed."""
     from concurrent.futures import ThreadPoolExecutor
 
     def listing(i: int) -> int:
