@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceaudit import pgsql
 from faceaudit.errors import UsageError
+from faceaudit.gallery.pg_statements import RepositoryLedgerStore, Rows
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
     CandidateRow,
@@ -115,7 +116,7 @@ class PostgresGalleryRepository:
                 self._readers.append(reader)
         return reader
 
-    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor | _Rows:
+    def _execute(self, sql: str, params: Sequence[Any] | None = None) -> psycopg.Cursor | Rows:
         """``sql`` in the calling thread's open transaction; outside one, on a pool connection held for this
         statement only (so a thread pool's many threads, a web server's, never pin one connection each and drain
         the pool: the connections of threads that ended were never returned)."""
@@ -123,7 +124,7 @@ class PostgresGalleryRepository:
         if conn is not None:
             return conn.execute(sql, params)
         with self._pool.connection() as conn:
-            return _Rows(conn.execute(sql, params))
+            return Rows(conn.execute(sql, params))
 
     @contextmanager
     def _transaction(self, first: str, *lock: int) -> Iterator[psycopg.Connection]:
@@ -188,7 +189,7 @@ class PostgresGalleryRepository:
 
     def ledger_store(self) -> PostgresLedgerStore:
         """The ``ledger`` table on the calling thread's connection (so appends join its open transaction)."""
-        return _RepositoryLedgerStore(self)
+        return RepositoryLedgerStore(self)
 
     def close(self) -> None:
         """Return the readers and close the pool."""
@@ -432,65 +433,3 @@ class PostgresGalleryRepository:
                 return False
             finally:
                 conn.execute("RESET lock_timeout")
-
-
-class _Rows:
-    """A statement's rows, fetched before its connection went back to the pool (``fetchone``, ``fetchall``)."""
-
-    def __init__(self, cursor: psycopg.Cursor) -> None:
-        self.rowcount = cursor.rowcount
-        self._rows = cursor.fetchall() if cursor.description is not None else []
-        self._next = 0
-
-    def fetchone(self) -> Any:
-        if self._next >= len(self._rows):
-            return None
-        self._next += 1
-        return self._rows[self._next - 1]
-
-    def fetchall(self) -> list[Any]:
-        rows, self._next = self._rows[self._next :], len(self._rows)
-        return rows
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.fetchall())
-
-
-class _RepositoryLedgerStore(PostgresLedgerStore):
-    """The ledger store of a repository: inside the calling thread's transaction it runs on that connection;
-    outside one, each statement (or its own append transaction) on a pool connection held for it alone."""
-
-    def __init__(self, repo: PostgresGalleryRepository) -> None:
-        self._repo = repo
-
-    @property
-    def conn(self) -> psycopg.Connection:  # type: ignore[override]
-        conn = getattr(self._repo._local, "conn", None)
-        return conn if conn is not None else _PoolStatements(self._repo)  # type: ignore[return-value]
-
-
-class _PoolStatements:
-    """What :class:`PostgresLedgerStore` needs of an autocommit connection, outside any transaction, without
-    pinning one to the thread: a statement runs on a pool connection held for it alone; ``transaction()`` binds
-    one to the thread until it ends, as the repository's own transactions do."""
-
-    autocommit = True
-
-    def __init__(self, repo: PostgresGalleryRepository) -> None:
-        self._repo = repo
-
-    @property
-    def info(self) -> Any:
-        from types import SimpleNamespace
-
-        from psycopg.pq import TransactionStatus
-
-        return SimpleNamespace(transaction_status=TransactionStatus.IDLE)
-
-    def execute(self, sql: str, params: Sequence[Any] | None = None) -> Any:
-        return self._repo._execute(sql, params)
-
-    @contextmanager
-    def transaction(self) -> Iterator[psycopg.Connection]:
-        with self._repo._transaction("SET TRANSACTION ISOLATION LEVEL READ COMMITTED") as conn:
-            yield conn
