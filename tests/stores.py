@@ -27,7 +27,9 @@ class RawDb:
             self.conn = sqlite3.connect(db, isolation_level=None, timeout=30)
 
     def execute(self, sql: str, params: tuple = ()):
-        return self.conn.execute(sql.replace("?", "%s") if self.pg else sql, params)
+        if self.pg:
+            return self.conn.execute(sql.replace("?", "%s"), params or None)
+        return self.conn.execute(sql, params)
 
     def scalar(self, sql: str, params: tuple = ()):
         """The first column of the first row."""

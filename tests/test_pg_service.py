@@ -101,3 +101,52 @@ def test_enrol_on_one_replica_identify_and_erase_across(replicas, pg_url):
         with srv.client("auditor") as c:
             got = c.get("/v1/ledger/verify").json()
         assert got["intact"] is True and got["entries"] >= report.n_entries
+
+
+def _index(server) -> dict:
+    with server.client("auditor") as c:
+        r = c.get("/v1/index")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _caught_up(server, version: int, limit_s: float = 20.0) -> dict:
+    """Poll ``/v1/index`` (which never searches, so never catches up by itself) until the index reflects
+    ``version``; a generous limit, since this is not a timing test (benchmarks/replica_follow.py times it)."""
+    import time
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        got = _index(server)
+        if got["index_version"] >= version or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_a_replica_follows_the_other_without_a_search(replicas):
+    """Replica b's index follows a's enrolment and erasure through LISTEN/NOTIFY, with no request to b but
+    ``/v1/index``: no search is what brings it up to date."""
+    a, b = replicas
+    start = _index(b)
+    assert start["follower"]["running"] and start["index_version"] == start["gallery_version"]
+    with a.client("enroller") as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image("0003"))],
+            data={
+                "subject_ref": "p-0003",
+                "name": "Person Three",
+                "consent_basis": "form",
+                "consent_by": "reg",
+            },
+        )
+    assert r.status_code == 201, r.text
+    enrolled = _index(a)["gallery_version"]
+    assert enrolled == start["gallery_version"] + 1
+    got = _caught_up(b, enrolled)
+    assert got["index_version"] == enrolled and got["follower"]["catch_ups"] >= 1
+    with a.client("dpo") as c:
+        assert c.delete("/v1/subjects/p-0003", params={"reason": "asked"}).status_code == 200
+    got = _caught_up(b, enrolled + 1)
+    assert got["index_version"] == enrolled + 1 and got["follower"]["errors"] == 0
+    assert "p-0003" not in _identify(b, "0003")

@@ -1,4 +1,5 @@
-"""The all-pairs comparison on a Dask cluster: the same blocks as in process, the same counts, bit for bit.
+"""The all-pairs comparison and the 1:N searches on a Dask cluster: the same blocks as in process, the same
+counts, bit for bit.
 
 :func:`compare_templates_dask` sorts the templates once (:func:`~faceaudit.audit.scores.sort_templates`),
 scatters them to every worker once, and sends each task a run of consecutive tiles of the score matrix
@@ -25,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from faceaudit.audit.identification import BLOCK as SEARCH_BLOCK
+from faceaudit.audit.identification import DEFAULT_RANK, Searches, search
 from faceaudit.audit.scores import (
     BLOCK,
     BlockCounts,
@@ -133,9 +136,70 @@ def compare_templates_dask(
     return total.to_counts(st)
 
 
+def _search_probes(
+    gallery: np.ndarray, probes: np.ndarray, mate: np.ndarray, top: int, block: int, n_blas: int | None
+) -> Searches:
+    """One task of :func:`search_dask`: the in-process :func:`~faceaudit.audit.identification.search` on a run
+    of whole probe blocks, its SGEMMs with ``n_blas`` BLAS threads."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n_blas, user_api="blas"):
+        return search(gallery, probes, mate, top=top, block=block)
+
+
+def search_dask(
+    gallery: np.ndarray,
+    probes: np.ndarray,
+    mate: np.ndarray,
+    *,
+    client: Any,
+    top: int = DEFAULT_RANK,
+    block: int = SEARCH_BLOCK,
+    tasks: int | None = None,
+    n_blas: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Searches:
+    """The 1:N searches of the identification audit on a Dask cluster, equal to the in-process
+    :func:`~faceaudit.audit.identification.search` bit for bit (same BLAS build and thread count).
+
+    The gallery moves to every worker once (scatter); each task gets a run of whole ``block``-probe blocks, so
+    every SGEMM has the shape it has in process, and returns its candidate lists; they are joined in order.
+    """
+    n = len(probes)
+    n_blocks = -(-n // block)
+    if n_blocks <= 1:
+        return search(gallery, probes, mate, top=top, block=block, progress=progress)
+    n_threads = sum(client.nthreads().values()) or 1
+    per_task = -(-n_blocks // min(n_blocks, tasks or TASKS_PER_THREAD * n_threads)) * block
+    g_remote = client.scatter(np.asarray(gallery), broadcast=True)
+    n_blas = n_blas or blas_threads()
+    starts = range(0, n, per_task)
+    futures = [
+        client.submit(
+            _search_probes, g_remote, probes[a : a + per_task], mate[a : a + per_task], top, block, n_blas,
+            pure=False,
+        )
+        for a in starts
+    ]  # fmt: skip
+    parts: list[Searches | None] = [None] * len(futures)
+    index = {f.key: i for i, f in enumerate(futures)}
+    for future, part in _distributed().as_completed(futures, with_results=True):
+        parts[index[future.key]] = part
+        if progress:
+            progress(len(part.mate_rank))
+        future.release()
+    done = [p for p in parts if p is not None]
+    return Searches(
+        np.concatenate([p.candidates for p in done]),
+        np.concatenate([p.scores for p in done]),
+        np.concatenate([p.mate_score for p in done]),
+        np.concatenate([p.mate_rank for p in done]),
+    )
+
+
 def _pairs(rows: tuple[int, int], cols: tuple[int, int]) -> int:
     h, w = rows[1] - rows[0], cols[1] - cols[0]
     return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
 
 
-__all__ = ["blas_threads", "compare_templates_dask", "dask_client", "worker_memory"]
+__all__ = ["blas_threads", "compare_templates_dask", "dask_client", "search_dask", "worker_memory"]

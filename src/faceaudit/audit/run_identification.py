@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +19,7 @@ from faceaudit.audit.identification import (
 from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS
 from faceaudit.audit.pairs import UNLABELLED, load_manifest
 from faceaudit.audit.result import AuditResult
-from faceaudit.audit.run import _no_progress, audit, targets_of, templates_for_manifest
+from faceaudit.audit.run import _dask_client, _no_progress, audit, targets_of, templates_for_manifest
 from faceaudit.errors import UsageError
 
 __all__ = ["audit_identification", "identify"]
@@ -35,8 +36,11 @@ def identify(
     enrolled_fraction: float = 0.5,
     seed: int = 0,
     progress=None,
+    dask: Any = None,
 ) -> IdentificationResult:
-    """The 1:N audit of templates in memory (failed images removed): split, search, rates per probe group."""
+    """The 1:N audit of templates in memory (failed images removed): split, search, rates per probe group.
+
+    ``dask`` (a ``distributed.Client``) runs the searches on its cluster, with the same result."""
     if rank < 1:
         raise UsageError(f"--rank must be 1 or more, not {rank}")
     if not 0 < enrolled_fraction < 1:
@@ -50,7 +54,14 @@ def identify(
         warn.append("too few subjects for a 1:N audit: no gallery or no searches")
         return IdentificationResult(list(groups), rank, _split_facts(split), {}, [], warn)
     with (progress or _no_progress)(len(probes), "searching") as advance:
-        searches = search(templates[split.gallery], templates[probes], mate, top=rank, progress=advance)
+        if dask is None:
+            searches = search(templates[split.gallery], templates[probes], mate, top=rank, progress=advance)
+        else:
+            from faceaudit.audit.distributed import search_dask
+
+            searches = search_dask(
+                templates[split.gallery], templates[probes], mate, client=dask, top=rank, progress=advance
+            )
     probe_group = group_index[probes]
     gallery_group = group_index[split.gallery]
     targets = identification_rates(
@@ -99,11 +110,19 @@ def audit_identification(
     enrolled_fraction: float = 0.5,
     seed: int = 0,
     progress=None,
+    dask: Any = None,
     **audit_options,
 ) -> AuditResult:
     """The 1:1 audit of ``manifest`` (see :func:`faceaudit.audit.run.audit`) with the 1:N audit added as
     ``result.identification``. Without ``templates`` the images are embedded once, into ``out/templates.npz``
-    (reusable with ``templates=``)."""
+    (reusable with ``templates=``). ``dask`` (an address, ``local:N`` or a client) runs the all-pairs
+    comparison and the searches on a Dask cluster, with the same result."""
+    if isinstance(dask, str):  # one client (and one LocalCluster) for the 1:1 and the 1:N parts
+        with _dask_client(dask) as client:
+            return audit_identification(
+                manifest, root, group_by, templates=templates, out=out, target_fpir=target_fpir, rank=rank,
+                enrolled_fraction=enrolled_fraction, seed=seed, progress=progress, dask=client, **audit_options,
+            )  # fmt: skip
     if templates is None:
         if root is None or out is None:
             raise UsageError("give --templates, or --root and --out (the templates are embedded into --out)")
@@ -112,11 +131,20 @@ def audit_identification(
         m = load_manifest(manifest, group_by)
         paths = [p.strip() for p in m.frame["path"]]
         opts = {k: audit_options[k] for k in ("model", "policy", "workers") if k in audit_options}
+        model_options = audit_options.get("model_options") or {}
         with (progress or _no_progress)(len(paths), "embedding") as advance:
-            er = embed_paths(paths, root, progress=advance, **opts, **audit_options.get("model_options", {}))
+            if dask is None:
+                er = embed_paths(paths, root, progress=advance, **opts, **model_options)
+            else:
+                from faceaudit.pipeline.dask_embed import embed_paths_dask
+
+                opts.pop("workers", None)  # the cluster's workers embed
+                er = embed_paths_dask(paths, root, client=dask, progress=advance, **opts, **model_options)
         templates = Path(out) / "templates.npz"
         er.save(templates)
-    result = audit(manifest, root, group_by, templates=templates, progress=progress, **audit_options)
+    result = audit(
+        manifest, root, group_by, templates=templates, progress=progress, dask=dask, **audit_options
+    )
     m = load_manifest(manifest, group_by)
     _, er = templates_for_manifest(templates, [p.strip() for p in m.frame["path"]])
     ok = np.array([s == "ok" for s in er.status], bool)
@@ -130,6 +158,7 @@ def audit_identification(
         enrolled_fraction=enrolled_fraction,
         seed=seed,
         progress=progress,
+        dask=dask,
     )
     result.warnings.extend(f"1:N: {w}" for w in result.identification.warnings)
     return result

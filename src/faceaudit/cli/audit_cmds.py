@@ -126,6 +126,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="embedding processes (default 1)")
     p.add_argument("--bootstrap", type=int, default=1000, metavar="N", help="1:1 bootstrap resamples")
     p.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="embed, compare and search on a Dask cluster: a scheduler address (tcp://host:8786) or local:N; "
+        "the result is that of the in-process run",
+    )
+    p.add_argument(
         "--target-fpir",
         action="append",
         metavar="FPIR",
@@ -278,6 +285,7 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         seed=args.seed,
         model=args.model,
         model_options=model_options(args),
+        dask=args.dask,
         **_audit_options(args),
     )
     paths = result.save(args.out, sign_key=args.sign_key)

@@ -108,6 +108,22 @@ class GalleryBase:
     def _dim(self) -> int:
         return int(getattr(self._engine, "dim", DEFAULT_DIM)) if self._engine is not None else DEFAULT_DIM
 
+    def sync_index(self) -> tuple[int, int]:
+        """Catch a built search index up with changes other processes made to the store; ``(added, removed)``
+        templates. Does nothing before the index is first built."""
+        if self._live.index is None:
+            return 0, 0
+        return self._live.catch_up(self._dim())
+
+    @property
+    def index_version(self) -> int:
+        """The gallery version the search index reflects (-1 before it is built)."""
+        return self._live.version if self._live.index is not None else -1
+
+    def change_listener(self):
+        """A listener for other processes' changes to this gallery's store (see ``IndexFollower``)."""
+        return self._repo.change_listener()
+
     def rebuild_index(self, model_id: str | None = None) -> int:
         """Rebuild the search index from the sealed templates in the database; returns the template count."""
         return self._live.rebuild(model_id or self.engine.model_id, self._dim())

@@ -1,8 +1,10 @@
 """The in-memory search index of an open gallery, kept in step with the stored templates.
 
-The store is the source of truth. The index is built from the opened templates when first needed, follows this
-process's own enrolments and erasures in place, and is rebuilt when the gallery version shows that another
-process changed the gallery. FAISS is imported only when an index is built.
+The store is the source of truth. The index is built from the opened templates when first needed and follows this
+process's own enrolments and erasures in place. When the gallery version shows that another process changed the
+gallery, it catches up by version: it compares the stored template ids with its own, opens only the new
+templates and drops the erased ones (a Milvus index, shared between processes, is checked and rebuilt instead).
+FAISS is imported only when an index is built.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class LiveIndex:
         self.index: TemplateIndex | None = None
         self.version = -1
         self.model_id = ""
+        self._ids = np.zeros(0, np.int64)  # the template ids in the index, ascending
 
     def close(self) -> None:
         """Drop the index (and its threads)."""
@@ -48,26 +51,57 @@ class LiveIndex:
         """Apply this process's change (gallery version ``before`` → ``version``) to the live index.
 
         ``add`` is ``(model_id, template ids, vectors)``; ``remove`` lists template ids. When the index was not
-        at ``before`` (another process wrote meanwhile) it is marked stale and rebuilt on next use.
+        at ``before`` (another process wrote meanwhile) it is left stale, and caught up on next use.
         """
         if self.index is None:
             return
         if self.version != before:
-            self.version = -1
-            return
+            return  # another process wrote meanwhile: the next use catches up by version
         if add is not None and add[0] == self.model_id:
             self.index.add(add[1], add[2])
+            self._ids = np.union1d(self._ids, np.asarray(add[1], np.int64))
         if remove:
             self.index.remove(np.array(remove, np.int64))
+            self._ids = np.setdiff1d(self._ids, np.asarray(remove, np.int64), assume_unique=True)
         self.version = version
 
     def ensure(self, model_id: str, dim: int) -> TemplateIndex:
-        """The index of ``model_id`` at the current gallery version (rebuilt when stale)."""
-        if self.index is not None and self.version == self._repo.version() and self.model_id == model_id:
-            return self.index
-        self.rebuild(model_id, dim)
+        """The index of ``model_id`` at the current gallery version (caught up, or rebuilt, when stale)."""
+        if self.index is None or self.model_id != model_id or self.version < 0:
+            self.rebuild(model_id, dim)
+        elif self.version != self._repo.version():
+            self.catch_up(dim)
         assert self.index is not None
         return self.index
+
+    def catch_up(self, dim: int) -> tuple[int, int]:
+        """Bring a built index to the current gallery version by the difference of template ids, in one read
+        snapshot; returns ``(added, removed)``. Without an index, or on a Milvus index, it rebuilds instead."""
+        from faceaudit.gallery.milvus_index import is_milvus
+
+        if self.index is None or is_milvus(self.kind):
+            n = self.rebuild(self.model_id, dim) if self.model_id else 0
+            return n, 0
+        with self._repo.snapshot():
+            version = self._repo.version()
+            if version == self.version:
+                return 0, 0
+            stored = np.asarray(self._repo.template_ids(self.model_id), np.int64)
+            new = np.setdiff1d(stored, self._ids, assume_unique=True)
+            gone = np.setdiff1d(self._ids, stored, assume_unique=True)
+            ids, vectors = self._sealer.open_many(
+                self._repo.sealed_templates_by_id(new.tolist()),
+                gallery_id=self._gallery_id,
+                model_id=self.model_id,
+                n=len(new),
+                dim=dim,
+            )
+        if len(gone):
+            self.index.remove(gone)
+        if len(ids):
+            self.index.add(ids, vectors)
+        self._ids, self.version = stored, version
+        return len(ids), len(gone)
 
     def rebuild(self, model_id: str, dim: int) -> int:
         """Rebuild from the sealed templates of ``model_id`` in one read snapshot; returns the template count.
@@ -91,6 +125,7 @@ class LiveIndex:
         index = make_index(vectors.shape[1] if len(vectors) else dim, self.kind, self._gallery_id, model_id)
         index.build(ids, vectors)
         self.index, self.version, self.model_id = index, version, model_id
+        self._ids = np.sort(np.asarray(ids, np.int64))
         return len(ids)
 
     def _check_other_models(self, model_id: str) -> None:

@@ -39,6 +39,8 @@ from faceaudit.ledger.pg_store import PostgresLedgerStore
 if TYPE_CHECKING:
     import psycopg
 
+    from faceaudit.gallery.pg_changes import NotifyListener
+
 WRITE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.write").digest()[:8], "big", signed=True)
 MIGRATE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.migrate").digest()[:8], "big", signed=True)
 CHANGES_CHANNEL = "faceaudit_gallery"
@@ -380,6 +382,28 @@ class PostgresGalleryRepository:
             if len(rows) < 8192:
                 return
             last = int(rows[-1][0])
+
+    def template_ids(self, model_id: str) -> list[int]:
+        """The id of every template of ``model_id``, ascending."""
+        rows = self._execute("SELECT id FROM templates WHERE model_id = %s ORDER BY id", (model_id,))
+        return [int(r[0]) for r in rows.fetchall()]
+
+    def sealed_templates_by_id(self, template_ids: Sequence[int]) -> Iterator[tuple[int, str, bytes]]:
+        """``(template id, subject_ref, sealed)`` of those of these ids that exist, by id, 8192 at a time."""
+        ids = sorted(int(i) for i in template_ids)
+        for chunk in range(0, len(ids), 8192):
+            rows = self._execute(
+                "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
+                "WHERE t.id = ANY(%s) ORDER BY t.id",
+                (ids[chunk : chunk + 8192],),
+            ).fetchall()
+            yield from ((int(i), ref, bytes(blob)) for i, ref, blob in rows)
+
+    def change_listener(self) -> NotifyListener:
+        """LISTEN on :data:`CHANGES_CHANNEL` on a connection of its own (outside the pool)."""
+        from faceaudit.gallery.pg_changes import NotifyListener
+
+        return NotifyListener(self.url, CHANGES_CHANNEL)
 
     def candidate_rows(self, template_ids: Sequence[int]) -> dict[int, CandidateRow]:
         """Subject ref, display name and consent expiry of each existing template id."""

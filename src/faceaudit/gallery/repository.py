@@ -101,6 +101,27 @@ class CandidateRow:
     name_binding: str | None = None
 
 
+class ChangeListener(Protocol):
+    """Wakes a follower when another process may have changed the gallery.
+
+    PostgreSQL LISTENs on the channel every committed change NOTIFYs; SQLite, which has no notices, wakes every
+    ``poll_s`` seconds. Either way the follower then compares the gallery version with its own (a catch-up by
+    version), so a notice lost while reconnecting costs only time.
+    """
+
+    poll_s: float
+    """The longest wait between two version checks when no notice arrives."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until a change notice arrives (True) or ``timeout`` seconds pass (False); reconnects after a
+        lost connection (returning True, since notices may have been missed)."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening."""
+        ...
+
+
 class GalleryRepository(Protocol):
     """Rows of one gallery: meta, subjects, sealed templates, and the ledger table, in one transactional store."""
 
@@ -204,8 +225,20 @@ class GalleryRepository(Protocol):
         inside ``snapshot()`` together with ``version()`` and ``count_templates()``."""
         ...
 
+    def template_ids(self, model_id: str) -> list[int]:
+        """*read.* The id of every template of ``model_id``, ascending (inside ``snapshot()`` with ``version()``)."""
+        ...
+
+    def sealed_templates_by_id(self, template_ids: Sequence[int]) -> Iterator[tuple[int, str, bytes]]:
+        """*read.* ``(template id, subject_ref, sealed blob)`` of those of these template ids that exist, by id."""
+        ...
+
     def candidate_rows(self, template_ids: Sequence[int]) -> dict[int, CandidateRow]:
         """*read.* For each of these template ids that still exists: whose it is and the consent expiry."""
+        ...
+
+    def change_listener(self) -> ChangeListener:
+        """A way for a long-running process to wait for other processes' writes (see :class:`ChangeListener`)."""
         ...
 
     # --- storage hygiene --------------------------------------------------------------------------------

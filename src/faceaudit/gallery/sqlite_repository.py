@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -232,6 +233,26 @@ class SQLiteGalleryRepository:
             (model_id,),
         )
 
+    def template_ids(self, model_id: str) -> list[int]:
+        """The id of every template of ``model_id``, ascending."""
+        rows = self._conn.execute("SELECT id FROM templates WHERE model_id = ? ORDER BY id", (model_id,))
+        return [int(r[0]) for r in rows]
+
+    def sealed_templates_by_id(self, template_ids: Sequence[int]) -> Iterator[tuple[int, str, bytes]]:
+        """``(template id, subject_ref, sealed)`` of those of these ids that exist, by id."""
+        ids = sorted(int(i) for i in template_ids)
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk : chunk + 500]
+            yield from self._conn.execute(
+                "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
+                f"WHERE t.id IN ({','.join('?' * len(part))}) ORDER BY t.id",
+                part,
+            ).fetchall()
+
+    def change_listener(self) -> PollingListener:
+        """SQLite sends no notices: a listener that wakes every half second for a version check."""
+        return PollingListener(0.5)
+
     def _stream(self, sql: str, params: tuple) -> Iterator[tuple]:
         cursor = self._conn.execute(sql, params)
         while rows := cursor.fetchmany(4096):
@@ -274,3 +295,19 @@ class SQLiteGalleryRepository:
             raise
         finally:
             self._conn.execute(f"PRAGMA busy_timeout={store.BUSY_TIMEOUT_MS}")
+
+
+class PollingListener:
+    """A :class:`~faceaudit.gallery.repository.ChangeListener` without notices: every wait times out."""
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self._closed = threading.Event()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep ``timeout`` seconds (less when closed meanwhile); never a notice, so always False."""
+        self._closed.wait(timeout)
+        return False
+
+    def close(self) -> None:
+        self._closed.set()

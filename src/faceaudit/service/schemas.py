@@ -30,6 +30,20 @@ class Me(BaseModel):
     roles: list[str]
 
 
+class FollowerOut(BaseModel):
+    running: bool
+    catch_ups: int
+    errors: int
+
+
+class IndexStatus(BaseModel):
+    gallery_version: int
+    """The version in the store: it grows by one with every enrolment and erasure, through any replica."""
+    index_version: int
+    """The version this replica's in-memory index reflects (-1 before it is built)."""
+    follower: FollowerOut
+
+
 class FaceQuality(BaseModel):
     inter_eye_px: float
     sharpness: float

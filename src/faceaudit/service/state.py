@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faceaudit.gallery.follower import IndexFollower
 from faceaudit.service.keys import KeyHasher, parse_rate
 from faceaudit.service.limits import RateLimiter
 from faceaudit.service.pg_store import open_service_store
@@ -41,7 +42,8 @@ class Service:
     """One gallery, engine and in-memory index, loaded once; a store of keys and searches; the bounded pool.
 
     The gallery's SQLite connection serves one call at a time, so gallery calls hold ``gallery_lock``;
-    decoding, detection and embedding run outside it, in parallel on the pool.
+    decoding, detection and embedding run outside it, in parallel on the pool. An :class:`IndexFollower` keeps
+    the in-memory index in step with other replicas' changes (PostgreSQL LISTEN/NOTIFY; a poll on SQLite).
     """
 
     def __init__(self, config: ServiceConfig) -> None:
@@ -61,12 +63,14 @@ class Service:
         try:
             self.gallery_lock = threading.Lock()
             self.n_templates = self.gallery.rebuild_index()
+            self.follower = IndexFollower(self.gallery, self.gallery_lock)
             self.store = open_service_store(config.db)
             self.hasher = KeyHasher.for_gallery(config.db, key_file)
             self.probes = ProbeSealer(self.hasher.gallery_key, self.gallery.gallery_id)
         except BaseException:
             self.gallery.close()
             raise
+        self.follower.start()
         self.pool = InferencePool(config.workers, config.queue)
         self.limiter = RateLimiter()
         from faceaudit.service.audits import AuditJobs
@@ -83,6 +87,7 @@ class Service:
 
     def close(self) -> None:
         self.audits.shutdown()
+        self.follower.stop()
         self.pool.shutdown()
         with self.gallery_lock:
             self.gallery.close()
