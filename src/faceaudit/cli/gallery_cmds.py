@@ -377,11 +377,17 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         repo.close()
     where = location(args.db)  # a database URL without its password
     if not done:
-        print(
-            f"faceaudit: another process still has {where} open; erased bytes (pending since {pending}) stay "
-            "in its write-ahead log. Close it and run this again.",
-            file=sys.stderr,
-        )
+        if is_pg_url(args.db):
+            held = (
+                f"another session still has a transaction open on {where} that sees the erased rows; their bytes "
+                f"(pending since {pending}) stay in the table files. End it and run this again."
+            )
+        else:
+            held = (
+                f"another process still has {where} open; erased bytes (pending since {pending}) stay in its "
+                "write-ahead log. Close it and run this again."
+            )
+        print(f"faceaudit: {held}", file=sys.stderr)
         return 1
     what = f"pending since {pending}" if pending else "nothing was pending"
     print(f"{where}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)
