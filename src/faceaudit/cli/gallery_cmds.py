@@ -194,12 +194,12 @@ def _os_user() -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     from faceaudit.gallery import Gallery, default_key_file
     from faceaudit.gallery.crypto import KEY_ENV, generate_key, write_key_file
-    from faceaudit.gallery.stores import is_file_missing, location
+    from faceaudit.gallery.stores import holds_gallery, is_file_missing, location
 
     db = args.db
     if not is_file_missing(db) and not is_pg_url(db):
         raise UsageError(f"{db}: a gallery (or another file) is already there; choose another --db")
-    if is_pg_url(db) and _pg_gallery_present(db):
+    if is_pg_url(db) and holds_gallery(db):
         raise UsageError(f"{location(db)}: a gallery is already there; choose another --db")
     key_file = Path(args.key_file) if args.key_file else default_key_file(db)
     note = f"key from ${KEY_ENV}"
@@ -223,17 +223,6 @@ def cmd_init(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
-
-
-def _pg_gallery_present(db: str) -> bool:
-    """Whether the PostgreSQL database at ``db`` already holds a gallery (its ``meta`` table has values)."""
-    from faceaudit.gallery.stores import open_repository
-
-    repo = open_repository(db)
-    try:
-        return bool(repo.read_meta())
-    finally:
-        repo.close()
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
@@ -377,17 +366,13 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         repo.close()
     where = location(args.db)  # a database URL without its password
     if not done:
-        if is_pg_url(args.db):
-            held = (
-                f"another session still has a transaction open on {where} that sees the erased rows; their bytes "
-                f"(pending since {pending}) stay in the table files. End it and run this again."
-            )
-        else:
-            held = (
-                f"another process still has {where} open; erased bytes (pending since {pending}) stay in its "
-                "write-ahead log. Close it and run this again."
-            )
-        print(f"faceaudit: {held}", file=sys.stderr)
+        held = (  # what keeps the erased bytes: a PostgreSQL snapshot, or an SQLite reader of the WAL
+            f"a transaction open on {where} that sees the erased rows; their bytes (pending since {pending}) stay "
+            "in the table files. End it"
+            if is_pg_url(args.db)
+            else f"{where} open; erased bytes (pending since {pending}) stay in its write-ahead log. Close it"
+        )
+        print(f"faceaudit: another process still has {held} and run this again.", file=sys.stderr)
         return 1
     what = f"pending since {pending}" if pending else "nothing was pending"
     print(f"{where}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)

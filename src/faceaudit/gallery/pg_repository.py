@@ -33,6 +33,7 @@ from faceaudit.gallery.repository import (
     NewTemplate,
     SubjectRow,
 )
+from faceaudit.gallery.store import require_tables
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
 from faceaudit.ledger.pg_store import PostgresLedgerStore
 
@@ -80,8 +81,6 @@ CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires 
 MIGRATIONS: list[str] = [_V1 + LEDGER_SCHEMA]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (the ``faceaudit_schema`` table)."""
 SCHEMA_VERSION = len(MIGRATIONS)
-GALLERY_TABLES = ("meta", "subjects", "templates", "ledger")
-"""The tables every migrated gallery database has (a missing one is damage, reported by name)."""
 
 
 class PostgresGalleryRepository:
@@ -101,30 +100,15 @@ class PostgresGalleryRepository:
         the tables are made by :meth:`migrate`). Raises GalleryDamagedError for a gallery that lost a table."""
         repo = cls(pgsql.open_pool(url, max_size=max_size), url)
         try:
-            repo._check_tables()
+            with repo._pool.connection() as conn:  # (given back at once: the thread's reader is left alone)
+                rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+                tables = {r[0] for r in rows}
+            if "faceaudit_schema" in tables:  # a migrated gallery: a missing table is damage, named
+                require_tables(tables, repo.path, "database")
         except BaseException:
             repo.close()
             raise
         return repo
-
-    def _check_tables(self) -> None:
-        """Raise GalleryDamagedError when a migrated gallery database lacks one of its tables (as SQLite does)."""
-        from faceaudit.gallery.store import GalleryDamagedError
-
-        # on a pooled connection given back at once (the thread's reader is left for later reads)
-        with self._pool.connection() as conn:
-            if conn.execute("SELECT to_regclass('faceaudit_schema')").fetchone()[0] is None:
-                return  # not migrated yet
-            missing = [
-                t
-                for t in GALLERY_TABLES
-                if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0] is None
-            ]
-        if missing:
-            raise GalleryDamagedError(
-                f"{self.path}: the gallery database is damaged: table {', '.join(map(repr, missing))} is missing "
-                "(dropped?); restore the database from a backup"
-            )
 
     # --- connections ------------------------------------------------------------------------------------
 
