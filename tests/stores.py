@@ -93,3 +93,21 @@ def postgres_store(url: str, folder: Path) -> GalleryStore:
     """A PostgreSQL gallery at ``url``, its key file in ``folder`` (a database keeps no file beside it)."""
     folder.mkdir(parents=True, exist_ok=True)
     return GalleryStore("postgresql", url, folder / "gallery.key", folder)
+
+
+def stored_bytes(store: GalleryStore) -> bytes:
+    """Every byte the store keeps on disk, as someone with the files would read them: the SQLite file and its WAL
+    (not the key file), or, after a ``CHECKPOINT``, every file of the PostgreSQL database's folder (tables,
+    indexes, TOAST; read through ``pg_read_binary_file`` as the test cluster's superuser)."""
+    if not store.pg:
+        db = Path(store.db)
+        return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*") if p.suffix != ".key")
+    with store.raw() as conn:
+        conn.execute("CHECKPOINT")  # write the pages out so the files show what the tables hold
+        folder = "base/" + str(conn.scalar("SELECT oid FROM pg_database WHERE datname = current_database()"))
+        parts = conn.execute(  # a file unlinked meanwhile (VACUUM FULL) reads as NULL
+            "SELECT pg_read_binary_file(f, 0, (pg_stat_file(f, true)).size, true) "
+            "FROM (SELECT ? || '/' || name AS f FROM pg_ls_dir(?) AS name) AS files",
+            (folder, folder),
+        ).fetchall()
+    return b"".join(bytes(p[0]) for p in parts if p[0] is not None)

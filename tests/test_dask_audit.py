@@ -130,7 +130,9 @@ def test_audit_cli_on_a_scheduler_gives_the_in_process_audit(dask_local, tmp_pat
     # the 1:N audit on the same scheduler: the same identification rates
     from faceaudit.audit.run_identification import audit_identification
 
-    local = audit_identification(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", bootstrap=0)
+    local = audit_identification(
+        tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", bootstrap=0
+    )
     res = run_cli(
         "audit-identification", str(tmp_path / "m.csv"), "--templates", str(tmp_path / "t.npz"), "--group-by",
         "sex", "--bootstrap", "0", "--out", str(tmp_path / "dask-1n"), "--dask", dask_local.scheduler.address,

@@ -1,4 +1,6 @@
-"""One rule for accountability fields, in the API and the CLI: NFC, trimmed, visible, no control characters."""
+"""One rule for accountability fields, in the API and the CLI: NFC, trimmed, visible, no control characters.
+
+The tests that open a gallery run on both stores: an SQLite file and a real PostgreSQL database (``store``)."""
 
 from __future__ import annotations
 
@@ -26,8 +28,8 @@ class FakeEngine:
 
 
 @pytest.fixture()
-def gallery(tmp_path):
-    g = Gallery(tmp_path / "f.db", key=generate_key(), engine=FakeEngine())
+def gallery(store):
+    g = Gallery(store.db, key=generate_key(), engine=FakeEngine())
     yield g
     g.close()
 
@@ -97,8 +99,8 @@ def cli(*args: str, env: dict | None = None):
 
 
 @pytest.mark.parametrize("bad", ["\u200b", "\x1b\x07"])
-def test_the_cli_refuses_them_naming_the_field(tmp_path, bad):
-    db = ["--db", str(tmp_path / "c.db")]
+def test_the_cli_refuses_them_naming_the_field(store, bad):
+    db = store.args()
     assert cli("gallery", "init", *db).returncode == 0
     enrol = list(ENROL)
     search = ["identify", FACE, "--purpose", "p", "--case", "c", "--operator", "o"]
@@ -119,11 +121,21 @@ def test_the_cli_refuses_them_naming_the_field(tmp_path, bad):
         assert r.returncode == 2 and field in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
 
 
-def test_non_utf8_arguments_are_a_clear_error(tmp_path):
-    db = str(tmp_path / "u.db")
-    assert cli("gallery", "init", "--db", db).returncode == 0
+def test_non_utf8_arguments_are_a_clear_error(store):
+    assert cli("gallery", "init", *store.args()).returncode == 0
     env = {**os.environ, "FACEAUDIT_KEY": "", "LC_ALL": "C.UTF-8"}
-    cmd = [sys.executable, "-m", "faceaudit", "identify", FACE, "--case", "c", "--operator", "o", "--db", db]
+    cmd = [
+        sys.executable,
+        "-m",
+        "faceaudit",
+        "identify",
+        FACE,
+        "--case",
+        "c",
+        "--operator",
+        "o",
+        *store.args(),
+    ]
     r = subprocess.run([*cmd, b"--purpose", b"caf\xe9"], capture_output=True, env=env, timeout=120)
     err = r.stderr.decode("utf-8", "replace")
     assert r.returncode == 2 and "UTF-8" in err and "Traceback" not in err, err

@@ -1,4 +1,8 @@
-"""The gallery recognises its own file: foreign SQLite files, damaged galleries and bad meta values are refused."""
+"""The gallery recognises its own file: foreign SQLite files, damaged galleries and bad meta values are refused.
+
+The foreign-file, application-id and empty-file tests are about the SQLite file itself and stay SQLite-only
+(a PostgreSQL database is named by URL: tests/test_pg_cli.py covers a missing one). The damaged-gallery tests are
+about the store's rows and run on both stores (the ``store`` fixture)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_cli
+from stores import RawDb
 
 from faceaudit.errors import FaceAuditError
 from faceaudit.gallery import Consent, Gallery, GalleryLedger, GalleryNotFoundError
@@ -111,11 +116,11 @@ def test_a_new_gallery_carries_the_application_id_and_an_old_one_gains_it(tmp_pa
     assert sqlite3.connect(path).execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
 
 
-def damage(path: Path, statement: str) -> None:
-    conn = sqlite3.connect(path)
-    conn.execute(statement)
-    conn.commit()
-    conn.close()
+def damage(path: str, statement: str) -> None:
+    with RawDb(path) as conn:
+        if conn.pg:
+            statement = statement.replace("X'0102'", "'\\x0102'::bytea")
+        conn.execute(statement)
 
 
 @pytest.mark.parametrize(
@@ -130,8 +135,8 @@ def damage(path: Path, statement: str) -> None:
         ("UPDATE templates SET sealed = substr(sealed, 1, 40)", GalleryKeyError, "altered"),
     ],
 )
-def test_a_damaged_gallery_is_a_clear_error(tmp_path, statement, error, words):
-    path = tmp_path / "d.db"
+def test_a_damaged_gallery_is_a_clear_error(store, statement, error, words):
+    path = store.db
     with Gallery(path, key=KEY, engine=FakeEngine()) as g:
         g.enroll_templates(
             "s1",
@@ -144,17 +149,17 @@ def test_a_damaged_gallery_is_a_clear_error(tmp_path, statement, error, words):
     damage(path, statement)
     with pytest.raises(error, match=words), Gallery(path, key=KEY, engine=FakeEngine(), create=False) as g:
         g.rebuild_index("fake-model")
-    r = run_cli("gallery", "erase", "s1", "--reason", "r", "--operator", "o", "--db", str(path), env=ENV)
+    r = run_cli("gallery", "erase", "s1", "--reason", "r", "--operator", "o", "--db", path, env=ENV)
     if issubclass(error, GalleryDamagedError):
         assert r.returncode == 1 and words in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert issubclass(error, FaceAuditError)
 
 
-def test_ledger_verify_on_a_dropped_ledger_table(tmp_path):
-    path = tmp_path / "l.db"
+def test_ledger_verify_on_a_dropped_ledger_table(store, tmp_path):
+    path = store.db
     Gallery(path, key=KEY, engine=FakeEngine()).close()
     damage(path, "DROP TABLE ledger")
-    r = run_cli("ledger", "verify", "--db", str(path))
+    r = run_cli("ledger", "verify", "--db", path)
     assert r.returncode == 1 and "'ledger' is missing" in r.stderr and "Traceback" not in r.stderr
     with pytest.raises(GalleryNotFoundError):
         Gallery(tmp_path / "none.db", key=KEY, create=False)

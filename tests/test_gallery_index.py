@@ -1,4 +1,7 @@
-"""The search index: certified-exact top-k against brute force, additions, removals, HNSW."""
+"""The search index: certified-exact top-k against brute force, additions, removals, HNSW.
+
+The index lives in memory and is the same object over either store, so these tests take no ``store`` and run once
+(the index over a PostgreSQL gallery: tests/test_gallery_api.py, tests/test_pg_service.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Every gallery entry point names the file an error came from; bad key files and caches are clear errors."""
+"""Every gallery entry point names the file an error came from; bad key files and caches are clear errors.
+
+The tests on a gallery run on both stores: an SQLite file and a real PostgreSQL database (``module_store``)."""
 
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ CONSENT = ["--consent-basis", "form", "--consent-by", "Ruth"]
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(module_store, tmp_path_factory):
+    """The images' folder and the gallery's ``--db … --key-file …`` arguments."""
     root = tmp_path_factory.mktemp("inputs")
-    db = root / "g.db"
-    assert run_cli("gallery", "init", "--db", str(db), env={"FACEAUDIT_KEY": ""}).returncode == 0
-    r = run_cli("gallery", "enroll", "s1", GOOD, "--name", "N", *CONSENT, "--operator", "o", "--db", str(db))
+    db = module_store.args()
+    assert run_cli("gallery", "init", *db, env={"FACEAUDIT_KEY": ""}).returncode == 0
+    r = run_cli("gallery", "enroll", "s1", GOOD, "--name", "N", *CONSENT, "--operator", "o", *db)
     assert r.returncode == 0, r.stderr
     truncated = root / "truncated.jpg"
     truncated.write_bytes(Path(GOOD).read_bytes()[:3000])
@@ -40,13 +43,13 @@ def test_every_command_names_the_file(setup, bad):
         ["identify", path, "--purpose", "p", "--case", "c", "--operator", "o"],
         ["verify-subject", path, "s1", "--operator", "o"],
     ):
-        r = run_cli(*args, "--db", str(db))
+        r = run_cli(*args, *db)
         assert r.returncode == 3 and f"{path}:" in r.stderr and "<bytes>" not in r.stderr, (args, r.stderr)
 
 
 def test_enroll_manifest_names_the_file_and_refuses_a_directory(setup):
     root, db = setup
-    base = ["gallery", "enroll-manifest", "--root", str(root), *CONSENT, "--operator", "o", "--db", str(db)]
+    base = ["gallery", "enroll-manifest", "--root", str(root), *CONSENT, "--operator", "o", *db]
     r = run_cli(*base, str(root / "m.csv"))
     assert r.returncode == 3 and "truncated.jpg" in r.stderr and "<bytes>" not in r.stderr, r.stderr
     r = run_cli(*base, str(root))
@@ -95,7 +98,7 @@ def test_an_unloadable_onnx_model_is_a_clear_error(tmp_path, setup):
     junk.write_bytes(bytes(range(256)) * 20)
     for args in (
         ["verify", GOOD, GOOD],
-        ["identify", GOOD, "--purpose", "p", "--case", "c", "--operator", "o", "--db", str(db)],
+        ["identify", GOOD, "--purpose", "p", "--case", "c", "--operator", "o", *db],
     ):
         r = run_cli(*args, "--model", f"onnx:{junk}")
         assert r.returncode == 3 and str(junk) in r.stderr and "Traceback" not in r.stderr, r.stderr

@@ -1,11 +1,13 @@
-"""Rows altered in SQL are integrity failures: names bound to their subject, templates to their model."""
+"""Rows altered in SQL are integrity failures: names bound to their subject, templates to their model.
+
+Every test runs on both stores: an SQLite file and a real PostgreSQL database (the ``store`` fixture); the
+tampering is plain SQL, which anyone with write access to either store can run."""
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
+from stores import RawDb
 
 from faceaudit.gallery import Consent, Gallery
 from faceaudit.gallery.crypto import generate_key
@@ -33,11 +35,9 @@ def build(path) -> None:
 
 
 def sql(path, *statements) -> None:
-    conn = sqlite3.connect(path)
-    for s in statements:
-        conn.execute(s)
-    conn.commit()
-    conn.close()
+    with RawDb(path) as conn:
+        for s in statements:
+            conn.execute(s)
 
 
 def search(g: Gallery, i: int):
@@ -45,8 +45,8 @@ def search(g: Gallery, i: int):
     return g.identify_template(vec, probe_sha256="0" * 64, purpose="p", case="c", operator="o", top_k=2)
 
 
-def test_swapped_display_names_are_an_integrity_failure(tmp_path):
-    path = tmp_path / "n.db"
+def test_swapped_display_names_are_an_integrity_failure(store):
+    path = store.db
     build(path)
     with Gallery(path, key=KEY, engine=FakeEngine(), create=False) as g:
         assert search(g, 0).candidates[0].name == "Alice Example"
@@ -63,8 +63,8 @@ def test_swapped_display_names_are_an_integrity_failure(tmp_path):
             g.subjects()
 
 
-def test_a_changed_model_id_is_an_integrity_failure(tmp_path):
-    path = tmp_path / "m.db"
+def test_a_changed_model_id_is_an_integrity_failure(store):
+    path = store.db
     build(path)
     sql(path, "UPDATE templates SET model_id = 'other-model' WHERE id = 1")
     with (
@@ -74,8 +74,8 @@ def test_a_changed_model_id_is_an_integrity_failure(tmp_path):
         search(g, 1)
 
 
-def test_galleries_made_before_binding_get_their_names_bound_once(tmp_path):
-    path = tmp_path / "old.db"
+def test_galleries_made_before_binding_get_their_names_bound_once(store):
+    path = store.db
     build(path)
     sql(path, "UPDATE subjects SET name_binding = NULL", "DELETE FROM meta WHERE key = 'names_bound'")
     with Gallery(path, key=KEY, engine=FakeEngine(), create=False) as g:

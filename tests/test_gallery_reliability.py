@@ -1,4 +1,6 @@
-"""Reliability with real SQLite files and real processes: SIGKILL mid-enrolment, two enrolling processes at once."""
+"""Reliability with real stores and real processes: SIGKILL mid-enrolment, two enrolling processes at once.
+
+Every test runs on both stores: an SQLite file and a real PostgreSQL database (the ``store`` fixture)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from pathlib import Path
 import cv2
 import pytest
 from conftest import run_cli
+from stores import RawDb
 
 from faceaudit.gallery import Gallery
 
@@ -56,7 +59,7 @@ def write_manifest(path: Path, refs: list[str]) -> dict[str, int]:
     return expected
 
 
-def manifest_cmd(db: Path, manifest: Path, root: Path) -> list[str]:
+def manifest_cmd(db: str, manifest: Path, root: Path) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -73,11 +76,11 @@ def manifest_cmd(db: Path, manifest: Path, root: Path) -> list[str]:
         "--operator",
         "bulk",
         "--db",
-        str(db),
+        db,
     ]
 
 
-def check_consistent(db: Path, expected: dict[str, int], engine) -> set[str]:
+def check_consistent(db: str, expected: dict[str, int], engine) -> set[str]:
     """Every subject fully enrolled or absent; the ledger intact with one enrol entry per subject."""
     with Gallery(db, engine=engine, create=False) as g:
         subjects = {s["subject_ref"]: s["n_templates"] for s in g.subjects()}
@@ -86,12 +89,15 @@ def check_consistent(db: Path, expected: dict[str, int], engine) -> set[str]:
     for ref, n in subjects.items():
         assert expected[ref] == n, f"{ref} has {n} of {expected[ref]} templates"
     assert len(enrol_entries) == len(subjects)
-    r = run_cli("ledger", "verify", "--db", str(db))
+    r = run_cli("ledger", "verify", "--db", db)
     assert r.returncode == 0, r.stdout + r.stderr
     return set(subjects)
 
 
-def count_subjects(db: Path) -> int:
+def count_subjects(db: str) -> int:
+    if db.startswith("postgresql://"):
+        with RawDb(db) as conn:
+            return int(conn.scalar("SELECT COUNT(*) FROM subjects"))
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
@@ -102,10 +108,10 @@ def count_subjects(db: Path) -> int:
         return 0
 
 
-def test_killed_mid_enrolment_recovers(tmp_path, images, engine, monkeypatch):
-    db = tmp_path / "kill.db"
-    assert run_cli("gallery", "init", "--db", str(db), env=NOKEY).returncode == 0
-    monkeypatch.setenv("FACEAUDIT_KEY", Path(f"{db}.key").read_text().strip())
+def test_killed_mid_enrolment_recovers(store, tmp_path, images, engine, monkeypatch):
+    db = store.db
+    assert run_cli("gallery", "init", *store.args(), env=NOKEY).returncode == 0
+    monkeypatch.setenv("FACEAUDIT_KEY", store.key_file.read_text().strip())
     refs = [f"subj-{i:02d}" for i in range(24)]
     manifest = tmp_path / "m.csv"
     expected = write_manifest(manifest, refs)
@@ -135,10 +141,10 @@ def test_killed_mid_enrolment_recovers(tmp_path, images, engine, monkeypatch):
     assert check_consistent(db, expected, engine) == set(refs)
 
 
-def test_two_processes_enrolling_at_once_lose_nothing(tmp_path, images, engine, monkeypatch):
-    db = tmp_path / "conc.db"
-    assert run_cli("gallery", "init", "--db", str(db), env=NOKEY).returncode == 0
-    monkeypatch.setenv("FACEAUDIT_KEY", Path(f"{db}.key").read_text().strip())
+def test_two_processes_enrolling_at_once_lose_nothing(store, tmp_path, images, engine, monkeypatch):
+    db = store.db
+    assert run_cli("gallery", "init", *store.args(), env=NOKEY).returncode == 0
+    monkeypatch.setenv("FACEAUDIT_KEY", store.key_file.read_text().strip())
     shared = [f"both-{i:02d}" for i in range(4)]
     a_refs = [f"a-{i:02d}" for i in range(8)] + shared
     b_refs = shared + [f"b-{i:02d}" for i in range(8)]

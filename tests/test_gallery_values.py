@@ -1,4 +1,6 @@
-"""Request values (one rule for CLI, API and service), actors in the ledger, and a light key-less import."""
+"""Request values (one rule for CLI, API and service), actors in the ledger, and a light key-less import.
+
+The tests that open a gallery run on both stores: an SQLite file and a real PostgreSQL database (``store``)."""
 
 from __future__ import annotations
 
@@ -66,8 +68,8 @@ def test_actor_kinds():
     assert clean_text(" x ", "field") == "x"
 
 
-def test_every_api_entry_point_applies_the_same_rule(tmp_path):
-    g = Gallery(tmp_path / "r.db", key=generate_key(), engine=FakeEngine())
+def test_every_api_entry_point_applies_the_same_rule(store):
+    g = Gallery(store.db, key=generate_key(), engine=FakeEngine())
     X = unit(np.random.default_rng(0), 3)
     with pytest.raises(UsageError, match="--name"):
         g.enroll_templates("s", X[:1], name=" ", consent=CONSENT, operator="o", model_id="fake-model")
@@ -81,8 +83,8 @@ def test_every_api_entry_point_applies_the_same_rule(tmp_path):
     g.close()
 
 
-def test_ledger_records_who_acted_and_verifies_over_mixed_histories(tmp_path):
-    path = tmp_path / "a.db"
+def test_ledger_records_who_acted_and_verifies_over_mixed_histories(store):
+    path = store.db
     g = Gallery(path, key=generate_key(), engine=FakeEngine(), operator="admin")
     X = unit(np.random.default_rng(1), 2)
     g.enroll_templates("s0", X[:1], name="n0", consent=CONSENT, operator="desk", model_id="fake-model")
@@ -99,18 +101,16 @@ def test_ledger_records_who_acted_and_verifies_over_mixed_histories(tmp_path):
     g.close()
     # an entry written before actors were recorded (no auth field) keeps verifying beside the new ones
     with GalleryLedger(path) as gl:
-        conn = gl._conn
-        conn.execute("BEGIN IMMEDIATE")
-        gl.ledger.append("export", "old-style", gallery_id=gl.gallery_id, gallery_version=0)
-        conn.execute("COMMIT")
+        with gl._repo.write():
+            gl.ledger.append("export", "old-style", gallery_id=gl.gallery_id, gallery_version=0)
         assert gl.ledger.verify().n_entries == len(entries) + 1
         rows, _ = gl.export("auditor")
     assert "auth" not in rows[-1] and rows[1]["auth"]["auth"] == "local"
     json.dumps(rows)
 
 
-def test_key_less_ledger_verify_loads_no_image_or_index_code(tmp_path):
-    path = tmp_path / "light.db"
+def test_key_less_ledger_verify_loads_no_image_or_index_code(store):
+    path = store.db
     Gallery(path, key=generate_key(), engine=FakeEngine()).close()
     code = (
         "import sys\n"
@@ -126,10 +126,10 @@ def test_key_less_ledger_verify_loads_no_image_or_index_code(tmp_path):
     assert r.stdout.strip() == "[]"
 
 
-def test_a_gallery_runs_on_any_repository(tmp_path):
-    from faceaudit.gallery.sqlite_repository import SQLiteGalleryRepository
+def test_a_gallery_runs_on_any_repository(store):
+    from faceaudit.gallery.stores import open_repository
 
-    repo = SQLiteGalleryRepository.open(tmp_path / "repo.db", create=True)
+    repo = open_repository(store.db, create=True)
     g = Gallery("in-memory name", key=generate_key(), engine=FakeEngine(), repository=repo)
     X = unit(np.random.default_rng(2), 2)
     g.enroll_templates("s0", X[:1], name="n0", consent=CONSENT, operator="o", model_id="fake-model")

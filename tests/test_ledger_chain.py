@@ -39,20 +39,13 @@ def _fill(ledger: Ledger, n: int) -> None:
         )
 
 
-@pytest.fixture(scope="module")
-def pg_ledger_db(pg_cluster):
-    """One database for this module's PostgreSQL ledgers (each ledger gets its own schema)."""
-    url = pg_cluster.create_database("ledger_chain")
-    yield url
-    pg_cluster.drop_database("ledger_chain")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def make_ledger(request) -> Callable[..., tuple[Db, Ledger]]:
-    """``make_ledger(n, key)`` → (raw SQL handle, ledger with ``n`` entries) on the parametrised store."""
+@pytest.fixture()
+def make_ledger(backend, request) -> Callable[..., tuple[Db, Ledger]]:
+    """``make_ledger(n, key)`` → (raw SQL handle, ledger with ``n`` entries) on the parametrised store (the shared
+    ``backend`` fixture): an SQLite database in memory, or a fresh schema of the module's PostgreSQL database."""
     opened = []
 
-    if request.param == "sqlite":
+    if backend == "sqlite":
 
         def make(n: int = 8, key: bytes | None = None) -> tuple[Db, Ledger]:
             conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -67,7 +60,7 @@ def make_ledger(request) -> Callable[..., tuple[Db, Ledger]]:
         from faceaudit.ledger.pg_store import PostgresLedgerStore
         from faceaudit.ledger.pg_store import create_schema as create_pg_schema
 
-        url = request.getfixturevalue("pg_ledger_db")
+        url = request.getfixturevalue("module_store").db
         counter = itertools.count()
 
         def make(n: int = 8, key: bytes | None = None) -> tuple[Db, Ledger]:

@@ -1,12 +1,14 @@
-"""``faceaudit ledger`` on a real gallery file, tampered with through the sqlite3 module, in subprocesses."""
+"""``faceaudit ledger`` on a real gallery, tampered with through raw SQL, in subprocesses.
+
+Every test runs on both stores: an SQLite file and a real PostgreSQL database (the ``store`` fixture)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from conftest import run_cli
+from stores import RawDb
 
 from faceaudit.gallery import GalleryLedger
 
@@ -14,28 +16,25 @@ N_EXTRA = 7
 
 
 @pytest.fixture()
-def db(tmp_path):
-    """A real gallery (init through the CLI) whose ledger holds 1 + N_EXTRA entries."""
-    path = tmp_path / "g.db"
-    r = run_cli("gallery", "init", "--db", str(path), "--operator", "admin", env={"FACEAUDIT_KEY": ""})
+def db(store):
+    """A real gallery (init through the CLI) whose ledger holds 1 + N_EXTRA entries; its ``--db`` value."""
+    r = run_cli("gallery", "init", *store.args(), "--operator", "admin", env={"FACEAUDIT_KEY": ""})
     assert r.returncode == 0, r.stderr
-    with GalleryLedger(path) as gl:
-        conn = gl._conn
+    with GalleryLedger(store.db) as gl:
         for i in range(N_EXTRA):
-            conn.execute("BEGIN IMMEDIATE")
-            gl.ledger.append(
-                "identify",
-                f"op{i}",
-                purpose="test",
-                case_ref=f"C{i}",
-                gallery_id=gl.gallery_id,
-                gallery_version=0,
-                probe_sha256="cd" * 32,
-                params={"top_k": 10},
-                result={"n_candidates": 0, "candidates": []},
-            )
-            conn.execute("COMMIT")
-    return path
+            with gl._repo.write():
+                gl.ledger.append(
+                    "identify",
+                    f"op{i}",
+                    purpose="test",
+                    case_ref=f"C{i}",
+                    gallery_id=gl.gallery_id,
+                    gallery_version=0,
+                    probe_sha256="cd" * 32,
+                    params={"top_k": 10},
+                    result={"n_candidates": 0, "candidates": []},
+                )
+    return store.db
 
 
 def verify(db, *extra):
@@ -43,11 +42,9 @@ def verify(db, *extra):
 
 
 def tamper(db, *statements):
-    conn = sqlite3.connect(db)
-    for s in statements:
-        conn.execute(s)
-    conn.commit()
-    conn.close()
+    with RawDb(db) as conn:
+        for s in statements:
+            conn.execute(s)
 
 
 def test_intact_chain(db):
@@ -118,10 +115,10 @@ def test_export_is_logged_and_verifiable(db, tmp_path):
     assert r.returncode == 0 and len(r.stdout.splitlines()) == 2 + N_EXTRA
 
 
-def test_signed_ledger(tmp_path):
-    path = tmp_path / "s.db"
+def test_signed_ledger(store):
+    path = store.db
     env = {"FACEAUDIT_KEY": "", "FACEAUDIT_LEDGER_KEY": "ledger-secret"}
-    assert run_cli("gallery", "init", "--db", str(path), env=env).returncode == 0
+    assert run_cli("gallery", "init", *store.args(), env=env).returncode == 0
     assert run_cli("ledger", "verify", "--db", str(path), env=env).returncode == 0
     r = run_cli("ledger", "verify", "--db", str(path), env={"FACEAUDIT_LEDGER_KEY": ""})
     assert r.returncode == 2 and "FACEAUDIT_LEDGER_KEY" in r.stderr

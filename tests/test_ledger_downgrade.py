@@ -1,20 +1,20 @@
-"""A signed ledger cannot be downgraded by someone without the ledger key, and anchors name the right entry."""
+"""A signed ledger cannot be downgraded by someone without the ledger key, and anchors name the right entry.
+
+Every test runs on both stores: an SQLite file and a real PostgreSQL database (the ``store`` fixture)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import run_cli
+from stores import RawDb
 
 from faceaudit.errors import LedgerIntegrityError, PolicyError
-from faceaudit.gallery import Consent, Gallery
+from faceaudit.gallery import Consent, Gallery, GalleryLedger
 from faceaudit.gallery.crypto import generate_key
 from faceaudit.ledger.chain import GENESIS, compute_hash
-from faceaudit.ledger.sqlite_store import SQLiteLedgerStore
 
 LEDGER_KEY = b"ledger-secret"
 NO_KEY = {"FACEAUDIT_LEDGER_KEY": ""}
@@ -24,7 +24,7 @@ class FakeEngine:
     model_id, threshold, policy, dim = "fake-model", 0.5, "central", 8
 
 
-def make(path: Path, ledger_key: bytes | None, n: int = 5) -> bytes:
+def make(path: str, ledger_key: bytes | None, n: int = 5) -> bytes:
     key = generate_key()
     with Gallery(path, key=key, engine=FakeEngine(), ledger_key=ledger_key) as g:
         for i in range(n):
@@ -39,10 +39,11 @@ def make(path: Path, ledger_key: bytes | None, n: int = 5) -> bytes:
     return key
 
 
-def rechain_unsigned(path: Path, edit=None) -> None:
+def rechain_unsigned(path: str, edit=None) -> None:
     """What an attacker with write access but no ledger key can do: edit, relabel as SHA-256, rechain."""
-    conn = sqlite3.connect(path)
-    entries = list(SQLiteLedgerStore(conn).entries())
+    with GalleryLedger(path) as gl:
+        entries = list(gl.ledger.store.entries())
+    conn = RawDb(path)
     prev = GENESIS
     for e in entries:
         params = dict(e.params)
@@ -55,16 +56,15 @@ def rechain_unsigned(path: Path, edit=None) -> None:
             (json.dumps(params, sort_keys=True), prev, new_hash, e.seq),
         )
         prev = new_hash
-    conn.commit()
     conn.close()
 
 
-def verify(path: Path, *extra: str, env: dict | None = None):
+def verify(path: str, *extra: str, env: dict | None = None):
     return run_cli("ledger", "verify", "--db", str(path), *extra, env=env or NO_KEY)
 
 
-def test_a_relabelled_signed_ledger_is_reported_as_downgraded(tmp_path):
-    path = tmp_path / "s.db"
+def test_a_relabelled_signed_ledger_is_reported_as_downgraded(store):
+    path = store.db
     make(path, LEDGER_KEY)
     assert verify(path, env={"FACEAUDIT_LEDGER_KEY": LEDGER_KEY.decode()}).returncode == 0
     rechain_unsigned(path)
@@ -72,8 +72,8 @@ def test_a_relabelled_signed_ledger_is_reported_as_downgraded(tmp_path):
     assert r.returncode == 1 and "ledger entry 1: downgraded" in r.stderr, r.stdout + r.stderr
 
 
-def test_rewriting_the_genesis_declaration_too_is_caught_by_the_recorded_mode(tmp_path):
-    path = tmp_path / "s2.db"
+def test_rewriting_the_genesis_declaration_too_is_caught_by_the_recorded_mode(store):
+    path = store.db
     make(path, LEDGER_KEY)
 
     def unsign(entry, params):
@@ -84,8 +84,8 @@ def test_rewriting_the_genesis_declaration_too_is_caught_by_the_recorded_mode(tm
     assert r.returncode == 1 and "ledger entry 1" in r.stderr and "intact" not in r.stdout
 
 
-def test_an_anchor_kept_elsewhere_catches_a_complete_rewrite_and_names_the_entry(tmp_path):
-    path = tmp_path / "s3.db"
+def test_an_anchor_kept_elsewhere_catches_a_complete_rewrite_and_names_the_entry(store):
+    path = store.db
     make(path, None)
     anchor = run_cli("ledger", "anchor", "--db", str(path)).stdout.strip()
     assert anchor.startswith("6:")
@@ -102,8 +102,8 @@ def test_an_anchor_kept_elsewhere_catches_a_complete_rewrite_and_names_the_entry
     assert r.returncode == 1 and "deleted or rewritten" in r.stderr and "SEQ:HASH" in r.stderr
 
 
-def test_operators_are_never_told_to_turn_signing_off(tmp_path):
-    signed, plain = tmp_path / "signed.db", tmp_path / "plain.db"
+def test_operators_are_never_told_to_turn_signing_off_a_downgraded_ledger(store):
+    signed = store.db
     key = make(signed, LEDGER_KEY, n=2)
     rechain_unsigned(signed)
     with Gallery(signed, key=key, engine=FakeEngine(), ledger_key=LEDGER_KEY, create=False) as g:
@@ -111,6 +111,10 @@ def test_operators_are_never_told_to_turn_signing_off(tmp_path):
             g.erase("s0", reason="r", operator="o")
         assert "unset" not in str(err.value)
         assert g.has_subject("s0")  # nothing was written
+
+
+def test_operators_are_never_told_to_turn_signing_off_an_unsigned_ledger(store):
+    plain = store.db
     key = make(plain, None, n=1)
     with Gallery(plain, key=key, engine=FakeEngine(), ledger_key=LEDGER_KEY, create=False) as g:
         with pytest.raises(PolicyError) as err:

@@ -136,6 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--as-of", type=_date, default=None, metavar="YYYY-MM-DD", help="the day to judge by (default today)"
     )
     p.add_argument("--operator", default=None, help=f"who runs it (default: the OS user); {OPERATOR}")
+    p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
     _db_options(p)
     p.set_defaults(func=cmd_expire)
 
@@ -193,11 +194,13 @@ def _os_user() -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     from faceaudit.gallery import Gallery, default_key_file
     from faceaudit.gallery.crypto import KEY_ENV, generate_key, write_key_file
-    from faceaudit.gallery.stores import is_file_missing, location
+    from faceaudit.gallery.stores import holds_gallery, is_file_missing, location
 
     db = args.db
     if not is_file_missing(db) and not is_pg_url(db):
         raise UsageError(f"{db}: a gallery (or another file) is already there; choose another --db")
+    if is_pg_url(db) and holds_gallery(db):
+        raise UsageError(f"{location(db)}: a gallery is already there; choose another --db")
     key_file = Path(args.key_file) if args.key_file else default_key_file(db)
     note = f"key from ${KEY_ENV}"
     if not os.environ.get(KEY_ENV):
@@ -353,7 +356,7 @@ def _scrub(gallery, vacuum: bool) -> bool:
 
 def cmd_scrub(args: argparse.Namespace) -> int:
     from faceaudit.gallery.repository import SCRUB_PENDING, complete_scrub
-    from faceaudit.gallery.stores import open_repository
+    from faceaudit.gallery.stores import location, open_repository
 
     repo = open_repository(args.db)
     try:
@@ -361,15 +364,18 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         done = complete_scrub(repo, vacuum=args.vacuum, wait_s=max(0.0, args.wait))
     finally:
         repo.close()
+    where = location(args.db)  # a database URL without its password
     if not done:
-        print(
-            f"faceaudit: another process still has {args.db} open; erased bytes (pending since {pending}) stay "
-            "in its write-ahead log. Close it and run this again.",
-            file=sys.stderr,
+        held = (  # what keeps the erased bytes: a PostgreSQL snapshot, or an SQLite reader of the WAL
+            f"a transaction open on {where} that sees the erased rows; their bytes (pending since {pending}) stay "
+            "in the table files. End it"
+            if is_pg_url(args.db)
+            else f"{where} open; erased bytes (pending since {pending}) stay in its write-ahead log. Close it"
         )
+        print(f"faceaudit: another process still has {held} and run this again.", file=sys.stderr)
         return 1
     what = f"pending since {pending}" if pending else "nothing was pending"
-    print(f"{args.db}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)
+    print(f"{where}: checkpoint complete, erased bytes are gone from the files ({what})", file=sys.stderr)
     return 0
 
 
@@ -382,7 +388,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if erased:
-            _scrub(gallery, False)
+            _scrub(gallery, args.vacuum)
     return 0
 
 

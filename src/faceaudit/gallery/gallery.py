@@ -282,10 +282,18 @@ class Gallery(Enrolling, Searching, GalleryBase):
             self._scrub_or_warn(vacuum)
         return entry.seq
 
-    def expire(self, as_of: date | None = None, *, operator: str | Actor, scrub: bool = True) -> list[str]:
+    def expire(
+        self,
+        as_of: date | None = None,
+        *,
+        operator: str | Actor,
+        vacuum: bool = False,
+        scrub: bool = True,
+    ) -> list[str]:
         """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs.
 
-        The deleted bytes are scrubbed as in :meth:`erase`.
+        The deleted bytes are scrubbed as in :meth:`erase` (``vacuum`` as there: on PostgreSQL only ``VACUUM FULL``
+        takes them out of the table files).
         """
         started = utc_now()
         as_of = as_of or utc_today()
@@ -305,7 +313,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
             },
         )
         if rows and scrub:
-            self._scrub_or_warn(False)
+            self._scrub_or_warn(vacuum)
         return [r.subject_ref for r in rows]
 
     def _delete_subjects(

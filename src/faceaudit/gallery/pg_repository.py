@@ -34,6 +34,7 @@ from faceaudit.gallery.repository import (
     NewTemplate,
     SubjectRow,
 )
+from faceaudit.gallery.store import require_tables
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
 from faceaudit.ledger.pg_store import PostgresLedgerStore
 
@@ -97,8 +98,18 @@ class PostgresGalleryRepository:
     @classmethod
     def open(cls, url: str, *, create: bool = False, max_size: int = 8) -> PostgresGalleryRepository:
         """Connect to the database at ``url`` (it must exist; ``create`` is accepted for symmetry with SQLite:
-        the tables are made by :meth:`migrate`)."""
-        return cls(pgsql.open_pool(url, max_size=max_size), url)
+        the tables are made by :meth:`migrate`). Raises GalleryDamagedError for a gallery that lost a table."""
+        repo = cls(pgsql.open_pool(url, max_size=max_size), url)
+        try:
+            with repo._pool.connection() as conn:  # (given back at once: the thread's reader is left alone)
+                rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+                tables = {r[0] for r in rows}
+            if "faceaudit_schema" in tables:  # a migrated gallery: a missing table is damage, named
+                require_tables(tables, repo.path, "database")
+        except BaseException:
+            repo.close()
+            raise
+        return repo
 
     # --- connections ------------------------------------------------------------------------------------
 

@@ -268,7 +268,14 @@ def complete_scrub(repo: GalleryRepository, *, vacuum: bool = False, wait_s: flo
 
 
 def scrub_pending_message(where: object) -> str:
-    """What to tell a person whose erasure could not be scrubbed yet."""
+    """What to tell a person whose erasure could not be scrubbed yet (``where``: the file, or the redacted URL)."""
+    if str(where).startswith(("postgresql://", "postgres://")):
+        return (
+            f"the erasure is committed, but another session on {where} has a transaction open that still sees the "
+            f"erased rows, so their bytes stay in the table files until it ends (gave up waiting after "
+            f"{SCRUB_WAIT_S:g} s); the scrub is recorded as pending: run 'faceaudit gallery scrub --db {where}' "
+            "once that transaction has ended"
+        )
     return (
         f"the erasure is committed, but another process has {where} open, so the erased bytes stay in its "
         f"write-ahead log until it is checkpointed (gave up waiting after {SCRUB_WAIT_S:g} s); the checkpoint is "

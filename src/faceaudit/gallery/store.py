@@ -179,12 +179,16 @@ def check_tables(conn: sqlite3.Connection, path: str | os.PathLike) -> None:
     """Raise GalleryDamagedError when a migrated gallery file lacks one of its tables."""
     if schema_version(conn) < 1:
         return
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    require_tables({r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}, path)
+
+
+def require_tables(tables: set[str], path: object, what: str = "file") -> None:
+    """Raise GalleryDamagedError naming the gallery tables missing from ``tables`` (those of a migrated gallery)."""
     missing = sorted(_GALLERY_TABLES - tables)
     if missing:
         raise GalleryDamagedError(
-            f"{path}: the gallery file is damaged: table {', '.join(map(repr, missing))} is missing "
-            "(dropped?); restore the file from a backup"
+            f"{path}: the gallery {what} is damaged: table {', '.join(map(repr, missing))} is missing "
+            f"(dropped?); restore the {what} from a backup"
         )
 
 

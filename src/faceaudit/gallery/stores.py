@@ -22,6 +22,15 @@ def open_repository(db: str | os.PathLike, *, create: bool = False) -> GalleryRe
     return SQLiteGalleryRepository.open(db, create=create)
 
 
+def holds_gallery(db: str | os.PathLike) -> bool:
+    """Whether ``db`` already holds an initialised gallery (its ``meta`` table has values); no key needed."""
+    repo = open_repository(db)
+    try:
+        return bool(repo.read_meta())
+    finally:
+        repo.close()
+
+
 def location(db: str | os.PathLike) -> Path | str:
     """How messages name ``db``: the file's path, or the URL with its password masked."""
     return redact(str(db)) if is_pg_url(db) else Path(db)
