@@ -186,5 +186,5 @@ def test_keys_commands(store, capsys, monkeypatch):
         ).fetchall()
     assert [r[0] for r in rows] == ["key_create", "key_revoke"]
     assert rows[0][1] == "lead" and '"auth": "local"' in rows[0][3] and "os_user" in rows[0][3]
-    assert key not in str(rows) and key.split("_")[2] not in str(rows)
+    assert key not in str(rows) and key.split("_", 2)[2] not in str(rows)
     assert _cli(capsys, "ledger", "verify", "--db", store.db)[0] == 0
