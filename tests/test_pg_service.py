@@ -38,20 +38,19 @@ def _identify(server, face: str) -> list[str]:
     return [c["subject_ref"] for c in r.json()["candidates"]]
 
 
-def test_enrol_on_one_replica_identify_and_erase_across(replicas, pg_url):
-    a, b = replicas
-    with a.client("enroller") as c:
+def _enrol(server, ref: str, face: str, n_images: int = 1) -> None:
+    with server.client("enroller") as c:
         r = c.post(
             "/v1/subjects",
-            files=[("images", image("0001")), ("images", image("0001"))],
-            data={
-                "subject_ref": "p-0001",
-                "name": "Person One",
-                "consent_basis": "form",
-                "consent_by": "reg",
-            },
+            files=[("images", image(face))] * n_images,
+            data={"subject_ref": ref, "name": f"Person {ref}", "consent_basis": "form", "consent_by": "reg"},
         )
     assert r.status_code == 201, r.text
+
+
+def test_enrol_on_one_replica_identify_and_erase_across(replicas, pg_url):
+    a, b = replicas
+    _enrol(a, "p-0001", "0001", n_images=2)
     assert _identify(b, "0001")[:1] == ["p-0001"]  # enrolled through a, found through b
     with b.client("dpo") as c:
         r = c.delete("/v1/subjects/p-0001", params={"reason": "subject asked"})
@@ -106,18 +105,7 @@ def test_a_replica_follows_the_other_without_a_search(replicas):
     a, b = replicas
     start = _index(b)
     assert start["follower"]["running"] and start["index_version"] == start["gallery_version"]
-    with a.client("enroller") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image("0003"))],
-            data={
-                "subject_ref": "p-0003",
-                "name": "Person Three",
-                "consent_basis": "form",
-                "consent_by": "reg",
-            },
-        )
-    assert r.status_code == 201, r.text
+    _enrol(a, "p-0003", "0003")
     enrolled = _index(a)["gallery_version"]
     assert enrolled == start["gallery_version"] + 1
     got = _caught_up(b, enrolled)
