@@ -179,10 +179,12 @@ def test_expire_erases_expired_consent_and_search_skips_it(gallery, faces):
     )
     gallery.enroll("perm", [faces["0003"]["orig"]], name="Perm", consent=CONSENT, operator="o")
     assert gallery.expire(date.today(), operator="cron") == []
-    assert gallery.expire(soon, operator="cron") == ["temp"]
+    expired = gallery.expire(soon, operator="cron")
+    assert expired == ["temp"]
     assert [s["subject_ref"] for s in gallery.subjects()] == ["perm"]
     last = list(gallery.ledger.store.entries())[-1]
     assert last.action == "expire" and last.result["subjects"] == [gallery.pseudonym("temp")]
+    assert expired.ledger_seq == last.seq
 
 
 def test_templates_are_sealed_and_bound_to_their_subject(gallery, faces):
@@ -226,8 +228,11 @@ def test_wrong_or_missing_key_changes_nothing(gallery, faces, tmp_path, monkeypa
     monkeypatch.delenv("FACEAUDIT_KEY", raising=False)
     with pytest.raises(GalleryKeyError, match="wrong gallery key"):
         Gallery(path, key=generate_key(), create=False)
-    with pytest.raises(GalleryKeyError, match="no gallery key"):
+    # the message says where the key may come from: the file beside an SQLite gallery, or --key-file for a URL
+    where = "--key-file PATH" if path.startswith("postgresql://") else f"keep the key in {path}.key"
+    with pytest.raises(GalleryKeyError, match="no gallery key") as refused:
         Gallery(path, create=False)
+    assert where in str(refused.value)
     with pytest.raises(GalleryKeyError, match="32 bytes"):
         Gallery(path, key="short", create=False)
     assert state() == before

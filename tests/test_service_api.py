@@ -615,3 +615,12 @@ def test_audit_of_a_manifest_in_the_data_folder(server):
     assert entry and entry[0]["params"]["manifest"] == "fairface/manifest.csv"
     assert len(entry[0]["params"]["manifest_sha256"]) == 64
     assert entry[0]["result"]["groups"] == ["female", "male"]
+
+
+def test_expire_answers_with_its_own_ledger_entry(server):
+    """The entry the expiry wrote, not the ledger's head (which another replica may have moved meanwhile)."""
+    with server.client("dpo") as c:
+        r = c.post("/v1/subjects/expire")
+    assert r.status_code == 200, r.text
+    mine = [e for e in _entries(server, "expire") if e["actor"] == "dpo-person"]
+    assert mine and r.json()["ledger_entry"] == mine[-1]["seq"]

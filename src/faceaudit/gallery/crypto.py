@@ -94,7 +94,11 @@ def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None 
                 f"{key_file}: the key file is not a gallery key (64 hex digits or base64 text)"
             ) from None
         return parse_key(text, str(key_file))
-    where = f" or keep the key in {key_file}" if key_file is not None else ""
+    where = (
+        f" or keep the key in {key_file}"
+        if key_file is not None
+        else " or give the key file with --key-file PATH (a database URL keeps no key file beside it)"
+    )
     raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
 
 

@@ -24,7 +24,7 @@ from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
 from faceaudit.gallery.live_index import LiveIndex
-from faceaudit.gallery.records import Candidate, ScrubPendingWarning, SubjectNotFoundError
+from faceaudit.gallery.records import Candidate, ExpiredSubjects, ScrubPendingWarning, SubjectNotFoundError
 from faceaudit.gallery.repository import (
     SCRUB_PENDING,
     SCRUB_WAIT_S,
@@ -289,8 +289,9 @@ class Gallery(Enrolling, Searching, GalleryBase):
         operator: str | Actor,
         vacuum: bool = False,
         scrub: bool = True,
-    ) -> list[str]:
-        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs.
+    ) -> ExpiredSubjects:
+        """Erase every subject whose consent has expired by ``as_of`` (default today); returns their refs (with
+        ``.ledger_seq``, the seq of the expiry's ledger entry).
 
         The deleted bytes are scrubbed as in :meth:`erase` (``vacuum`` as there: on PostgreSQL only ``VACUUM FULL``
         takes them out of the table files).
@@ -298,7 +299,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         started = utc_now()
         as_of = as_of or utc_today()
         actor = Actor.of(operator, "expiry needs the operator's name (--operator)")
-        _, rows = self._delete_subjects(
+        entry, rows = self._delete_subjects(
             lambda: self._repo.expired_subjects(as_of.isoformat()),
             "expire",
             actor,
@@ -314,7 +315,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         )
         if rows and scrub:
             self._scrub_or_warn(vacuum)
-        return [r.subject_ref for r in rows]
+        return ExpiredSubjects([r.subject_ref for r in rows], entry.seq)
 
     def _delete_subjects(
         self,

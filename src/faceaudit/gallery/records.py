@@ -109,7 +109,18 @@ class EnrollResult:
     ledger_seq: int
 
 
+class ExpiredSubjects(list):
+    """The refs that :meth:`Gallery.expire <faceaudit.gallery.Gallery.expire>` erased (a list of str), with the
+    seq of the ledger entry that recorded the expiry (``ledger_seq``), so that a caller never has to guess it
+    from the ledger's head, which another replica may have moved meanwhile."""
+
+    def __init__(self, refs: list[str], ledger_seq: int) -> None:
+        super().__init__(refs)
+        self.ledger_seq = ledger_seq
+
+
 __all__ = [
+    "ExpiredSubjects",
     "Candidate",
     "Consent",
     "EnrollResult",

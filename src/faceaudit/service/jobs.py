@@ -196,8 +196,8 @@ def expire(service: Service, who: Principal, as_of: date | None) -> dict[str, An
     """Erase every subject whose consent has expired."""
     with service.gallery_lock:
         erased = service.gallery.expire(as_of, operator=who.actor)
-        seq = service.gallery.ledger.head_hash()[0]
+        seq = erased.ledger_seq  # not the ledger head: another replica may have appended since
         pseudonyms = [(ref, service.gallery.pseudonym(ref)) for ref in erased]
     for ref, pseudonym in pseudonyms:
         service.store.forget_subject(ref, pseudonym)
-    return {"erased": erased, "ledger_entry": seq}
+    return {"erased": list(erased), "ledger_entry": seq}
