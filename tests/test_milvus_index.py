@@ -156,3 +156,6 @@ def test_gallery_with_a_milvus_index_finds_forgets_and_reopens(tmp_path):
     with Gallery(tmp_path / "g.db", key=key, engine=FakeEngine(), create=False) as g:  # rebuilt, checked
         assert g.index_kind == kind and top(g, 5)[0] == "s5" and "s17" not in top(g, 17)
         assert g.ledger.verify().n_entries >= 62
+        # a follower's catch-up at the current version leaves the shared collection alone (no rebuild)
+        index = g._live.index  # noqa: SLF001
+        assert g.sync_index() == (0, 0) and g._live.index is index  # noqa: SLF001

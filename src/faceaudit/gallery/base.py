@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceaudit.gallery.crypto import TemplateSealer
 from faceaudit.gallery.live_index import LiveIndex
-from faceaudit.gallery.repository import GalleryRepository
+from faceaudit.gallery.repository import ChangeListener, GalleryRepository
 from faceaudit.gallery.store import GalleryIntegrityError
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry
@@ -111,8 +111,6 @@ class GalleryBase:
     def sync_index(self) -> tuple[int, int]:
         """Catch a built search index up with changes other processes made to the store; ``(added, removed)``
         templates. Does nothing before the index is first built."""
-        if self._live.index is None:
-            return 0, 0
         return self._live.catch_up(self._dim())
 
     @property
@@ -120,7 +118,7 @@ class GalleryBase:
         """The gallery version the search index reflects (-1 before it is built)."""
         return self._live.version if self._live.index is not None else -1
 
-    def change_listener(self):
+    def change_listener(self) -> ChangeListener:
         """A listener for other processes' changes to this gallery's store (see ``IndexFollower``)."""
         return self._repo.change_listener()
 

@@ -67,25 +67,25 @@ class LiveIndex:
 
     def ensure(self, model_id: str, dim: int) -> TemplateIndex:
         """The index of ``model_id`` at the current gallery version (caught up, or rebuilt, when stale)."""
-        if self.index is None or self.model_id != model_id or self.version < 0:
+        if self.index is None or self.model_id != model_id:
             self.rebuild(model_id, dim)
-        elif self.version != self._repo.version():
+        else:
             self.catch_up(dim)
         assert self.index is not None
         return self.index
 
     def catch_up(self, dim: int) -> tuple[int, int]:
         """Bring a built index to the current gallery version by the difference of template ids, in one read
-        snapshot; returns ``(added, removed)``. Without an index, or on a Milvus index, it rebuilds instead."""
+        snapshot; returns ``(added, removed)``. Nothing to do without an index or at the current version; a Milvus
+        index (shared between processes) is checked against the store and rebuilt instead."""
         from faceaudit.gallery.milvus_index import is_milvus
 
-        if self.index is None or is_milvus(self.kind):
-            n = self.rebuild(self.model_id, dim) if self.model_id else 0
-            return n, 0
+        if self.index is None or self.version == self._repo.version():
+            return 0, 0
+        if is_milvus(self.kind):
+            return self.rebuild(self.model_id, dim), 0
         with self._repo.snapshot():
             version = self._repo.version()
-            if version == self.version:
-                return 0, 0
             stored = np.asarray(self._repo.template_ids(self.model_id), np.int64)
             new = np.setdiff1d(stored, self._ids, assume_unique=True)
             gone = np.setdiff1d(self._ids, stored, assume_unique=True)
