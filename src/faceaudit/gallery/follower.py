@@ -40,8 +40,6 @@ class IndexFollower:
         self._listener: ChangeListener | None = None
         self.catch_ups = 0
         """How many catch-ups changed the index."""
-        self.last_change_s: float | None = None
-        """``time.monotonic()`` of the last catch-up that changed the index."""
         self.errors = 0
 
     def start(self) -> IndexFollower:
@@ -92,6 +90,5 @@ class IndexFollower:
             return 0, 0
         if added or removed:
             self.catch_ups += 1
-            self.last_change_s = time.monotonic()
             log.info("index follower: +%d / -%d templates", added, removed)
         return added, removed

@@ -83,6 +83,4 @@ class NotifyListener:
     def close(self) -> None:
         """Stop listening and close the connection."""
         self._closed.set()
-        conn, self._conn = self._conn, None
-        if conn:
-            conn.close()
+        self._drop()
