@@ -181,14 +181,14 @@ def search_dask(
         )
         for a in starts
     ]  # fmt: skip
-    parts: list[Searches | None] = [None] * len(futures)
+    parts: dict[int, Searches] = {}
     index = {f.key: i for i, f in enumerate(futures)}
     for future, part in _distributed().as_completed(futures, with_results=True):
         parts[index[future.key]] = part
         if progress:
             progress(len(part.mate_rank))
         future.release()
-    done = [p for p in parts if p is not None]
+    done = [parts[i] for i in range(len(futures))]  # in probe order, whatever the arrival order
     return Searches(
         np.concatenate([p.candidates for p in done]),
         np.concatenate([p.scores for p in done]),

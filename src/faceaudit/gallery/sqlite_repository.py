@@ -240,14 +240,17 @@ class SQLiteGalleryRepository:
 
     def sealed_templates_by_id(self, template_ids: Sequence[int]) -> Iterator[tuple[int, str, bytes]]:
         """``(template id, subject_ref, sealed)`` of those of these ids that exist, by id."""
-        ids = sorted(int(i) for i in template_ids)
+        return self._rows_by_id(
+            "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
+            "WHERE t.id IN ({ids}) ORDER BY t.id",
+            sorted(int(i) for i in template_ids),
+        )
+
+    def _rows_by_id(self, sql: str, ids: Sequence[int]) -> Iterator[tuple]:
+        """The rows of ``sql`` (with ``{ids}`` where the id list goes) for ``ids``, 500 ids per statement."""
         for chunk in range(0, len(ids), 500):
-            part = ids[chunk : chunk + 500]
-            yield from self._conn.execute(
-                "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
-                f"WHERE t.id IN ({','.join('?' * len(part))}) ORDER BY t.id",
-                part,
-            ).fetchall()
+            part = [int(i) for i in ids[chunk : chunk + 500]]
+            yield from self._conn.execute(sql.format(ids=",".join("?" * len(part))), part).fetchall()
 
     def change_listener(self) -> PollingListener:
         """SQLite sends no notices: a listener that wakes every half second for a version check."""
@@ -260,17 +263,14 @@ class SQLiteGalleryRepository:
 
     def candidate_rows(self, template_ids: Sequence[int]) -> dict[int, CandidateRow]:
         """Subject ref, display name and consent expiry of each existing template id."""
-        out: dict[int, CandidateRow] = {}
-        for chunk in range(0, len(template_ids), 500):
-            part = [int(i) for i in template_ids[chunk : chunk + 500]]
-            marks = ",".join("?" * len(part))
-            for tid, ref, name, expires, binding in self._conn.execute(
-                "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
-                f"JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({marks})",
-                part,
-            ):
-                out[tid] = CandidateRow(tid, ref, name, expires, binding)
-        return out
+        rows = self._rows_by_id(
+            "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
+            "JOIN subjects s ON s.id = t.subject_id WHERE t.id IN ({ids})",
+            template_ids,
+        )
+        return {
+            tid: CandidateRow(tid, ref, name, expires, binding) for tid, ref, name, expires, binding in rows
+        }
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
