@@ -168,3 +168,26 @@ def ledger_entries(store: GalleryStore, action: str | None = None) -> list[dict]
 def image(name: str = "0002") -> tuple[str, bytes, str]:
     """A real FairFace face as a multipart file tuple."""
     return (f"fairface_{name}.jpg", (FAIRFACE / f"fairface_{name}.jpg").read_bytes(), "image/jpeg")
+
+
+def enrol(
+    server: LiveServer,
+    who: str,
+    ref: str,
+    face: str,
+    *,
+    name: str | None = None,
+    n_images: int = 1,
+    **fields: str,
+) -> dict:
+    """Enrol ``ref`` with ``n_images`` copies of FairFace face ``face`` through the API as ``who``; asserts 201
+    and returns the answer. ``fields`` are extra form fields (``store_images="true"``)."""  # fmt: skip
+    with server.client(who) as c:
+        r = c.post(
+            "/v1/subjects",
+            files=[("images", image(face))] * n_images,
+            data={"subject_ref": ref, "name": name or f"Person {face}", "consent_basis": "form",
+                  "consent_by": "reg", **fields},
+        )  # fmt: skip
+    assert r.status_code == 201, r.text
+    return r.json()

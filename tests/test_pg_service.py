@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("psycopg", reason="psycopg is not installed (faceaudit[postgres])")
 pytest.importorskip("httpx", reason="the service extras are not installed")
 
-from service_fixtures import ROLE_KEYS, image, make_gallery, make_key, start_server  # noqa: E402
+from service_fixtures import ROLE_KEYS, enrol, image, make_gallery, make_key, start_server  # noqa: E402
 from stores import postgres_store  # noqa: E402
 
 
@@ -38,19 +38,9 @@ def _identify(server, face: str) -> list[str]:
     return [c["subject_ref"] for c in r.json()["candidates"]]
 
 
-def _enrol(server, ref: str, face: str, n_images: int = 1) -> None:
-    with server.client("enroller") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image(face))] * n_images,
-            data={"subject_ref": ref, "name": f"Person {ref}", "consent_basis": "form", "consent_by": "reg"},
-        )
-    assert r.status_code == 201, r.text
-
-
 def test_enrol_on_one_replica_identify_and_erase_across(replicas, pg_url):
     a, b = replicas
-    _enrol(a, "p-0001", "0001", n_images=2)
+    enrol(a, "enroller", "p-0001", "0001", n_images=2)
     assert _identify(b, "0001")[:1] == ["p-0001"]  # enrolled through a, found through b
     with b.client("dpo") as c:
         r = c.delete("/v1/subjects/p-0001", params={"reason": "subject asked"})
@@ -105,7 +95,7 @@ def test_a_replica_follows_the_other_without_a_search(replicas):
     a, b = replicas
     start = _index(b)
     assert start["follower"]["running"] and start["index_version"] == start["gallery_version"]
-    _enrol(a, "p-0003", "0003")
+    enrol(a, "enroller", "p-0003", "0003")
     enrolled = _index(a)["gallery_version"]
     assert enrolled == start["gallery_version"] + 1
     got = _caught_up(b, enrolled)

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 import pytest
-from service_fixtures import ROLE_KEYS, image, ledger_entries, make_gallery, make_key, start_server
+from service_fixtures import ROLE_KEYS, enrol, image, ledger_entries, make_gallery, make_key, start_server
 
 pytestmark = pytest.mark.slow
 
@@ -286,18 +286,7 @@ def test_bad_keys_get_401_with_the_envelope(server):
 
 
 def test_two_person_review(server):
-    with server.client("enroller") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image("0005"))],
-            data={
-                "subject_ref": "p-0005",
-                "name": "Person Five",
-                "consent_basis": "form",
-                "consent_by": "reg",
-            },
-        )
-    assert r.status_code == 201, r.text
+    enrol(server, "enroller", "p-0005", "0005", name="Person Five")
     search = _identify(server, "sam", "0005", operator="mallory")
     assert search["status"] == "pending_review"
     top = search["candidates"][0]
@@ -353,18 +342,7 @@ def test_two_person_review(server):
 
 
 def test_erased_subject_is_never_returned_by_the_next_request(server):
-    with server.client("enroller") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image("0001")), ("images", image("0001"))],
-            data={
-                "subject_ref": "p-0001",
-                "name": "Person One",
-                "consent_basis": "form",
-                "consent_by": "reg",
-            },
-        )
-    assert r.status_code == 201 and r.json()["templates"] == 2
+    assert enrol(server, "enroller", "p-0001", "0001", name="Person One", n_images=2)["templates"] == 2
     first = _identify(server, "searcher", "0001")
     assert first["candidates"][0]["subject_ref"] == "p-0001"
     with server.client("dpo") as c:
@@ -385,13 +363,7 @@ def test_erasure_forgets_a_ref_that_json_escapes_in_old_searches(server):
     """A ref whose JSON has backslashes (non-ASCII, a backslash) or LIKE wildcards is still found in the old
     searches and replaced by its pseudonym (PostgreSQL's LIKE took the backslashes as escapes)."""
     ref = "Zoë\\_%-7"
-    with server.client("enroller") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image("0003"))],
-            data={"subject_ref": ref, "name": "Zoë Seven", "consent_basis": "form", "consent_by": "reg"},
-        )
-    assert r.status_code == 201, r.text
+    enrol(server, "enroller", ref, "0003", name="Zoë Seven")
     first = _identify(server, "searcher", "0003")
     assert first["candidates"][0]["subject_ref"] == ref
     with server.client("dpo") as c:

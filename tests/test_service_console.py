@@ -9,7 +9,7 @@ import re
 import shutil
 
 import pytest
-from service_fixtures import image, ledger_entries, make_gallery, make_key, start_server
+from service_fixtures import enrol, image, ledger_entries, make_gallery, make_key, start_server
 from stores import sqlite_store
 
 pytestmark = pytest.mark.slow
@@ -56,19 +56,8 @@ def server(module_store):
     }
     srv = start_server(store, "--workers", "2")
     srv.keys = keys
-    with srv.client("erin") as c:
-        for face in ("0005", "0001"):
-            r = c.post(
-                "/v1/subjects",
-                files=[("images", image(face))],
-                data={
-                    "subject_ref": f"p-{face}",
-                    "name": f"Person {face}",
-                    "consent_basis": "form",
-                    "consent_by": "reg",
-                },
-            )
-            assert r.status_code == 201, r.text
+    for face in ("0005", "0001"):
+        enrol(srv, "erin", f"p-{face}", face)
     yield srv
     srv.stop()
 
@@ -301,19 +290,7 @@ def test_reviewer_sees_probe_and_enrolment_images_each_view_ledgered(browser, se
     ledger entry."""
     import httpx
 
-    with server.client("erin") as c:
-        r = c.post(
-            "/v1/subjects",
-            files=[("images", image("0003"))],
-            data={
-                "subject_ref": "p-0003",
-                "name": "Person 0003",
-                "consent_basis": "form",
-                "consent_by": "reg",
-                "store_images": "true",
-            },
-        )
-        assert r.status_code == 201, r.text
+    enrol(server, "erin", "p-0003", "0003", store_images="true")
     sid = identify(server, "0003")
     sign_in(browser, server, "rita")
     browser.get(f"{server.url}/ui/searches/{sid}")
