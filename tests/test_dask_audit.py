@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from faceaudit.audit.distributed import (  # noqa: E402
     worker_memory,
 )
 from faceaudit.audit.scores import compare_templates  # noqa: E402
+from faceaudit.dask_cluster import DaskTaskError, completed, scatter_once  # noqa: E402
 from faceaudit.errors import UsageError  # noqa: E402
 
 
@@ -82,6 +84,26 @@ def test_templates_move_to_each_worker_once(client):
     compare_templates_dask(x, gi, subj, groups, client=client, block=256, tasks=12)
     # the templates reach each worker in the broadcast scatter, so no task fetches them from another worker
     assert fetched_keys(client, before, "SortedTemplates") == []
+
+
+def test_equal_data_in_calls_back_to_back_never_shares_a_key(client):
+    """CI once lost the templates of a second call with equal data: Dask's content-hash key was the first call's,
+    which the scheduler was still releasing. Each scatter now has a key of its own, and five calls in a row
+    with equal data all give the same counts."""
+    x, gi, subj, groups = synthetic(900, 2, seed=5)
+    a, b = scatter_once(client, x), scatter_once(client, x.copy())
+    assert a.key != b.key
+    want = compare_templates(x, gi, subj, groups, block=256)
+    for _ in range(5):
+        assert_identical(want, compare_templates_dask(x, gi, subj, groups, client=client, block=256, tasks=3))
+
+
+def test_a_cancelled_task_is_a_clear_error(client):
+    futures = [client.submit(time.sleep, 30, pure=False), client.submit(time.sleep, 30, pure=False)]
+    client.cancel(futures[:1])
+    with pytest.raises(DaskTaskError, match="did not finish"):
+        list(completed(client, futures))
+    assert futures[1].cancelled()  # the rest stop too, instead of running on unwatched
 
 
 def test_task_runs_cover_every_tile_in_order():

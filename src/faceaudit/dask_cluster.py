@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from faceaudit.errors import UsageError
+from faceaudit.errors import FaceAuditError, UsageError
 
 LOCAL_PREFIX = "local:"
 
@@ -55,6 +55,38 @@ def dask_client(address: str, *, timeout: float = 30) -> Iterator[Any]:
         raise UsageError(f"--dask {address!r}: cannot reach the Dask scheduler ({exc})") from None
     with client:
         yield client
+
+
+class DaskTaskError(FaceAuditError):
+    """A Dask task failed or was cancelled (a worker died, or data it needed was lost)."""
+
+
+def scatter_once(client: Any, data: Any) -> Any:
+    """``data`` on every worker, once, under a key of its own.
+
+    Never under a content hash (Dask's default): a second call with equal data would reuse the first call's key
+    while the scheduler may still be releasing it, and its tasks would find the data gone.
+    """
+    return client.scatter(data, broadcast=True, hash=False)
+
+
+def completed(client: Any, futures: Iterable[Any]) -> Iterator[tuple[Any, Any]]:
+    """``(future, result)`` as each task finishes; a failed or cancelled task raises :class:`DaskTaskError`
+    and the tasks not yet finished are cancelled."""
+    futures = list(futures)
+    try:
+        for future, result in _distributed().as_completed(futures, with_results=True):
+            if isinstance(result, BaseException):  # as_completed hands back a cancellation instead of raising
+                raise DaskTaskError(
+                    f"Dask task {future.key} did not finish: {type(result).__name__}: {result}"
+                )
+            yield future, result
+    except DaskTaskError:
+        client.cancel(futures)
+        raise
+    except Exception as exc:
+        client.cancel(futures)
+        raise DaskTaskError(f"a Dask task failed: {type(exc).__name__}: {exc}") from exc
 
 
 def worker_memory(client: Any) -> dict[str, dict[str, int]]:

@@ -37,7 +37,7 @@ from faceaudit.audit.scores import (
     compare_block,
     sort_templates,
 )
-from faceaudit.dask_cluster import _distributed, dask_client, worker_memory
+from faceaudit.dask_cluster import completed, dask_client, scatter_once, worker_memory
 from faceaudit.errors import UsageError
 
 TASKS_PER_THREAD = 4
@@ -110,20 +110,19 @@ def compare_templates_dask(
                 n_blas=n_blas,
                 progress=progress,
             )
-    distributed = _distributed()
     st = sort_templates(templates, group_index, subject, groups, grid)
     tiles = st.tiles(block)
     if not tiles:
         return BlockCounts().to_counts(st)
     n_threads = sum(client.nthreads().values()) or 1
     runs = _task_runs(tiles, tasks or TASKS_PER_THREAD * n_threads)
-    st_remote = client.scatter(st, broadcast=True)  # once per worker, not once per task
+    st_remote = scatter_once(client, st)  # once per worker, not once per task
     n_blas = n_blas or blas_threads()
     futures = [client.submit(_compare_tiles, st_remote, run, n_blas, pure=False) for run in runs]
     index = {f.key: i for i, f in enumerate(futures)}
     total = BlockCounts()
     mated: list[list] = [[] for _ in runs]
-    for future, part in distributed.as_completed(futures, with_results=True):
+    for future, part in completed(client, futures):
         i = index[future.key]
         mated[i] = part.mated
         part.mated = []
@@ -171,7 +170,7 @@ def search_dask(
         return search(gallery, probes, mate, top=top, block=block, progress=progress)
     n_threads = sum(client.nthreads().values()) or 1
     per_task = -(-n_blocks // min(n_blocks, tasks or TASKS_PER_THREAD * n_threads)) * block
-    g_remote = client.scatter(np.asarray(gallery), broadcast=True)
+    g_remote = scatter_once(client, np.asarray(gallery))
     n_blas = n_blas or blas_threads()
     starts = range(0, n, per_task)
     futures = [
@@ -183,7 +182,7 @@ def search_dask(
     ]  # fmt: skip
     parts: dict[int, Searches] = {}
     index = {f.key: i for i, f in enumerate(futures)}
-    for future, part in _distributed().as_completed(futures, with_results=True):
+    for future, part in completed(client, futures):
         parts[index[future.key]] = part
         if progress:
             progress(len(part.mate_rank))

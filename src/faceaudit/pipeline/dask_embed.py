@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from faceaudit.dask_cluster import _distributed, dask_client
+from faceaudit.dask_cluster import completed, dask_client
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import read_source
 from faceaudit.pipeline.batch import _process_chunk
@@ -74,7 +74,6 @@ def embed_paths_dask(
                 progress=progress,
                 **model_options,
             )
-    distributed = _distributed()
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "--root is not a directory")
@@ -92,7 +91,7 @@ def embed_paths_dask(
         if files:
             futures[client.submit(_embed_chunk, model, policy, options, files, pure=False)] = where
     info = client.submit(_engine_info, model, policy, options, pure=False)
-    for future, rows in distributed.as_completed(list(futures), with_results=True):
+    for future, rows in completed(client, futures):
         for i, row in zip(futures[future], rows, strict=True):
             results[i] = row
         if progress:
