@@ -101,7 +101,9 @@ def stored_bytes(store: GalleryStore) -> bytes:
     indexes, TOAST; read through ``pg_read_binary_file`` as the test cluster's superuser)."""
     if not store.pg:
         db = Path(store.db)
-        return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*") if p.suffix != ".key")
+        return b"".join(
+            p.read_bytes() for p in db.parent.glob(db.name + "*") if p.is_file() and p.suffix != ".key"
+        )
     with store.raw() as conn:
         conn.execute("CHECKPOINT")  # write the pages out so the files show what the tables hold
         folder = "base/" + str(conn.scalar("SELECT oid FROM pg_database WHERE datname = current_database()"))

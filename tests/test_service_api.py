@@ -11,7 +11,9 @@ from urllib.parse import quote
 import cv2
 import numpy as np
 import pytest
+from conftest import run_cli
 from service_fixtures import ROLE_KEYS, enrol, image, ledger_entries, make_gallery, make_key, start_server
+from stores import stored_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -378,6 +380,42 @@ def test_erasure_forgets_a_ref_that_json_escapes_in_old_searches(server):
             "SELECT candidates FROM service_searches WHERE search_id = ?", (first["search_id"],)
         )
     assert json.dumps(ref) not in stored and "Seven" not in stored
+    if (
+        not server.store.pg
+    ):  # the searches' old bytes are scrubbed with the rest (PostgreSQL: VACUUM, its own test)
+        assert b"Seven" not in stored_bytes(server.store)  # in the JSON of the searches, Zo\\u00eb Seven
+
+
+def test_erasure_by_the_cli_forgets_the_subject_in_the_services_searches(server):
+    """``faceaudit gallery erase`` on a served gallery: the searches and reviews the service stored keep only the
+    pseudonym, as after an erasure through the API (they kept the ref and the name before), and on SQLite no
+    byte of either is left in the files."""
+    ref, name = "p-cli-0007", "Carla Clifour"
+    enrol(server, "enroller", ref, "0007", name=name)  # the role table's subjects share the face: not rank 1
+    first = _identify(server, "searcher", "0007")
+    assert {c["subject_ref"]: c["name"] for c in first["candidates"]}[ref] == name
+    with server.client("rita") as c:
+        r = c.post(
+            f"/v1/searches/{first['search_id']}/reviews",
+            json={"decision": "confirm", "subject_ref": ref, "reason": "same person"},
+        )
+    assert r.status_code == 201, r.text
+    done = run_cli(
+        "gallery", "erase", ref, "--reason", "subject asked", "--operator", "dpo desk", *server.store.args()
+    )
+    assert done.returncode == 0, done.stderr
+    with server.client("auditor") as c:
+        old = c.get(f"/v1/searches/{first['search_id']}").json()
+    assert [c.get("erased") for c in old["candidates"]].count(True) == 1
+    assert ref not in json.dumps(old) and name not in json.dumps(old)
+    with server.store.raw() as conn:
+        searches = conn.execute("SELECT candidates FROM service_searches").fetchall()
+        reviewed = conn.execute("SELECT subject_ref FROM service_reviews").fetchall()
+    assert not [row for row in searches if ref in row[0] or name in row[0]]
+    assert (ref,) not in reviewed and len(reviewed) > 0
+    if not server.store.pg:  # the bytes on disk (PostgreSQL keeps dead tuples until VACUUM: its own test)
+        blob = stored_bytes(server.store)
+        assert ref.encode() not in blob and name.encode() not in blob
 
 
 def test_many_server_threads_do_not_drain_the_gallery_connections(server):

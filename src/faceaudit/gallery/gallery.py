@@ -279,7 +279,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
             },
         )
         if scrub:
-            self._scrub_or_warn(vacuum)
+            self.scrub_or_warn(vacuum)
         return entry.seq
 
     def expire(
@@ -314,7 +314,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
             },
         )
         if rows and scrub:
-            self._scrub_or_warn(vacuum)
+            self.scrub_or_warn(vacuum)
         return ExpiredSubjects([r.subject_ref for r in rows], entry.seq)
 
     def _delete_subjects(
@@ -354,9 +354,13 @@ class Gallery(Enrolling, Searching, GalleryBase):
         """
         return complete_scrub(self._repo, vacuum=vacuum, wait_s=wait_s)
 
-    def _scrub_or_warn(self, vacuum: bool) -> None:
-        if not self.scrub(vacuum=vacuum):
-            warnings.warn(ScrubPendingWarning(scrub_pending_message(self.path)), stacklevel=3)
+    def scrub_or_warn(self, vacuum: bool = False) -> bool:
+        """:meth:`scrub`, issuing a :class:`ScrubPendingWarning` when another process's reader holds the old bytes
+        (for callers that erased with ``scrub=False`` and changed more records of the subject since)."""
+        if self.scrub(vacuum=vacuum):
+            return True
+        warnings.warn(ScrubPendingWarning(scrub_pending_message(self.path)), stacklevel=3)
+        return False
 
 
 def _os_user() -> str:

@@ -184,20 +184,26 @@ def verify_subject(
 
 
 def erase(service: Service, who: Principal, subject_ref: str, reason: str) -> dict[str, Any]:
-    """Erase a subject (row, templates, index entries); searches keep only its pseudonym."""
+    """Erase a subject (row, templates, index entries); searches keep only its pseudonym. The scrub comes last,
+    so that the searches' old bytes are overwritten with the rest."""
     with service.gallery_lock:
-        seq = service.gallery.erase(subject_ref, reason=reason, operator=who.actor)
+        seq = service.gallery.erase(subject_ref, reason=reason, operator=who.actor, scrub=False)
         pseudonym = service.gallery.pseudonym(subject_ref)
     service.store.forget_subject(subject_ref, pseudonym)
+    with service.gallery_lock:
+        service.gallery.scrub_or_warn()
     return {"erased": subject_ref, "ledger_entry": seq}
 
 
 def expire(service: Service, who: Principal, as_of: date | None) -> dict[str, Any]:
     """Erase every subject whose consent has expired."""
     with service.gallery_lock:
-        erased = service.gallery.expire(as_of, operator=who.actor)
+        erased = service.gallery.expire(as_of, operator=who.actor, scrub=False)
         seq = erased.ledger_seq  # not the ledger head: another replica may have appended since
         pseudonyms = [(ref, service.gallery.pseudonym(ref)) for ref in erased]
     for ref, pseudonym in pseudonyms:
         service.store.forget_subject(ref, pseudonym)
+    if erased:
+        with service.gallery_lock:
+            service.gallery.scrub_or_warn()
     return {"erased": list(erased), "ledger_entry": seq}
