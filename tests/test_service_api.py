@@ -59,6 +59,12 @@ def _audit_data(parent):
         w.writeheader()
         w.writerows(rows)
     (data / "broken.csv").write_text("x,y\n1,2\n")
+    shutil.copy(FAIRFACE / "fairface_0002.jpg", parent / "private.jpg")  # a face outside the data folder
+    (data / "fairface" / "leak.jpg").symlink_to(parent / "private.jpg")
+    (data / "escapes.csv").write_text(
+        "path,subject_id,sex\nfairface/fairface_0002.jpg,a,female\n../private.jpg,a,female\n"
+        f"{parent / 'private.jpg'},b,male\nfairface/leak.jpg,b,male\n"
+    )
     (parent / "secret.csv").write_text("path,subject_id,sex\n")
     (data / "outside.csv").symlink_to(parent / "secret.csv")
     return data
@@ -600,7 +606,11 @@ def _wait(c, job_id: str) -> dict:
 def test_audit_of_a_manifest_in_the_data_folder(server):
     with server.client("auditor") as c:
         names = c.get("/v1/audits/manifests").json()
-        assert names == ["broken.csv", "fairface/manifest.csv"]  # outside.csv leads out: not listed
+        assert names == [
+            "broken.csv",
+            "escapes.csv",
+            "fairface/manifest.csv",
+        ]  # outside.csv leads out: not listed
         r = c.post("/v1/audits/manifest", json={"manifest": "fairface/manifest.csv", "group_by": "sex"})
         assert r.status_code == 202, r.text
         assert r.json()["source"] == "manifest" and r.json()["filename"] == "fairface/manifest.csv"
@@ -619,6 +629,17 @@ def test_audit_of_a_manifest_in_the_data_folder(server):
         failed = _wait(c, bad.json()["job_id"])
         assert failed["state"] == "failed" and "broken.csv" in failed["message"], failed
         assert str(server.store.folder) not in failed["message"]
+        # a manifest in the folder whose rows lead out (../, an absolute path, a symlink) reads none of them
+        for row in ("../private.jpg", str(server.store.folder / "private.jpg"), "fairface/leak.jpg"):
+            lines = (server.store.folder / "data" / "escapes.csv").read_text().splitlines()
+            (server.store.folder / "data" / "escapes.csv").write_text(
+                "\n".join([*lines[:2], f"{row},b,male"]) + "\n"
+            )
+            out = c.post("/v1/audits/manifest", json={"manifest": "escapes.csv"})
+            failed = _wait(c, out.json()["job_id"])
+            assert failed["state"] == "failed" and "line 3" in failed["message"], (row, failed)
+            assert "leads outside the data folder" in failed["message"]
+            assert str(server.store.folder) not in failed["message"] and "private" not in failed["message"]
         ok = c.post("/v1/audits/manifest", json={"manifest": "fairface/manifest.csv"})
         assert _wait(c, ok.json()["job_id"])["state"] == "done"  # the worker survived the bad one
     entry = [e for e in _entries(server, "audit") if e["params"]["job_id"] == job_id]

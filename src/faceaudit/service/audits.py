@@ -117,6 +117,20 @@ class AuditJobs:
             raise BadManifestName(f"{name!r}: no such manifest CSV in the data folder")
         return path
 
+    def _check_images_inside(self, manifest: Path) -> None:
+        """Every image path of ``manifest`` stays inside the data folder (symlinks resolved): an auditor must not
+        read server files through a manifest whose rows lead out (``../``, an absolute path, a symlink)."""
+        import csv
+
+        from faceaudit.errors import InputError
+
+        assert self.data_dir is not None
+        with open(manifest, newline="", encoding="utf-8-sig") as fh:
+            for line, row in enumerate(csv.DictReader(fh), start=2):
+                image = (row.get("path") or "").strip()
+                if image and not (manifest.parent / image).resolve().is_relative_to(self.data_dir):
+                    raise InputError(manifest, f"line {line}: its image path leads outside the data folder")
+
     def submit_manifest(self, name: str, *, group_by: str | None, actor) -> dict[str, Any]:
         """Queue the audit of manifest ``name`` (under the data folder; images relative to its folder)."""
         path = self.manifest_path(name)
@@ -165,6 +179,7 @@ class AuditJobs:
             from faceaudit.audit.run import audit
 
             groups = [g.strip() for g in group_by.split(",") if g.strip()]
+            self._check_images_inside(path)
             result = audit(
                 path,
                 root=path.parent,
