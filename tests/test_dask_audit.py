@@ -99,7 +99,10 @@ def test_equal_data_in_calls_back_to_back_never_shares_a_key(client):
 
 
 def test_a_cancelled_task_is_a_clear_error(client):
-    futures = [client.submit(time.sleep, 30, pure=False), client.submit(time.sleep, 30, pure=False)]
+    futures = [
+        client.submit(time.sleep, 5, pure=False),
+        client.submit(time.sleep, 5, pure=False),
+    ]  # a worker stays busy for 5 s at most
     client.cancel(futures[:1])
     with pytest.raises(DaskTaskError, match="did not finish"):
         list(completed(client, futures))
