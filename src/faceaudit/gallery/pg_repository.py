@@ -46,6 +46,12 @@ if TYPE_CHECKING:
 WRITE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.write").digest()[:8], "big", signed=True)
 MIGRATE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.migrate").digest()[:8], "big", signed=True)
 CHANGES_CHANNEL = "faceaudit_gallery"
+ERASED_TABLES = ("subjects", "templates")
+"""The gallery tables an erasure deletes from: reclaimed until no dead tuple is left in them."""
+FORGETTING_TABLES = ("service_searches", "service_reviews")
+"""Tables of the service, when it shares the database, that an erasure rewrites to keep only the pseudonym: their
+old tuples are vacuumed (and rewritten by ``VACUUM FULL``) with the gallery's, best effort, since reviews by other
+users of the service may leave new dead tuples at any time."""
 """NOTIFY channel: every committed write that bumps the version sends the new version on it."""
 
 _SUBJECT_COLUMNS = (
@@ -417,6 +423,11 @@ class PostgresGalleryRepository:
 
         deadline = time.monotonic() + wait_s
         with self._pool.connection() as conn:  # VACUUM cannot run inside a transaction
+            present = {
+                r[0]
+                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            }
+            tables = ", ".join([*ERASED_TABLES, *(t for t in FORGETTING_TABLES if t in present)])
             conn.execute(f"SET lock_timeout = '{max(100, int(wait_s * 1000))}ms'")
             # this session's own pending table statistics (its deletes, when it was the writer) reach the shared
             # counts now, not after the VACUUM below, where they would count as dead tuples left
@@ -425,15 +436,14 @@ class PostgresGalleryRepository:
                 if (
                     vacuum
                 ):  # rewrites the files; tuples a snapshot still sees are copied over ("recently dead")
-                    conn.execute("VACUUM FULL subjects, templates")
+                    conn.execute(f"VACUUM FULL {tables}")
                 while True:
-                    conn.execute(
-                        "VACUUM subjects, templates"
-                    )  # (after FULL too: it counts the dead tuples left)
+                    conn.execute(f"VACUUM {tables}")  # (after FULL too: it counts the dead tuples left)
                     conn.execute("SELECT pg_stat_force_next_flush()")
                     dead = conn.execute(
                         "SELECT COALESCE(SUM(n_dead_tup), 0) FROM pg_stat_user_tables "
-                        "WHERE relname IN ('subjects', 'templates') AND schemaname = current_schema()"
+                        "WHERE relname = ANY(%s) AND schemaname = current_schema()",
+                        (list(ERASED_TABLES),),
                     ).fetchone()[0]
                     if int(dead) == 0:
                         return True
