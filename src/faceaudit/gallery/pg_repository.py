@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -46,12 +45,6 @@ if TYPE_CHECKING:
 WRITE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.write").digest()[:8], "big", signed=True)
 MIGRATE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.migrate").digest()[:8], "big", signed=True)
 CHANGES_CHANNEL = "faceaudit_gallery"
-ERASED_TABLES = ("subjects", "templates")
-"""The gallery tables an erasure deletes from: reclaimed until no dead tuple is left in them."""
-FORGETTING_TABLES = ("service_searches", "service_reviews")
-"""Tables of the service, when it shares the database, that an erasure rewrites to keep only the pseudonym: their
-old tuples are vacuumed (and rewritten by ``VACUUM FULL``) with the gallery's, best effort, since reviews by other
-users of the service may leave new dead tuples at any time."""
 """NOTIFY channel: every committed write that bumps the version sends the new version on it."""
 
 _SUBJECT_COLUMNS = (
@@ -416,41 +409,7 @@ class PostgresGalleryRepository:
     # --- storage hygiene --------------------------------------------------------------------------------
 
     def reclaim(self, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
-        """VACUUM the tables an erasure touches (``VACUUM FULL`` when ``vacuum``: the table files are rewritten
-        without the deleted tuples), retrying for at most ``wait_s`` seconds. False when dead tuples remain
-        because another session's snapshot still sees them, or when ``VACUUM FULL`` could not get its lock."""
-        import psycopg
+        """See :func:`faceaudit.gallery.pg_reclaim.reclaim`."""
+        from faceaudit.gallery.pg_reclaim import reclaim
 
-        deadline = time.monotonic() + wait_s
-        with self._pool.connection() as conn:  # VACUUM cannot run inside a transaction
-            present = {
-                r[0]
-                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-            }
-            tables = ", ".join([*ERASED_TABLES, *(t for t in FORGETTING_TABLES if t in present)])
-            conn.execute(f"SET lock_timeout = '{max(100, int(wait_s * 1000))}ms'")
-            # this session's own pending table statistics (its deletes, when it was the writer) reach the shared
-            # counts now, not after the VACUUM below, where they would count as dead tuples left
-            conn.execute("SELECT pg_stat_force_next_flush()")
-            try:
-                if (
-                    vacuum
-                ):  # rewrites the files; tuples a snapshot still sees are copied over ("recently dead")
-                    conn.execute(f"VACUUM FULL {tables}")
-                while True:
-                    conn.execute(f"VACUUM {tables}")  # (after FULL too: it counts the dead tuples left)
-                    conn.execute("SELECT pg_stat_force_next_flush()")
-                    dead = conn.execute(
-                        "SELECT COALESCE(SUM(n_dead_tup), 0) FROM pg_stat_user_tables "
-                        "WHERE relname = ANY(%s) AND schemaname = current_schema()",
-                        (list(ERASED_TABLES),),
-                    ).fetchone()[0]
-                    if int(dead) == 0:
-                        return True
-                    if time.monotonic() >= deadline:
-                        return False
-                    time.sleep(0.1)
-            except psycopg.errors.LockNotAvailable:
-                return False
-            finally:
-                conn.execute("RESET lock_timeout")
+        return reclaim(self._pool, vacuum=vacuum, wait_s=wait_s)
