@@ -120,16 +120,17 @@ class AuditJobs:
     def _check_images_inside(self, manifest: Path) -> None:
         """Every image path of ``manifest`` stays inside the data folder (symlinks resolved): an auditor must not
         read server files through a manifest whose rows lead out (``../``, an absolute path, a symlink)."""
-        import csv
-
+        from faceaudit.audit.pairs import read_csv
+        from faceaudit.csvfile import FIRST_DATA_LINE
         from faceaudit.errors import InputError
 
         assert self.data_dir is not None
-        with open(manifest, newline="", encoding="utf-8-sig") as fh:
-            for line, row in enumerate(csv.DictReader(fh), start=2):
-                image = (row.get("path") or "").strip()
-                if image and not (manifest.parent / image).resolve().is_relative_to(self.data_dir):
-                    raise InputError(manifest, f"line {line}: its image path leads outside the data folder")
+        frame = read_csv(manifest, "manifest")  # a bad file is named as the audit would name it
+        for i, image in enumerate(frame["path"] if "path" in frame.columns else []):
+            image = str(image).strip()
+            if image and not (manifest.parent / image).resolve().is_relative_to(self.data_dir):
+                line = FIRST_DATA_LINE + i
+                raise InputError(manifest, f"line {line}: its image path leads outside the data folder")
 
     def submit_manifest(self, name: str, *, group_by: str | None, actor) -> dict[str, Any]:
         """Queue the audit of manifest ``name`` (under the data folder; images relative to its folder)."""
