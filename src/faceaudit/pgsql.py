@@ -56,6 +56,11 @@ def connect(url: str, *, autocommit: bool = True, application_name: str = "facea
         raise DatabaseUnavailableError(f"{redact(url)}: cannot connect ({_first_line(exc)})") from None
 
 
+def table_names(conn: psycopg.Connection) -> set[str]:
+    """The tables of the connection's current schema."""
+    return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+
+
 def open_pool(
     url: str, *, min_size: int = 1, max_size: int = 8, application_name: str = "faceaudit"
 ) -> psycopg_pool.ConnectionPool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from faceaudit import pgsql
+
 ERASED_TABLES = ("subjects", "templates")
 """The gallery tables an erasure deletes from: reclaimed until no dead tuple is left in them."""
 FORGETTING_TABLES = ("service_searches", "service_reviews")
@@ -22,9 +24,7 @@ def reclaim(pool: Any, *, vacuum: bool = False, wait_s: float = 0.0) -> bool:
 
     deadline = time.monotonic() + wait_s
     with pool.connection() as conn:  # VACUUM cannot run inside a transaction
-        present = {
-            r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-        }
+        present = pgsql.table_names(conn)
         tables = ", ".join([*ERASED_TABLES, *(t for t in FORGETTING_TABLES if t in present)])
         conn.execute(f"SET lock_timeout = '{max(100, int(wait_s * 1000))}ms'")
         # this session's own pending table statistics (its deletes, when it was the writer) reach the shared

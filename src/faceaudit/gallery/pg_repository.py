@@ -101,8 +101,7 @@ class PostgresGalleryRepository:
         repo = cls(pgsql.open_pool(url, max_size=max_size), url)
         try:
             with repo._pool.connection() as conn:  # (given back at once: the thread's reader is left alone)
-                rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
-                tables = {r[0] for r in rows}
+                tables = pgsql.table_names(conn)
             if "faceaudit_schema" in tables:  # a migrated gallery: a missing table is damage, named
                 require_tables(tables, repo.path, "database")
         except BaseException:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from faceaudit.ledger import LedgerStore
+from faceaudit.pgsql import is_pg_url
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +270,7 @@ def complete_scrub(repo: GalleryRepository, *, vacuum: bool = False, wait_s: flo
 
 def scrub_pending_message(where: object) -> str:
     """What to tell a person whose erasure could not be scrubbed yet (``where``: the file, or the redacted URL)."""
-    if str(where).startswith(("postgresql://", "postgres://")):
+    if is_pg_url(str(where)):
         return (
             f"the erasure is committed, but another session on {where} has a transaction open that still sees the "
             f"erased rows, so their bytes stay in the table files until it ends (gave up waiting after "
