@@ -144,8 +144,8 @@ def _main() -> None:
     probes = sorted(probes_dir.glob("*.jpg"))
 
     from faceaudit.gallery.values import Actor, utc_today
-    from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.operations.keys import KeyHasher
+    from faceaudit.operations.records import ServiceStore
 
     store = ServiceStore(db)
     key = (

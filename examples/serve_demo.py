@@ -37,8 +37,8 @@ def build_demo(folder: Path) -> tuple[Path, dict[str, str]]:
     from faceaudit.gallery import Consent, Gallery
     from faceaudit.gallery.crypto import generate_key, write_key_file
     from faceaudit.gallery.values import Actor, utc_today
-    from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.store import ServiceStore
+    from faceaudit.operations.keys import KeyHasher
+    from faceaudit.operations.records import ServiceStore
 
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

@@ -53,8 +53,8 @@ def make_gallery(store: GalleryStore, n_synthetic: int = 20, seed: int = 0) -> N
 def make_key(store: GalleryStore, principal: str, roles: str, rate_limit: str | None = None) -> str:
     """A new API key for ``principal`` in the service store of ``store`` (as ``faceaudit keys create`` makes)."""
     from faceaudit.gallery.values import Actor, utc_today
-    from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.pg_store import open_service_store
+    from faceaudit.operations.keys import KeyHasher
+    from faceaudit.operations.records import open_service_store
 
     service = open_service_store(store.db)
     try:

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "types": 0,
     "imaging": 0,
     "csvfile": 0,
+    "accountable": 0,
     "pgsql": 0,
     "dask_cluster": 0,
     "face": 1,
@@ -32,10 +33,11 @@ LAYERS: dict[str, int] = {
     "gallery": 4,
     "audit": 4,
     "ledger": 4,
-    "service": 5,
-    "cli": 6,
-    "__main__": 7,
-    "": 7,  # faceaudit/__init__.py: the facade of plain functions, above everything it re-exports
+    "operations": 5,
+    "service": 6,
+    "cli": 7,
+    "__main__": 8,
+    "": 8,  # faceaudit/__init__.py: the facade of plain functions, above everything it re-exports
 }
 """Top-level part of ``faceaudit.<part>`` → rank. A module imports only modules of its own rank or lower."""
 

@@ -178,7 +178,7 @@ def _route_table(server):
             {"searcher"},
             200,
         ),
-        ("searches", "GET", "/v1/searches", {}, {"reviewer", "auditor"}, 200),
+        ("searches", "GET", "/v1/searches", {}, {"searcher", "reviewer", "auditor"}, 200),
         ("search", "GET", "/v1/searches/{search_id}", {}, {"searcher", "reviewer", "auditor"}, 200),
         (
             "review",

@@ -25,23 +25,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     with _open(args) as gallery:
         seq = gallery.erase(ref, reason=reason, operator=operator, vacuum=args.vacuum, scrub=False)
         print(f"erased {ref}; ledger entry {seq}", file=sys.stderr)
-        _forget_in_searches(args.db, gallery, [ref])
         _scrub(gallery, args.vacuum)
     return 0
-
-
-def _forget_in_searches(db: str, gallery, refs: list[str]) -> None:
-    """After an erasure: the service's stored searches and reviews (in the same database) keep only the subjects'
-    pseudonyms, as when the erasure goes through ``faceaudit serve``. Runs before the scrub, so the old bytes go
-    with the rest."""
-    from faceaudit.service.pg_store import open_service_store
-
-    store = open_service_store(db)
-    try:
-        for ref in refs:
-            store.forget_subject(ref, gallery.pseudonym(ref))
-    finally:
-        store.close()
 
 
 def _scrub(gallery, vacuum: bool) -> bool:
@@ -90,6 +75,5 @@ def cmd_expire(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         if erased:
-            _forget_in_searches(args.db, gallery, list(erased))
             _scrub(gallery, args.vacuum)
     return 0

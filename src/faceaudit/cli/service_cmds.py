@@ -104,8 +104,8 @@ def local_actor(operator: str | None):
 
 
 def _store(args: argparse.Namespace):
-    from faceaudit.service.keys import KeyHasher
-    from faceaudit.service.pg_store import open_service_store
+    from faceaudit.operations.keys import KeyHasher
+    from faceaudit.operations.records import open_service_store
 
     store = open_service_store(args.db)
     try:
@@ -144,7 +144,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    from faceaudit.service.pg_store import open_service_store
+    from faceaudit.operations.records import open_service_store
 
     store = open_service_store(args.db)
     try:
@@ -161,7 +161,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from faceaudit.service.pg_store import open_service_store
+    from faceaudit.operations.records import open_service_store
 
     store = open_service_store(args.db)
     try:

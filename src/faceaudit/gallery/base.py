@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from faceaudit.accountable import SubjectRef
 from faceaudit.gallery.crypto import TemplateSealer
 from faceaudit.gallery.live_index import LiveIndex
 from faceaudit.gallery.repository import ChangeListener, GalleryRepository
@@ -68,9 +69,10 @@ class GalleryBase:
         """The gallery version: it grows by one with every enrolment and erasure."""
         return self._repo.version()
 
-    def pseudonym(self, subject_ref: str) -> str:
-        """The keyed hash that stands for ``subject_ref`` in the ledger."""
-        return self._sealer.pseudonym(subject_ref)
+    def pseudonym(self, subject_ref: SubjectRef | str) -> str:
+        """The keyed hash that stands for ``subject_ref`` in the ledger (of the ref as a
+        :class:`~faceaudit.accountable.SubjectRef`: every accepted spelling of one ref has one pseudonym)."""
+        return self._sealer.pseudonym(SubjectRef(subject_ref))
 
     def photo_digest(self, sha256: str | None) -> str | None:
         """What the ledger holds for a photo with this SHA-256: a keyed hash (HMAC-SHA256 under a key derived from

@@ -19,6 +19,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from faceaudit.accountable import AccountableText, SubjectRef
 from faceaudit.gallery import store, stores
 from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
@@ -37,7 +38,6 @@ from faceaudit.gallery.search import Searching
 from faceaudit.gallery.values import (
     Actor,
     Consent,
-    clean_text,
     os_user,
     utc_today,
 )
@@ -219,7 +219,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         """
         started = utc_now()
         actor = Actor.of(operator, "viewing images needs the operator's name (--operator)")
-        row = self._repo.find_subject(clean_text(subject_ref, "viewing images needs a subject ref"))
+        row = self._repo.find_subject(SubjectRef(subject_ref, "viewing images needs a subject ref"))
         if row is None:
             raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
         bound = {"gallery_id": self.gallery_id, "subject_ref": row.subject_ref}
@@ -242,9 +242,9 @@ class Gallery(Enrolling, Searching, GalleryBase):
 
     def erase(
         self,
-        subject_ref: str,
+        subject_ref: SubjectRef | str,
         *,
-        reason: str,
+        reason: AccountableText | str,
         operator: str | Actor,
         vacuum: bool = False,
         scrub: bool = True,
@@ -258,8 +258,8 @@ class Gallery(Enrolling, Searching, GalleryBase):
         :meth:`scrub` (``faceaudit gallery scrub``) completes it. ``scrub=False`` leaves the scrub to the caller.
         """
         started = utc_now()
-        subject_ref = clean_text(subject_ref, "erasure needs a subject ref")
-        reason = clean_text(reason, "erasure needs a reason (--reason)")
+        subject_ref = SubjectRef(subject_ref, "erasure needs a subject ref")
+        reason = AccountableText(reason, "erasure needs a reason (--reason)")
         actor = Actor.of(operator, "erasure needs the operator's name (--operator)")
 
         def select() -> list[SubjectRow]:
@@ -325,13 +325,15 @@ class Gallery(Enrolling, Searching, GalleryBase):
         started: str,
         describe: Callable[[list[SubjectRow], int], dict[str, Any]],
     ) -> tuple[LedgerEntry, list[SubjectRow]]:
-        """The one delete path: select subjects, delete them and their templates, bump the version and mark a
-        scrub pending (when any were deleted), and log ``action`` with ``describe(rows, n_templates)``, all in one
-        transaction; then update the live index."""
+        """The one delete path: select subjects, delete them and their templates, pseudonymise them in every
+        stored search and review, bump the version and mark a scrub pending (when any were deleted), and log
+        ``action`` with ``describe(rows, n_templates)``, all in one transaction; then update the live index."""
         with self._repo.write():
             before = self._repo.version()
             rows = select()
             tids = self._repo.delete_subjects([r.id for r in rows])
+            if rows:
+                self._repo.forget_subjects({r.subject_ref: self.pseudonym(r.subject_ref) for r in rows})
             version = before
             if rows:
                 version = self._repo.bump_version()

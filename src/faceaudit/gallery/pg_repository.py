@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceaudit import pgsql
 from faceaudit.errors import UsageError
+from faceaudit.gallery import search_records
 from faceaudit.gallery.pg_statements import RepositoryLedgerStore, Rows
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
@@ -78,7 +79,11 @@ CREATE INDEX templates_model ON templates(model_id, id);
 CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires IS NOT NULL;
 """
 
-MIGRATIONS: list[str] = [_V1 + LEDGER_SCHEMA]
+MIGRATIONS: list[str] = [
+    _V1 + LEDGER_SCHEMA,
+    ";\n".join(search_records.POSTGRESQL.sql(t) for t in search_records.TABLES)
+    + ";\nALTER TABLE service_searches ADD COLUMN IF NOT EXISTS probe BYTEA;\n",
+]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (the ``faceaudit_schema`` table)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -321,6 +326,10 @@ class PostgresGalleryRepository:
         ).fetchall()
         self._execute("DELETE FROM subjects WHERE id = ANY(%s)", (ids,))
         return sorted(int(r[0]) for r in removed)
+
+    def forget_subjects(self, erased: dict[str, str]) -> None:
+        """Pseudonymise erased subjects in the stored searches and reviews (see :mod:`.search_records`)."""
+        search_records.forget_subjects(self._execute, search_records.POSTGRESQL, erased)
 
     def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """``(model_id, sealed)`` of every template of one subject."""

@@ -199,6 +199,11 @@ class GalleryRepository(Protocol):
         """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
         ...
 
+    def forget_subjects(self, erased: dict[str, str]) -> None:
+        """*write.* In the erasure's own transaction: every stored search and review keeps only the pseudonym of
+        each erased subject (``erased``: ref → pseudonym), never its ref or name."""
+        ...
+
     def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """*read.* ``(model_id, sealed blob)`` of every template of one subject, by id (all models, so one whose
         model id was altered is opened and caught)."""

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from faceaudit.gallery import store
+from faceaudit.gallery import search_records, store
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
     CandidateRow,
@@ -190,6 +190,10 @@ class SQLiteGalleryRepository:
             self._conn.execute("DELETE FROM templates WHERE subject_id = ?", (subject_id,))
             self._conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         return removed
+
+    def forget_subjects(self, erased: dict[str, str]) -> None:
+        """Pseudonymise erased subjects in the stored searches and reviews (see :mod:`.search_records`)."""
+        search_records.forget_subjects(self._conn.execute, search_records.SQLITE, erased)
 
     def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
         """``(model_id, sealed)`` of every template of one subject."""

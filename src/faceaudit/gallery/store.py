@@ -63,7 +63,17 @@ def _v5(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE subjects ADD COLUMN name_binding TEXT")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(conn: sqlite3.Connection) -> None:
+    from faceaudit.gallery import search_records
+
+    # the accountability tables join the gallery's schema, so erasure forgets in the gallery's own transaction
+    search_records.create_tables(conn.execute, search_records.SQLITE)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(service_searches)")}
+    if "probe" not in columns:  # a served gallery made before the console's review page
+        conn.execute("ALTER TABLE service_searches ADD COLUMN probe BLOB")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (``PRAGMA user_version``)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 

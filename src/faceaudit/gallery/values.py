@@ -1,49 +1,26 @@
 """Request values that check themselves when they are built: who acts, the consent record, an enrolment, a search.
 
 The CLI, the Python API and the HTTP service build these values, so every entry point shares one rule. Every
-free-text field passes :func:`clean_text`: Unicode NFC, trimmed, no control characters, at least one visible
-character. A value that fails names the field (and its command-line option) in the error.
+free-text field is an :class:`~faceaudit.accountable.AccountableText`, every ref a
+:class:`~faceaudit.accountable.SubjectRef` and every operator a :class:`~faceaudit.accountable.Principal`
+(:mod:`faceaudit.accountable` holds the rules). A value that fails names the field (and its command-line option)
+in the error.
 """
 
 from __future__ import annotations
 
 import getpass
-import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from faceaudit.accountable import AccountableText, Principal, SubjectRef, clean_text
 from faceaudit.errors import ConsentError, PolicyError, UsageError
-
-_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"})
-"""Unicode categories that draw nothing on their own: controls, format characters, separators, marks."""
 
 
 def utc_today() -> date:
     """Today's date in UTC (consent expiry is judged by it)."""
     return datetime.now(UTC).date()
-
-
-def clean_text(value: object, what: str, exc: type[Exception] = UsageError) -> str:
-    """``value`` in Unicode NFC with surrounding white space trimmed; raises ``exc(what ...)`` when it is unusable.
-
-    Refused: ``None``, a value with no visible character (empty, spaces, zero-width or format characters only),
-    and a value holding a control character (ESC, BEL, NUL, tab, newline...). ``what`` names the field, e.g.
-    ``"identification needs a stated purpose (--purpose)"``.
-    """
-    if value is None:
-        raise exc(what)
-    if isinstance(value, bytes):
-        raise exc(f"{what}: give text, not bytes")
-    text = str(value)
-    if any(unicodedata.category(c) == "Cs" for c in text):  # undecodable bytes from argv or a file
-        raise exc(f"{what}: the value is not valid UTF-8 text")
-    text = unicodedata.normalize("NFC", text).strip()
-    if any(unicodedata.category(c) == "Cc" for c in text):
-        raise exc(f"{what}: the value holds a control character")
-    if not any(unicodedata.category(c) not in _INVISIBLE for c in text):
-        raise exc(what)
-    return text
 
 
 def os_user() -> str:
@@ -64,13 +41,13 @@ class Actor:
       principal is the key's owner as the server knows it, never what the client claims (``auth="api-key"``).
     """
 
-    operator: str
+    operator: Principal
     auth: str = "local"
     key_id: str | None = None
     os_user: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "operator", clean_text(self.operator, "the operator's name (--operator)"))
+        object.__setattr__(self, "operator", Principal(self.operator, "the operator's name (--operator)"))
         if self.auth not in ("local", "api-key"):
             raise UsageError(f"actor auth must be 'local' or 'api-key', not {self.auth!r}")
         if self.auth == "api-key":
@@ -79,19 +56,19 @@ class Actor:
     @classmethod
     def local(cls, operator: str) -> Actor:
         """Local use: the typed operator name and the OS user of this process."""
-        return cls(operator, "local", None, os_user())
+        return cls(Principal(operator, "the operator's name (--operator)"), "local", None, os_user())
 
     @classmethod
     def service(cls, principal: str, key_id: str) -> Actor:
         """A service request authenticated by API key ``key_id``, which belongs to ``principal``."""
-        return cls(principal, "api-key", key_id, None)
+        return cls(Principal(principal), "api-key", key_id, None)
 
     @classmethod
     def of(cls, operator: str | Actor | None, what: str, exc: type[Exception] = UsageError) -> Actor:
         """``operator`` as an Actor: a string means local use. ``what`` is the error when it is missing."""
         if isinstance(operator, Actor):
             return operator
-        return cls.local(clean_text(operator, what, exc))
+        return cls.local(Principal(operator, what, exc))
 
     def ledger_auth(self) -> dict[str, Any]:
         """What the ledger entry records beside ``actor``: the auth kind and the key id or the OS user."""
@@ -108,17 +85,17 @@ class Consent:
     it (ConsentError, exit 2): basis and recorder must be usable text, and the expiry must lie in the future.
     """
 
-    basis: str
-    recorded_by: str
+    basis: AccountableText
+    recorded_by: AccountableText
     expires: date | None = None
 
     def __post_init__(self) -> None:
-        basis = clean_text(
+        basis = AccountableText(
             self.basis,
             "enrolment needs a consent record: give the consent basis (--consent-basis)",
             ConsentError,
         )
-        by = clean_text(
+        by = AccountableText(
             self.recorded_by,
             "enrolment needs a consent record: say who recorded it (--consent-by)",
             ConsentError,
@@ -141,14 +118,16 @@ class Consent:
 class EnrolmentRequest:
     """One subject to enrol: its ref and name, the consent record and who enrols. Checked when built."""
 
-    subject_ref: str
-    name: str
+    subject_ref: SubjectRef
+    name: AccountableText
     consent: Consent
     operator: Actor
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "subject_ref", clean_text(self.subject_ref, "enrolment needs a subject ref"))
-        object.__setattr__(self, "name", clean_text(self.name, "enrolment needs the subject's name (--name)"))
+        object.__setattr__(self, "subject_ref", SubjectRef(self.subject_ref, "enrolment needs a subject ref"))
+        object.__setattr__(
+            self, "name", AccountableText(self.name, "enrolment needs the subject's name (--name)")
+        )
         if not isinstance(self.consent, Consent):
             raise ConsentError("enrolment needs a consent record (a Consent)")
         self.consent.validate()
@@ -172,8 +151,8 @@ class SearchRequest:
     missing option.
     """
 
-    purpose: str
-    case: str
+    purpose: AccountableText
+    case: AccountableText
     operator: Actor
     top_k: int = 10
     threshold: float | None = None
@@ -182,10 +161,11 @@ class SearchRequest:
         fields = {"--purpose": self.purpose, "--case": self.case}
         if not isinstance(self.operator, Actor):
             fields["--operator"] = self.operator
-        cleaned, missing = {}, []
+        cleaned: dict[str, AccountableText] = {}
+        missing: list[str] = []
         for option, value in fields.items():
             try:
-                cleaned[option] = clean_text(value, option, PolicyError)
+                cleaned[option] = AccountableText(value, option, PolicyError)
             except PolicyError as exc:
                 missing.append(str(exc))
         if missing:
@@ -196,7 +176,7 @@ class SearchRequest:
         object.__setattr__(self, "purpose", cleaned["--purpose"])
         object.__setattr__(self, "case", cleaned["--case"])
         if "--operator" in cleaned:
-            object.__setattr__(self, "operator", Actor.local(cleaned["--operator"]))
+            object.__setattr__(self, "operator", Actor.local(str(cleaned["--operator"])))
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1:
             raise UsageError("--top-k must be at least 1")
         if self.threshold is not None:
@@ -219,14 +199,14 @@ class SearchRequest:
 class VerificationRequest:
     """A 1:1 check of a probe against one enrolled subject: the subject, who asks, and (optionally) why."""
 
-    subject_ref: str
+    subject_ref: SubjectRef
     operator: Actor
-    purpose: str | None = None
-    case: str | None = None
+    purpose: AccountableText | None = None
+    case: AccountableText | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "subject_ref", clean_text(self.subject_ref, "verification needs a subject ref", PolicyError)
+            self, "subject_ref", SubjectRef(self.subject_ref, "verification needs a subject ref", PolicyError)
         )
         object.__setattr__(
             self,
@@ -236,4 +216,4 @@ class VerificationRequest:
         for name, option in (("purpose", "--purpose"), ("case", "--case")):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, clean_text(value, f"verification: {option}", PolicyError))
+                object.__setattr__(self, name, AccountableText(value, f"verification: {option}", PolicyError))

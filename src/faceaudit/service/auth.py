@@ -1,31 +1,18 @@
-"""Authentication and roles: ``Authorization: Bearer <key>`` → a :class:`Principal`, or 401/403 (both ledgered)."""
+"""Authentication and roles: ``Authorization: Bearer <key>`` → a :class:`Caller`, or 401/403 (both ledgered)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from faceaudit.accountable import Principal
 from faceaudit.gallery.values import Actor, utc_today
+from faceaudit.operations.context import Caller
+from faceaudit.operations.keys import key_id_of, parse_rate
 from faceaudit.service.errors import ApiError
-from faceaudit.service.keys import key_id_of, parse_rate
 from faceaudit.service.state import Service
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the key's principal, the key's id and its roles."""
-
-    name: str
-    key_id: str
-    roles: tuple[str, ...]
-
-    @property
-    def actor(self) -> Actor:
-        """Who every ledger entry of this request names: the principal, authenticated by this key."""
-        return Actor.service(self.name, self.key_id)
 
 
 def get_service(request: Request) -> Service:
@@ -52,7 +39,7 @@ def _deny(
     raise ApiError(status, code, reason, headers=headers)
 
 
-def authenticate(request: Request, service: Service) -> Principal:
+def authenticate(request: Request, service: Service) -> Caller:
     """The caller's principal from a live key; 401 (ledgered, without the key) otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -63,7 +50,7 @@ def authenticate(request: Request, service: Service) -> Principal:
     return check_key(request, service, token.strip())
 
 
-def check_key(request: Request, service: Service, token: str, *, rate_limited: bool = True) -> Principal:
+def check_key(request: Request, service: Service, token: str, *, rate_limited: bool = True) -> Caller:
     """The principal of a presented key (header or console sign-in); 401, ledgered, unless it is live."""
     key_id = key_id_of(token)
     if key_id is None:
@@ -71,14 +58,20 @@ def check_key(request: Request, service: Service, token: str, *, rate_limited: b
     record = service.store.get_key(key_id)
     if record is None or not service.hasher.matches(token, record.key_hash):
         _deny(service, request, 401, "unknown API key", "anonymous", key_id)
+    return admit(request, service, key_id) if rate_limited else live_principal(request, service, key_id)
+
+
+def admit(request: Request, service: Service, key_id: str) -> Caller:
+    """The one check of every request, API or console: the key is live (401, ledgered, otherwise) and within its
+    rate limit (429 otherwise)."""
     who = live_principal(request, service, key_id)
-    if rate_limited:
-        count, per = parse_rate(record.rate_limit or service.config.rate_limit)
-        service.limiter.hit(key_id, count, per)
+    record = service.store.get_key(key_id)
+    count, per = parse_rate((record.rate_limit if record else None) or service.config.rate_limit)
+    service.limiter.hit(key_id, count, per)
     return who
 
 
-def live_principal(request: Request, service: Service, key_id: str) -> Principal:
+def live_principal(request: Request, service: Service, key_id: str) -> Caller:
     """The principal of key ``key_id`` if it is neither revoked nor expired (401, ledgered, otherwise)."""
     record = service.store.get_key(key_id)
     if record is None:
@@ -94,18 +87,18 @@ def live_principal(request: Request, service: Service, key_id: str) -> Principal
         )
     if record.expires is not None and record.expires <= utc_today().isoformat():
         _deny(service, request, 401, f"this API key expired on {record.expires}", record.principal, key_id)
-    return Principal(record.principal, key_id, record.roles)
+    return Caller(Principal(record.principal), key_id, record.roles)
 
 
-def deny(service: Service, request: Request, who: Principal, reason: str) -> None:
+def deny(service: Service, request: Request, who: Caller, reason: str) -> None:
     """Refuse (403, ledgered) a request by an authenticated principal."""
     _deny(service, request, 403, reason, who.actor, who.key_id)
 
 
-def require(*roles: str) -> Callable[..., Principal]:
+def require(*roles: str) -> Callable[..., Caller]:
     """A dependency: the caller must hold one of ``roles`` (403, ledgered, otherwise)."""
 
-    def dependency(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+    def dependency(request: Request, service: Annotated[Service, Depends(get_service)]) -> Caller:
         who = authenticate(request, service)
         if not set(roles) & set(who.roles):
             _deny(
@@ -122,6 +115,6 @@ def require(*roles: str) -> Callable[..., Principal]:
     return dependency
 
 
-def any_role(request: Request, service: Annotated[Service, Depends(get_service)]) -> Principal:
+def any_role(request: Request, service: Annotated[Service, Depends(get_service)]) -> Caller:
     """A dependency: any live key."""
     return authenticate(request, service)

@@ -68,6 +68,16 @@ def error_response(exc: ApiError) -> JSONResponse:
 
 def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
     """The HTTP form of a library error (InputError names the field, as the CLI names the file)."""
+    from faceaudit.accountable import TextRefused
+    from faceaudit.operations.records import SearchNotFoundError
+    from faceaudit.operations.review import ReviewRefused
+
+    if isinstance(exc, TextRefused):
+        return ApiError(422, "invalid", str(exc), field=field or exc.field)
+    if isinstance(exc, ReviewRefused):
+        return ApiError(exc.status, exc.code, str(exc), field=exc.field)
+    if isinstance(exc, SearchNotFoundError):
+        return ApiError(404, "search_not_found", str(exc))
     if isinstance(exc, SubjectNotFoundError):
         return ApiError(404, "subject_not_found", str(exc))
     if isinstance(exc, SubjectExistsError):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_type_hints
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from faceaudit.ledger import LedgerEntry
+from faceaudit.operations.review import SearchStatus
 
 
 class ErrorDetail(BaseModel):
@@ -136,9 +140,6 @@ class VerifySubjectOut(BaseModel):
     ledger_entry: int
 
 
-SearchStatus = Literal["pending_review", "confirmed", "rejected"]
-
-
 class ReviewIn(BaseModel):
     decision: Literal["confirm", "reject"]
     subject_ref: str | None = Field(None, description="the confirmed candidate (required to confirm)")
@@ -156,6 +157,8 @@ class ReviewRecord(BaseModel):
 
 
 class ReviewOut(BaseModel):
+    """A review as stored; ``status`` is the search's status after it (see the README's review rule)."""
+
     search_id: str
     status: SearchStatus
     ledger_entry: int
@@ -174,6 +177,7 @@ class SearchOut(BaseModel):
     created_at: str
     candidates: list[CandidateOut]
     reviews: list[ReviewRecord]
+    reviews_needed: int = Field(2, description="how many reviewers must agree")
     confirmed_subject: str | None = None
 
 
@@ -184,28 +188,30 @@ class SearchSummary(BaseModel):
     case: str
     status: SearchStatus
     created_at: str
+    n_reviews: int = 0
 
 
-class LedgerEntryOut(BaseModel):
-    seq: int
-    started_at: str
-    ended_at: str
-    actor: str
-    action: str
-    purpose: str | None
-    case_ref: str | None
-    gallery_id: str | None
-    gallery_version: int | None
-    probe_sha256: str | None
-    params: dict[str, Any]
-    result: dict[str, Any]
-    alg: str
-    prev_hash: str
-    entry_hash: str
+def _model_of(cls: type, name: str) -> type[BaseModel]:
+    """A response model with exactly the fields of the domain dataclass ``cls`` (never copied by hand)."""
+    hints = get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+        else:
+            fields[f.name] = (hints[f.name], ...)
+    return create_model(name, __doc__=cls.__doc__, **fields)
+
+
+LedgerEntryOut = _model_of(LedgerEntry, "LedgerEntryOut")
+"""A ledger entry with every field that its ``entry_hash`` covers (``auth`` is null in entries made before it was
+recorded, and a null ``auth`` is not hashed): anyone can recompute each hash from this output."""
 
 
 class LedgerOut(BaseModel):
-    entries: list[LedgerEntryOut]
+    entries: list[LedgerEntryOut]  # type: ignore[valid-type]
     next_since: int | None = Field(None, description="pass as ?since= for the next page (null: no more)")
     ledger_entry: int
 

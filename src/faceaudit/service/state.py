@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from faceaudit.gallery.follower import IndexFollower
-from faceaudit.service.keys import KeyHasher, parse_rate
+from faceaudit.operations.keys import KeyHasher, parse_rate
+from faceaudit.operations.records import open_service_store
 from faceaudit.service.limits import RateLimiter
-from faceaudit.service.pg_store import open_service_store
 from faceaudit.service.pool import InferencePool
 from faceaudit.service.probes import ProbeSealer
 

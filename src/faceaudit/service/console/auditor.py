@@ -6,10 +6,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from faceaudit.accountable import AccountableText, TextRefused
 from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.operations import cases
 from faceaudit.service.audits import BadManifestName, NoDataFolder
 from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render, _service, _signed_in, router
 
@@ -32,7 +34,14 @@ def _matches(entry: dict[str, Any], f: dict[str, str]) -> bool:
 
 def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response:
     service = _service(request)
-    f = {k: (request.query_params.get(k) or "").strip() for k in _FILTERS}
+    f: dict[str, str] = {}
+    for (
+        k
+    ) in _FILTERS:  # filter values are written to the ledger: accountable text, or refused naming the filter
+        try:
+            f[k] = AccountableText.optional(request.query_params.get(k), f"filter {k}") or ""
+        except TextRefused as exc:
+            raise Refused(422, str(exc)) from None
     try:
         page = max(0, int(request.query_params.get("page", "0")))
     except ValueError:
@@ -59,6 +68,17 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         last=page * PAGE_SIZE + len(entries),
         prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
         next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < len(rows) else None,
+    )
+
+
+@router.get("/ledger/export")
+def ledger_export(request: Request) -> Response:
+    """The whole chain as JSON, every hashed field included (so each ``entry_hash`` can be recomputed); logged."""
+    who, _ = _signed_in(request, "auditor")
+    body = cases.read_ledger(_service(request), who, 0, 10**9, fmt="console-json")
+    return JSONResponse(
+        body["entries"],
+        headers={"Content-Disposition": 'attachment; filename="ledger.json"', "Cache-Control": "no-store"},
     )
 
 

@@ -10,7 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from faceaudit.service.auth import Principal, deny, live_principal
+from faceaudit.operations.context import Caller
+from faceaudit.service.auth import admit, deny
 from faceaudit.service.console.sessions import COOKIE, Session, SessionStore
 from faceaudit.service.errors import ApiError
 from faceaudit.service.state import Service
@@ -45,7 +46,7 @@ def _sessions(request: Request) -> SessionStore:
     return request.app.state.sessions
 
 
-def _nav(who: Principal | None) -> list[tuple[str, str]]:
+def _nav(who: Caller | None) -> list[tuple[str, str]]:
     return [(href, text) for role, href, text in NAV if who is not None and role in who.roles]
 
 
@@ -53,7 +54,7 @@ def _render(
     request: Request,
     name: str,
     title: str,
-    ctx: tuple[Principal, Session] | None = None,
+    ctx: tuple[Caller, Session] | None = None,
     status: int = 200,
     **values: Any,
 ) -> HTMLResponse:
@@ -68,15 +69,17 @@ def _render(
     return response
 
 
-def _signed_in(request: Request, *roles: str) -> tuple[Principal, Session]:
+def _signed_in(request: Request, *roles: str) -> tuple[Caller, Session]:
     """The signed-in principal (its key checked again) holding one of ``roles``; else sign-in or a 403 page."""
     service = _service(request)
     session = _sessions(request).get(request.cookies.get(COOKIE))
     if session is None:
         raise SignIn()
     try:
-        who = live_principal(request, service, session.key_id)
-    except ApiError:
+        who = admit(request, service, session.key_id)  # the API's own check, rate limit included
+    except ApiError as exc:
+        if exc.status != 401:
+            raise Refused(exc.status, exc.message) from None
         _sessions(request).close(request.cookies.get(COOKIE))
         raise SignIn() from None
     if roles and not set(roles) & set(who.roles):

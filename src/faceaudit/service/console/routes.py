@@ -14,8 +14,11 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
-from faceaudit.service import jobs
+from faceaudit.operations import cases
+from faceaudit.operations.keys import ROLES
+from faceaudit.operations.review import SearchStatus
 from faceaudit.service.auth import check_key, live_principal
 from faceaudit.service.console import auditor  # noqa: F401  (registers the auditor's pages on the router)
 from faceaudit.service.console.common import (
@@ -30,7 +33,6 @@ from faceaudit.service.console.common import (
 )
 from faceaudit.service.console.sessions import COOKIE, SessionStore
 from faceaudit.service.errors import ApiError, from_domain
-from faceaudit.service.keys import ROLES
 from faceaudit.service.schemas import ReviewIn
 
 
@@ -115,8 +117,10 @@ def _age(created_at: str) -> str:
 @router.get("/reviews")
 def review_queue(request: Request) -> Response:
     ctx = _signed_in(request, "reviewer")
+    store = _service(request).store
     searches = sorted(
-        _service(request).store.list_searches("pending_review", 500), key=lambda s: s["created_at"]
+        store.list_searches("pending_review", 500) + store.list_searches("disputed", 500),
+        key=lambda s: s["created_at"],
     )
     for s in searches:
         s["age"] = _age(s["created_at"])
@@ -128,9 +132,10 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
     if search is None:
         raise Refused(404, f"no search {search_id}")
     who = ctx[0]
-    can_review = "reviewer" in who.roles and search["searcher"] != who.name
-    can_review = can_review and all(r["principal"] != who.name for r in search["reviews"])
-    show_images = "reviewer" in who.roles and search["status"] == "pending_review"
+    open_ = not SearchStatus(search["status"]).decided
+    can_review = open_ and "reviewer" in who.roles and not same_principal(search["searcher"], who.name)
+    can_review = can_review and not any(same_principal(r["principal"], who.name) for r in search["reviews"])
+    show_images = "reviewer" in who.roles and open_
     return _render(
         request,
         "search.html",
@@ -215,7 +220,7 @@ def candidate_image(request: Request, search_id: str, rank: int) -> Response:
 
 @router.post("/searches/{search_id}/review")
 async def review(request: Request, search_id: str) -> Response:
-    from faceaudit.service.routes.searches import _review
+    from faceaudit.service.routes.searches import review_search
 
     ctx = _signed_in(request, "reviewer")
     form = await _form(request, ctx[1])
@@ -225,10 +230,12 @@ async def review(request: Request, search_id: str) -> Response:
             subject_ref=form.get("subject_ref") or None,
             reason=form.get("reason") or "",
         )
-        done = await run_in_threadpool(_review, _service(request), request, ctx[0], search_id, body)
+        done = await run_in_threadpool(review_search, _service(request), request, ctx[0], search_id, body)
     except ValidationError:
         return _search_page(request, ctx, search_id, 422, message="give a decision and a reason", error=True)
-    except ApiError as exc:
+    except (ApiError, FaceAuditError) as exc:
+        if isinstance(exc, FaceAuditError):
+            exc = from_domain(exc)
         if exc.status == 403:
             raise Refused(403, exc.message) from None
         return _search_page(request, ctx, search_id, exc.status, message=exc.message, error=True)
@@ -274,7 +281,7 @@ async def erase(request: Request, ref: str) -> Response:
             error=True,
         )
     try:
-        done = await run_in_threadpool(jobs.erase, _service(request), ctx[0], ref, reason)
+        done = await run_in_threadpool(cases.erase, _service(request), ctx[0], ref, reason)
     except FaceAuditError as exc:
         err = from_domain(exc)
         return _subjects_page(request, ctx, err.status, message=err.message, error=True)
@@ -285,7 +292,7 @@ async def erase(request: Request, ref: str) -> Response:
 async def expire(request: Request) -> Response:
     ctx = _signed_in(request, "dpo")
     await _form(request, ctx[1])
-    done = await run_in_threadpool(jobs.expire, _service(request), ctx[0], None)
+    done = await run_in_threadpool(cases.expire, _service(request), ctx[0], None)
     names = ", ".join(done["erased"]) or "none"
     return _subjects_page(
         request, ctx, message=f"Expiry run: {len(done['erased'])} subject(s) erased ({names})."

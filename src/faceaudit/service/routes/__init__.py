@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import UploadFile
 
+from faceaudit.operations.cases import Upload
 from faceaudit.service.errors import ApiError
-from faceaudit.service.jobs import Upload
 from faceaudit.service.schemas import ErrorBody
 
 ERRORS = {

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.responses import FileResponse
 
 from faceaudit.service.audits import BadManifestName, NoDataFolder
-from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS
 from faceaudit.service.schemas import AuditJob, ManifestAudit
@@ -30,7 +30,7 @@ def _job(service: Service, job_id: str) -> dict:
 @router.post("", status_code=202, response_model=AuditJob, summary="audit a scores CSV in the background")
 async def submit(
     scores: Annotated[UploadFile, File(description="CSV: score, mated, and the groups of both sides")],
-    who: Annotated[Principal, Depends(_auditor)],
+    who: Annotated[Caller, Depends(_auditor)],
     service: Annotated[Service, Depends(get_service)],
     group_by: Annotated[str | None, Form(max_length=128, description="label column(s), e.g. sex")] = None,
 ) -> dict:
@@ -42,7 +42,7 @@ async def submit(
 
 @router.get("/manifests", response_model=list[str], summary="the manifest CSVs in the server's data folder")
 def manifests(
-    who: Annotated[Principal, Depends(_auditor)], service: Annotated[Service, Depends(get_service)]
+    who: Annotated[Caller, Depends(_auditor)], service: Annotated[Service, Depends(get_service)]
 ) -> list[str]:
     try:
         return service.audits.manifests()
@@ -58,7 +58,7 @@ def manifests(
 )
 def submit_manifest(
     body: ManifestAudit,
-    who: Annotated[Principal, Depends(_auditor)],
+    who: Annotated[Caller, Depends(_auditor)],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     try:
@@ -71,7 +71,7 @@ def submit_manifest(
 
 @router.get("", response_model=list[AuditJob], summary="audit jobs, newest first")
 def list_jobs(
-    who: Annotated[Principal, Depends(_auditor)], service: Annotated[Service, Depends(get_service)]
+    who: Annotated[Caller, Depends(_auditor)], service: Annotated[Service, Depends(get_service)]
 ) -> list[dict]:
     return service.audits.list()
 
@@ -79,7 +79,7 @@ def list_jobs(
 @router.get("/{job_id}", response_model=AuditJob, summary="an audit job's state and progress")
 def get_job(
     job_id: JobId,
-    who: Annotated[Principal, Depends(_auditor)],
+    who: Annotated[Caller, Depends(_auditor)],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     return _job(service, job_id)
@@ -93,7 +93,7 @@ def get_job(
 )
 def report(
     job_id: JobId,
-    who: Annotated[Principal, Depends(_auditor)],
+    who: Annotated[Caller, Depends(_auditor)],
     service: Annotated[Service, Depends(get_service)],
 ) -> FileResponse:
     job = _job(service, job_id)

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 
 from faceaudit.gallery.records import utc_today
-from faceaudit.service.auth import Principal, any_role, get_service, require
+from faceaudit.service.auth import Caller, any_role, get_service, require
 from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS
 from faceaudit.service.schemas import KeyIn, KeyOut, Me, NewKeyOut, RevokeOut
@@ -17,14 +17,14 @@ router = APIRouter(prefix="/v1", tags=["keys"], responses=ERRORS)
 
 
 @router.get("/me", response_model=Me, summary="the principal, key id and roles of the calling key")
-def me(who: Annotated[Principal, Depends(any_role)]) -> dict:
+def me(who: Annotated[Caller, Depends(any_role)]) -> dict:
     return {"principal": who.name, "key_id": who.key_id, "roles": list(who.roles)}
 
 
 @router.post("/keys", status_code=201, response_model=NewKeyOut, summary="create a key (shown once)")
 def create_key(
     body: KeyIn,
-    who: Annotated[Principal, Depends(require("admin"))],
+    who: Annotated[Caller, Depends(require("admin"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     new = service.hasher.create(
@@ -49,7 +49,7 @@ def create_key(
 
 @router.get("/keys", response_model=list[KeyOut], summary="every key (never the key itself)")
 def list_keys(
-    who: Annotated[Principal, Depends(require("admin"))],
+    who: Annotated[Caller, Depends(require("admin"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> list[dict]:
     return [k.public() for k in service.store.list_keys()]
@@ -58,7 +58,7 @@ def list_keys(
 @router.delete("/keys/{key_id}", response_model=RevokeOut, summary="revoke a key, from the next request on")
 def revoke_key(
     key_id: Annotated[str, Path(max_length=64)],
-    who: Annotated[Principal, Depends(require("admin"))],
+    who: Annotated[Caller, Depends(require("admin"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     entry = service.store.revoke_key(key_id, actor=who.actor)

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from faceaudit.errors import LedgerIntegrityError, UsageError
-from faceaudit.ledger import utc_now
-from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.operations import cases
+from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS
 from faceaudit.service.schemas import LedgerOut, LedgerVerifyOut
@@ -19,29 +19,17 @@ router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=ERRORS)
 
 @router.get("", response_model=LedgerOut, summary="ledger entries after seq `since` (logged as an export)")
 def read_ledger(
-    who: Annotated[Principal, Depends(require("auditor"))],
+    who: Annotated[Caller, Depends(require("auditor"))],
     service: Annotated[Service, Depends(get_service)],
     since: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
-    store = service.store
-    started = utc_now()
-    rows = store.ledger_page(since, limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    entry = store.record(
-        "export",
-        who.actor,
-        started_at=started,
-        params={"since": since, "limit": limit, "format": "json"},
-        result={"n_entries": len(rows)},
-    )
-    return {"entries": rows, "next_since": rows[-1]["seq"] if more else None, "ledger_entry": entry.seq}
+    return cases.read_ledger(service, who, since, limit)
 
 
 @router.get("/verify", response_model=LedgerVerifyOut, summary="check the hash chain")
 def verify_ledger(
-    who: Annotated[Principal, Depends(require("auditor"))],
+    who: Annotated[Caller, Depends(require("auditor"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     store = service.store

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, UploadFile
 
-from faceaudit.service import jobs
-from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.operations import cases
+from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.routes import ERRORS, read_upload
 from faceaudit.service.schemas import DetectedFace, VerifyOut
 from faceaudit.service.state import Service
@@ -19,20 +19,20 @@ _may_recognise = require("enroller", "searcher")
 @router.post("/detect", response_model=list[DetectedFace], summary="every face in an image")
 async def detect(
     image: Annotated[UploadFile, File(description="the image")],
-    who: Annotated[Principal, Depends(_may_recognise)],
+    who: Annotated[Caller, Depends(_may_recognise)],
     service: Annotated[Service, Depends(get_service)],
 ) -> list[dict]:
     upload = await read_upload(image, "image")
-    return await service.pool.run(jobs.detect, service, upload)
+    return await service.pool.run(cases.detect, service, upload)
 
 
 @router.post("/verify", response_model=VerifyOut, summary="1:1 verification of two images")
 async def verify(
     image_a: Annotated[UploadFile, File(description="the first image")],
     image_b: Annotated[UploadFile, File(description="the second image")],
-    who: Annotated[Principal, Depends(_may_recognise)],
+    who: Annotated[Caller, Depends(_may_recognise)],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     a = await read_upload(image_a, "image_a")
     b = await read_upload(image_b, "image_b")
-    return await service.pool.run(jobs.verify, service, a, b)
+    return await service.pool.run(cases.verify, service, a, b)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.routes import ERRORS
 from faceaudit.service.schemas import IndexStatus
 from faceaudit.service.state import Service
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1", tags=["status"], responses=ERRORS)
 
 @router.get("/index", response_model=IndexStatus, summary="this replica's search index and its follower")
 def index_status(
-    who: Annotated[Principal, Depends(require("admin", "auditor"))],
+    who: Annotated[Caller, Depends(require("admin", "auditor"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     with service.gallery_lock:

@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
+from faceaudit.accountable import AccountableText, SubjectRef
 from faceaudit.gallery import Consent
-from faceaudit.service import jobs
-from faceaudit.service.auth import Principal, get_service, require
+from faceaudit.operations import cases
+from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS, read_upload
 from faceaudit.service.schemas import EnrolOut, EraseOut, ExpireOut, SubjectOut
@@ -40,25 +41,23 @@ async def enrol(
     consent_basis: Text,
     consent_by: Text,
     images: Annotated[list[UploadFile], File(description="one or more reference images")],
-    who: Annotated[Principal, Depends(require("enroller"))],
+    who: Annotated[Caller, Depends(require("enroller"))],
     service: Annotated[Service, Depends(get_service)],
     consent_expires: Annotated[str | None, Form(description="YYYY-MM-DD; consent ends on this day")] = None,
     store_images: Annotated[bool, Form(description="also keep the images, sealed, for reviewers")] = False,
 ) -> dict:
-    for value, field in ((subject_ref, "subject_ref"), (name, "name"), (consent_basis, "consent_basis")):
-        if not value.strip():
-            raise ApiError(422, "invalid", f"{field}: must not be blank", field=field)
+    ref, display = SubjectRef(subject_ref), AccountableText(name, "name")
     if len(images) > MAX_IMAGES:
         raise ApiError(422, "invalid", f"images: at most {MAX_IMAGES} reference images", field="images")
     consent = Consent(consent_basis, consent_by, _date(consent_expires, "consent_expires"))
     consent.validate()
     uploads = [await read_upload(f, f"images[{i}]") for i, f in enumerate(images)]
     return await service.pool.run(
-        lambda: jobs.enrol(
+        lambda: cases.enrol(
             service,
             who,
-            subject_ref=subject_ref.strip(),
-            name=name.strip(),
+            subject_ref=ref,
+            name=display,
             consent=consent,
             uploads=uploads,
             store_images=store_images,
@@ -68,7 +67,7 @@ async def enrol(
 
 @router.get("", response_model=list[SubjectOut], summary="subjects with consent and expiry (no templates)")
 def list_subjects(
-    who: Annotated[Principal, Depends(require("dpo"))],
+    who: Annotated[Caller, Depends(require("dpo"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> list[dict]:
     with service.gallery_lock:
@@ -79,15 +78,17 @@ def list_subjects(
 async def erase(
     ref: Annotated[str, Path(min_length=1, max_length=256)],
     reason: Annotated[str, Query(min_length=1, max_length=2000, description="why (logged as given)")],
-    who: Annotated[Principal, Depends(require("dpo"))],
+    who: Annotated[Caller, Depends(require("dpo"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
-    return await run_in_threadpool(jobs.erase, service, who, ref, reason)
+    return await run_in_threadpool(
+        cases.erase, service, who, SubjectRef(ref), AccountableText(reason, "reason")
+    )
 
 
 @router.post("/expire", response_model=ExpireOut, summary="erase every subject whose consent has expired")
 async def expire(
-    who: Annotated[Principal, Depends(require("dpo"))],
+    who: Annotated[Caller, Depends(require("dpo"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
-    return await run_in_threadpool(jobs.expire, service, who, None)
+    return await run_in_threadpool(cases.expire, service, who, None)

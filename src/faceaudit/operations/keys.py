@@ -18,13 +18,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from faceaudit.operations.key_records import KeyRecord
+from faceaudit.operations.records import ServiceStore
 
 from faceaudit.errors import UsageError
 from faceaudit.gallery.crypto import load_key
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import LedgerEntry
 from faceaudit.pgsql import is_pg_url
-from faceaudit.service.store import KeyRecord, ServiceStore
 
 ROLES: dict[str, str] = {
     "enroller": "detect, verify two images, enrol subjects",

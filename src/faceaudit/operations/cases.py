@@ -1,4 +1,8 @@
-"""The blocking work behind the routes, run on the inference pool: decode, detect, embed, then the gallery call.
+"""The use cases: one function for each thing a person does through the service (and its console).
+
+Each takes the :class:`~faceaudit.operations.context.Context`, the authenticated
+:class:`~faceaudit.operations.context.Caller` and typed values, owns the lock and the transaction, and returns
+plain records for the surface to render. Routes and console pages only parse, call one of these and render.
 
 Decoding, detection and embedding run without any lock (the models are thread-safe); only the gallery call
 holds the gallery lock. Every bad image raises :class:`InputError` naming the form field and the file name.
@@ -14,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from faceaudit.accountable import AccountableText, SubjectRef
 from faceaudit.errors import InputError
+from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
-from faceaudit.service.auth import Principal
-from faceaudit.service.state import Service
+from faceaudit.operations.context import Caller
+from faceaudit.operations.context import Context as Service
+from faceaudit.operations.review import Decision, Review, SearchStatus, progress_note
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,15 +78,17 @@ def verify(service: Service, a: Upload, b: Upload) -> dict[str, Any]:
 
 def enrol(
     service: Service,
-    who: Principal,
+    who: Caller,
     *,
-    subject_ref: str,
-    name: str,
-    consent: Any,
+    subject_ref: SubjectRef,
+    name: AccountableText,
+    consent: Consent,
     uploads: list[Upload],
     store_images: bool = False,
 ) -> dict[str, Any]:
     """Enrol a subject from its images, all or nothing; the index learns it at once."""
+    subject_ref = SubjectRef(subject_ref)
+    name = AccountableText(name, "name")
     with service.gallery_lock:
         if service.gallery.has_subject(subject_ref):  # refuse before spending inference on it
             from faceaudit.gallery import SubjectExistsError
@@ -118,9 +127,17 @@ def enrol(
 
 
 def identify(
-    service: Service, who: Principal, upload: Upload, *, purpose: str, case: str, top_k: int
+    service: Service,
+    who: Caller,
+    upload: Upload,
+    *,
+    purpose: AccountableText,
+    case: AccountableText,
+    top_k: int,
 ) -> dict[str, Any]:
-    """1:N search for human review; a refused probe is ledgered (as the CLI does) before the 422."""
+    """1:N search for human review; a refused probe is ledgered (as the CLI does) before the 422. The search is
+    stored for review with its candidates; one erased meanwhile is stored as its pseudonym."""
+    purpose, case = AccountableText(purpose, "purpose"), AccountableText(case, "case")
     engine = service.engine
     try:
         crop = _prepare(service, upload, "probe")
@@ -147,8 +164,9 @@ def identify(
             vector, probe_sha256=upload.sha256, purpose=purpose, case=case, operator=who.actor, top_k=top_k
         )
     candidates = [c.as_dict() for c in result.candidates]
+    pseudonyms = {c.subject_ref: service.gallery.pseudonym(c.subject_ref) for c in result.candidates}
     search_id = str(uuid.uuid4())
-    service.store.add_search(
+    stored = service.store.add_search(
         search_id=search_id,
         principal=who.name,
         key_id=who.key_id,
@@ -157,22 +175,31 @@ def identify(
         ledger_seq=result.ledger_seq,
         threshold=result.threshold,
         candidates=candidates,
+        pseudonyms=pseudonyms,
         probe=service.probes.seal(upload.data, search_id),
     )
     return {
         "search_id": search_id,
-        "candidates": candidates,
+        "candidates": stored,
         "threshold": result.threshold,
         "model": result.model_id,
         "ledger_entry": result.ledger_seq,
-        "status": "pending_review",
+        "status": SearchStatus.PENDING_REVIEW.value,
     }
 
 
 def verify_subject(
-    service: Service, who: Principal, upload: Upload, *, subject_ref: str, purpose: str, case: str
+    service: Service,
+    who: Caller,
+    upload: Upload,
+    *,
+    subject_ref: SubjectRef,
+    purpose: AccountableText,
+    case: AccountableText,
 ) -> dict[str, Any]:
     """1:1 comparison of a probe with one enrolled subject (logged by the gallery)."""
+    subject_ref = SubjectRef(subject_ref)
+    purpose, case = AccountableText(purpose, "purpose"), AccountableText(case, "case")
     image = _read(upload)  # decoded before the lock; errors name the field
     with service.gallery_lock:
         result = service.gallery.verify_subject(
@@ -183,27 +210,68 @@ def verify_subject(
     return out
 
 
-def erase(service: Service, who: Principal, subject_ref: str, reason: str) -> dict[str, Any]:
-    """Erase a subject (row, templates, index entries); searches keep only its pseudonym. The scrub comes last,
-    so that the searches' old bytes are overwritten with the rest."""
+def erase(service: Service, who: Caller, subject_ref: SubjectRef, reason: AccountableText) -> dict[str, Any]:
+    """Erase a subject: its row, templates and index entries go, and every stored search and review keeps only its
+    pseudonym, in the gallery's one transaction; then the scrub."""
+    subject_ref = SubjectRef(subject_ref)
+    reason = AccountableText(reason, "reason")
     with service.gallery_lock:
-        seq = service.gallery.erase(subject_ref, reason=reason, operator=who.actor, scrub=False)
-        pseudonym = service.gallery.pseudonym(subject_ref)
-    service.store.forget_subject(subject_ref, pseudonym)
-    with service.gallery_lock:
-        service.gallery.scrub_or_warn()
+        seq = service.gallery.erase(subject_ref, reason=reason, operator=who.actor)
     return {"erased": subject_ref, "ledger_entry": seq}
 
 
-def expire(service: Service, who: Principal, as_of: date | None) -> dict[str, Any]:
-    """Erase every subject whose consent has expired."""
+def expire(service: Service, who: Caller, as_of: date | None) -> dict[str, Any]:
+    """Erase every subject whose consent has expired (as :func:`erase` does, in one transaction)."""
     with service.gallery_lock:
-        erased = service.gallery.expire(as_of, operator=who.actor, scrub=False)
-        seq = erased.ledger_seq  # not the ledger head: another replica may have appended since
-        pseudonyms = [(ref, service.gallery.pseudonym(ref)) for ref in erased]
-    for ref, pseudonym in pseudonyms:
-        service.store.forget_subject(ref, pseudonym)
-    if erased:
-        with service.gallery_lock:
-            service.gallery.scrub_or_warn()
-    return {"erased": list(erased), "ledger_entry": seq}
+        erased = service.gallery.expire(as_of, operator=who.actor)
+    return {"erased": list(erased), "ledger_entry": erased.ledger_seq}
+
+
+def review(
+    service: Service,
+    who: Caller,
+    search_id: str,
+    *,
+    decision: Decision | str,
+    subject_ref: SubjectRef | str | None,
+    reason: AccountableText | str,
+) -> dict[str, Any]:
+    """Confirm or reject a candidate of someone else's search. The rules (no self-review, one review a person,
+    decided searches are final, disputes) are checked in the store's transaction; a refusal raises
+    :class:`~faceaudit.operations.review.ReviewRefused`."""
+    reason = AccountableText(reason, "reason")
+    ref = SubjectRef.optional(subject_ref, "subject_ref")
+    status, entry, n = service.store.add_review(
+        search_id,
+        Review(who.name, Decision(decision), ref),
+        key_id=who.key_id,
+        reason=reason,
+        actor=who.actor,
+        pseudonym=service.gallery.pseudonym,
+    )
+    return {
+        "search_id": search_id,
+        "status": status.value,
+        "ledger_entry": entry.seq,
+        "reviews": n,
+        "note": progress_note(status, n),
+    }
+
+
+def read_ledger(service: Service, who: Caller, since: int, limit: int, fmt: str = "json") -> dict[str, Any]:
+    """A page of ledger entries after ``since`` (every hashed field, so each ``entry_hash`` can be recomputed),
+    itself logged as an ``export``."""
+    from faceaudit.ledger import utc_now
+
+    started = utc_now()
+    rows = service.store.ledger_page(since, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    entry = service.store.record(
+        "export",
+        who.actor,
+        started_at=started,
+        params={"since": since, "limit": limit, "format": fmt},
+        result={"n_entries": len(rows)},
+    )
+    return {"entries": rows, "next_since": rows[-1]["seq"] if more else None, "ledger_entry": entry.seq}
