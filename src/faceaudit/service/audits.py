@@ -43,7 +43,8 @@ class AuditJobs:
         audit_options: dict[str, Any] | None = None,
     ) -> None:
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder.chmod(0o700)  # audit inputs and reports: readable by the server's user only
         self._record = record  # (action, actor, **fields) -> ledger entry
         self.data_dir = None if data_dir is None else Path(data_dir).resolve()
         self._audit_options = dict(audit_options or {})  # model, policy, model_options of faceaudit.audit
@@ -136,7 +137,7 @@ class AuditJobs:
         """Queue the audit of manifest ``name`` (under the data folder; images relative to its folder)."""
         path = self.manifest_path(name)
         job_id = str(uuid.uuid4())
-        self._path(job_id).mkdir()
+        self._path(job_id).mkdir(mode=0o700)
         group_by = (group_by or "").strip() or "sex"
         job = self._write(
             job_id,
@@ -214,7 +215,7 @@ class AuditJobs:
         """Store the CSV and queue its audit; returns the job."""
         job_id = str(uuid.uuid4())
         folder = self._path(job_id)
-        folder.mkdir()
+        folder.mkdir(mode=0o700)
         (folder / "scores.csv").write_bytes(data)
         job = self._write(
             job_id,
