@@ -19,7 +19,6 @@ from service_fixtures import enrol, image, make_gallery, make_key, start_server
 from stores import stored_bytes
 
 from faceaudit.accountable import SubjectRef
-from faceaudit.gallery import Consent
 from faceaudit.gallery.values import SearchRequest
 from faceaudit.operations.review import Decision, Review, SearchStatus, decide
 

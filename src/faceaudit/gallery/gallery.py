@@ -110,7 +110,9 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
         if "names_bound" not in meta:
             self._bind_names()
-        if SCRUB_PENDING in meta:  # an erasure whose process died (or was blocked) before its scrub: finish it
+        if (
+            SCRUB_PENDING in meta
+        ):  # an erasure whose process died (or was blocked) before its scrub: finish it
             complete_scrub(repo, wait_s=0.0)
 
     def _bind_names(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 from collections.abc import Callable
@@ -128,10 +129,10 @@ def connect(path: str | os.PathLike, *, create: bool = False) -> sqlite3.Connect
     if os.path.isdir(path):
         raise NotAGalleryError(f"{path}: is a directory, not a faceaudit gallery")
     if create and not os.path.exists(path):
-        try:  # readable by its owner only; SQLite gives the -wal and -shm files the same mode
+        # readable by its owner only; SQLite gives the -wal and -shm files the same mode (another process may have
+        # made the file meanwhile)
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            pass  # another process made it meanwhile
     conn = sqlite3.connect(
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )

@@ -45,11 +45,22 @@ class ProbeSealing(Protocol):
 
 
 class Context(Protocol):
-    """What the operations need of a running service."""
+    """What the operations need of a running service (read-only attributes)."""
 
-    engine: Engine
-    gallery: Gallery
-    gallery_lock: threading.Lock
-    store: ServiceStore
-    hasher: KeyHasher
-    probes: ProbeSealing
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def gallery(self) -> Gallery: ...
+
+    @property
+    def gallery_lock(self) -> threading.Lock: ...
+
+    @property
+    def store(self) -> ServiceStore: ...
+
+    @property
+    def hasher(self) -> KeyHasher: ...
+
+    @property
+    def probes(self) -> ProbeSealing: ...

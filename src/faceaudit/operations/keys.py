@@ -18,13 +18,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from faceaudit.operations.key_records import KeyRecord
-from faceaudit.operations.records import ServiceStore
 
 from faceaudit.errors import UsageError
 from faceaudit.gallery.crypto import load_key
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import LedgerEntry
+from faceaudit.operations.key_records import KeyRecord
+from faceaudit.operations.records import ServiceStore
 from faceaudit.pgsql import is_pg_url
 
 ROLES: dict[str, str] = {

@@ -93,13 +93,13 @@ class ServiceStore(KeyRecords):
     def _open_postgresql(self, url: str, ledger_key: bytes | None) -> None:
         from faceaudit.ledger.pg_store import PostgresLedgerStore
 
-        raw = pgsql.connect(url, application_name="faceaudit-service")
+        raw: Any = pgsql.connect(url, application_name="faceaudit-service")
         if raw.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
             raw.close()
             raise gallery_store.GalleryNotFoundError(
                 f"{pgsql.redact(url)}: not an initialised gallery (run 'faceaudit gallery init')"
             )
-        meta = dict(raw.execute("SELECT key, value FROM meta").fetchall())
+        meta: dict[str, str] = dict(raw.execute("SELECT key, value FROM meta").fetchall())
         self._conn = _PgConnection(raw)
         self.dialect = search_records.POSTGRESQL
         self.gallery_id = meta["gallery_id"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from fastapi import Depends, Request
 
@@ -27,7 +27,7 @@ def _route(request: Request) -> str:
 
 def _deny(
     service: Service, request: Request, status: int, reason: str, who: Actor | str, key_id: str | None
-) -> None:
+) -> NoReturn:
     """Ledger a refused request (who tried what; never the key), then raise the 401 or 403.
 
     ``who`` is the authenticated actor (403) or, for a 401, the owner of the presented key, or "anonymous".
@@ -90,7 +90,7 @@ def live_principal(request: Request, service: Service, key_id: str) -> Caller:
     return Caller(Principal(record.principal), key_id, record.roles)
 
 
-def deny(service: Service, request: Request, who: Caller, reason: str) -> None:
+def deny(service: Service, request: Request, who: Caller, reason: str) -> NoReturn:
     """Refuse (403, ledgered) a request by an authenticated principal."""
     _deny(service, request, 403, reason, who.actor, who.key_id)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import UploadFile
 
 from faceaudit.operations.cases import Upload
 from faceaudit.service.errors import ApiError
 from faceaudit.service.schemas import ErrorBody
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
     for status, text in (
         (400, "bad request"),
