@@ -59,7 +59,7 @@ def test_rates_equal_an_explicit_loop_over_searches(seed, n, rank):
     for t in targets:
         # the threshold lies just above a top score; with scores in steps of 1/8 that score is tied
         assert (top_nm >= t.threshold).sum() <= math.floor(t.target_fpir * len(top_nm))
-        below = (top_nm == np.nextafter(np.float32(t.threshold), np.float32(-np.inf))).sum()
+        below = (top_nm == np.nextafter(t.threshold, -np.inf)).sum()
         assert below >= 1
         tied += below >= 2
         ref = loop_rates(x, subj, group, len(groups), split, t.threshold, rank)
