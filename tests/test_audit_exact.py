@@ -111,3 +111,32 @@ def test_score_bound_holds_and_is_tight_enough():
         )
         assert err.max() <= score_bound(dim) / 2
     assert 1e-5 < score_bound(128) < 2e-5
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_1to1_histograms_and_thresholds_equal_a_float64_brute_force(seed):
+    from faceaudit.audit.grid import ScoreGrid
+    from faceaudit.audit.metrics import threshold_index
+    from faceaudit.audit.scores import compare_templates
+
+    x, subj, group, groups = clustered(seed, n=150)
+    grid = ScoreGrid.cosine()
+    c = compare_templates(x, group, subj, groups, grid=grid, block=37)
+    u = unit64(x)
+    i, j = np.triu_indices(len(x), 1)
+    b = grid.quantise((u @ u.T)[i, j])  # every pair, float64 scores, the documented binning
+    mated = subj[i] == subj[j]
+    code = np.where(group < 0, 2, group)
+    lo, hi = np.minimum(code[i], code[j]), np.maximum(code[i], code[j])
+    for a in (0, 1):
+        for bb in (a, 1):
+            want = np.bincount(b[~mated & (lo == a) & (hi == bb)], minlength=grid.n_bins)
+            assert (c.non_mated[a, bb] == want).all()
+    assert (c.non_mated_total() == np.bincount(b[~mated], minlength=grid.n_bins)).all()
+    assert sorted(c.mated_bins.tolist()) == sorted(b[mated].tolist())
+    total = c.non_mated_total()
+    for target in (1e-2, 1e-3):
+        k = threshold_index(total, target)
+        fm = int((b[~mated] >= k).sum())
+        assert fm <= math.floor(target * (~mated).sum() + 1e-9)  # achieved FMR never over the target
+        assert k == 0 or int((b[~mated] >= k - 1).sum()) > math.floor(target * (~mated).sum() + 1e-9)

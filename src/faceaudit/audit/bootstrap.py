@@ -38,7 +38,7 @@ def high_scoring_pairs(st: SortedTemplates, k_min: int, block: int = BLOCK) -> t
     arithmetic (:func:`~faceaudit.audit.scores.score_tile`), so the bins agree with the histograms.
     """
     n_groups, n_bins = len(st.groups), st.grid.n_bins
-    buf = np.empty((block, block), np.float32)
+    buf = np.empty((block, block), np.float64)
     parts = []
     for rows, cols in st.tiles(block):
         g = int(st.code[rows[0]])
