@@ -76,10 +76,11 @@ def _intro(result: AuditResult) -> str:
 
 
 def _unsupported_sentence(t: TargetResult) -> str:
-    n = t.threshold.non_mated_comparisons
+    n, e = t.threshold.non_mated_comparisons, t.threshold.false_matches or 0
+    found = f"{e:,} false match{'es' if e != 1 else ''}" if e else "no false match"
     return (
-        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons with no "
-        f"false match, and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
+        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons "
+        f"({found}), and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
         "compared there."
     )
 
@@ -138,6 +139,8 @@ def ratio_interval_words(low: float | None, high: float | None) -> str:
     """``1.3–5.2×``, ``at least 1.3× (no upper bound)``, or "" when it could not be computed."""
     if _missing(low):
         return ""
+    if math.isinf(low):
+        return "unbounded (the lower group has no errors in most resamples)"
     if _missing(high) or math.isinf(high):
         return f"at least {low:.1f}× (no upper bound: in some resamples the lower group has no errors)"
     return f"{low:.1f}–{high:.1f}×"
@@ -158,33 +161,3 @@ def _caution(s: dict, hi: GroupRates, lo: GroupRates, rate: str, t: TargetResult
         f"{format_rate(il.low, pct)}–{format_rate(il.high, pct)}), so this {rate.upper()} difference is not "
         "established by this data."
     )
-
-
-def identification_headline(result: AuditResult) -> str:
-    """The 1:N headline (for candidate-list input): FPIR and FNIR at rank 1 of the extreme probe groups at the
-    first target FPIR."""
-    ident = result.identification
-    t = next((t for t in ident.targets if t.threshold is not None), None)
-    if t is None:
-        return _join(_intro(result), "No threshold could be set: there were no non-mated searches.")
-    text = f"At the threshold that gives FPIR {t.target_fpir:.0e} overall (τ = {t.threshold:.4g})"
-    if not t.measurable:
-        text = f"The data cannot support FPIR {t.target_fpir:.0e} (too few non-mated searches). " + text
-    parts = []
-    for what, pick, pct, verb in (
-        ("FPIR", lambda r: r.fpir, False, "non-mated searches of {hi} return a candidate"),
-        ("FNIR at rank 1", lambda r: r.fnir_rank1, True, "mated searches of {hi} miss their mate"),
-    ):
-        vals = {g: pick(r) for g, r in t.rates.items() if pick(r).value is not None}
-        if len(vals) < 2:
-            continue
-        hi, lo = max(vals, key=lambda g: vals[g].value), min(vals, key=lambda g: vals[g].value)
-        how = (
-            f"{vals[hi].value / vals[lo].value:.1f}× as often as" if vals[lo].value > 0 else "more often than"
-        )
-        parts.append(
-            f"{verb.format(hi=hi)} {how} those of {lo} ({what} {_rate_words(vals[hi].value, pct)} vs "
-            f"{format_rate(vals[lo].value, pct)})"
-        )
-    body = ", ".join(parts) if parts else "no two probe groups could be compared"
-    return _join(_intro(result), f"{text}, {body}.")

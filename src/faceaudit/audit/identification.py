@@ -173,6 +173,18 @@ def fpir_threshold(top_scores: np.ndarray, target: float) -> float | None:
     return float(np.nextafter(t[allowed], np.array(np.inf, t.dtype)))
 
 
+def fpir_rate(fp: int, searches: int, target: float, threshold_ok: bool = True) -> Rate:
+    """A probe group's FPIR, with the 1:1 rule per group: with no false positive it is measurable only from
+    3/target non-mated searches (rule of three), and only at a threshold the data support."""
+    need = math.ceil(3 / target)
+    if fp > 0 or searches == 0 or (threshold_ok and searches >= need):
+        return make_rate(fp, searches)
+    why = f"0 false positives in {searches} non-mated searches; need {need}"
+    if not threshold_ok:
+        why = f"too few non-mated searches overall for FPIR {target:g}"
+    return make_rate(fp, searches, measurable=False, note=f"{NOT_MEASURABLE}: {why}")
+
+
 @dataclass(frozen=True, slots=True)
 class IdentificationRates:
     """One probe group's 1:N error rates at the global threshold."""
@@ -275,13 +287,11 @@ def identification_rates(
             hit1 = (searches.mate_rank[m] == 1) & (searches.mate_score[m] >= tau)
             hit_r = (searches.mate_rank[m] <= rank) & (searches.mate_score[m] >= tau)
             n_m = int(m.sum())
-            fp = int((top[nm] >= tau).sum())
-            note = "" if measurable else f"{NOT_MEASURABLE}: too few non-mated searches for FPIR {target:g}"
             rates[g] = IdentificationRates(
                 g,
                 make_rate(n_m - int(hit1.sum()), n_m),
                 make_rate(n_m - int(hit_r.sum()), n_m),
-                make_rate(fp, int(nm.sum()), measurable=measurable or fp > 0, note=note if fp == 0 else ""),
+                fpir_rate(int((top[nm] >= tau).sum()), int(nm.sum()), target, measurable),
             )
             above = searches.scores[nm] >= tau
             cand_groups = gallery_group[searches.candidates[nm][above]]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from faceaudit.audit.headline_1n import identification_sentences
 from faceaudit.audit.identification import (
     DEFAULT_RANK,
     IdentificationResult,
@@ -161,4 +162,7 @@ def audit_identification(
         dask=dask,
     )
     result.warnings.extend(f"1:N: {w}" for w in result.identification.warnings)
+    result.headline = " ".join(
+        p for p in (result.headline, identification_sentences(result.identification)) if p
+    )
     return result
