@@ -84,6 +84,7 @@ class AuditResult:
     identification: Any = None
     model_comparison: pd.DataFrame | None = None
     model_verdicts: list[dict] | None = None
+    identification_comparison: pd.DataFrame | None = None
     """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
@@ -162,6 +163,10 @@ class AuditResult:
                 "by_model": self.model_comparison.reset_index().to_dict(orient="records"),
                 "verdicts": self.model_verdicts or [],
             }
+            if self.identification_comparison is not None:
+                out["model_comparison"]["identification_by_model"] = (
+                    self.identification_comparison.reset_index().to_dict(orient="records")
+                )
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)

@@ -22,6 +22,7 @@ from faceaudit.audit.pairs import UNLABELLED, load_manifest
 from faceaudit.audit.result import AuditResult
 from faceaudit.audit.run import _dask_client, _no_progress, audit, targets_of, templates_for_manifest
 from faceaudit.errors import UsageError
+from faceaudit.models.registry import DEFAULT_MODEL
 
 __all__ = ["audit_identification", "identify"]
 
@@ -132,6 +133,7 @@ def audit_identification(
         m = load_manifest(manifest, group_by)
         paths = [p.strip() for p in m.frame["path"]]
         opts = {k: audit_options[k] for k in ("model", "policy", "workers") if k in audit_options}
+        opts["model"] = opts.get("model") or DEFAULT_MODEL
         model_options = audit_options.get("model_options") or {}
         with (progress or _no_progress)(len(paths), "embedding") as advance:
             if dask is None:
