@@ -1,8 +1,8 @@
 """1:N identification differentials, the FRVT Part 3 protocol: FNIR and FPIR per probe group at one threshold.
 
-- **Split.** Subjects are shuffled with a seed; a fraction is enrolled, one image of each (chosen with the
-  same seed) forms the gallery, their other images are mated searches, and every image of a never-enrolled
-  subject is a non-mated search.
+- **Split** (:mod:`faceaudit.audit.splits`). Subjects are shuffled with a seed; a fraction is enrolled, one
+  image of each (chosen with the same seed) forms the gallery, their other images are mated searches, and
+  every image of a never-enrolled subject is a non-mated search. The report records the gallery in full.
 - **Search.** Blocked float32 GEMM against the whole gallery, keeping the top ``L`` candidates of each search
   and, for a mated search, its mate's score and rank, all exact in float64: every float32 score within the
   proven rounding bound of a deciding score is re-scored in float64 (:mod:`faceaudit.audit.exact`). Memory is
@@ -26,54 +26,12 @@ import numpy as np
 
 from faceaudit.audit.exact import dot64, score_bound, unit64
 from faceaudit.audit.metrics import NOT_MEASURABLE, Rate, make_rate
+from faceaudit.audit.splits import Split, split_subjects  # noqa: F401 (re-exported: the 1:N API)
 
 SCHEMA = "faceaudit.identification/1"
 DEFAULT_TARGETS = (1e-2, 1e-3)
 DEFAULT_RANK = 10
 BLOCK = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    """Indices (into the templates) of the gallery, the mated and the non-mated searches."""
-
-    gallery: np.ndarray
-    mated: np.ndarray
-    mate: np.ndarray
-    """For each mated search, the index *in the gallery* of its subject's enrolled image."""
-    non_mated: np.ndarray
-    seed: int
-    enrolled_fraction: float
-
-
-def split_subjects(subject: np.ndarray, *, enrolled_fraction: float = 0.5, seed: int = 0) -> Split:
-    """The seeded FRVT-style split of subjects into enrolled (one gallery image each) and never enrolled."""
-    subject = np.asarray(subject)
-    rng = np.random.default_rng(seed)
-    subjects = np.unique(subject)
-    order = rng.permutation(len(subjects))
-    n_enrolled = int(round(enrolled_fraction * len(subjects)))
-    enrolled = np.zeros(len(subjects), bool)
-    enrolled[order[:n_enrolled]] = True
-    code = np.searchsorted(subjects, subject)
-    gallery, mated, mate, non_mated = [], [], [], []
-    for s in np.flatnonzero(enrolled):
-        images = np.flatnonzero(code == s)
-        pick = images[rng.integers(0, len(images))]
-        g = len(gallery)
-        gallery.append(pick)
-        rest = images[images != pick]
-        mated.extend(rest)
-        mate.extend([g] * len(rest))
-    non_mated = np.flatnonzero(~enrolled[code])
-    return Split(
-        np.array(gallery, np.intp),
-        np.array(mated, np.intp),
-        np.array(mate, np.intp),
-        np.asarray(non_mated, np.intp),
-        seed,
-        enrolled_fraction,
-    )
 
 
 @dataclass(slots=True)

@@ -134,6 +134,7 @@ def reproduce(
                 rank=ident["rank"],
                 enrolled_fraction=ident["split"]["enrolled_fraction"],
                 seed=ident["split"]["seed"],
+                split=ident["split"].get("gallery"),  # the recorded split itself, not the seed's draw
                 **options,
             )
         else:

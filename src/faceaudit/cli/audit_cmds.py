@@ -147,7 +147,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--enrolled-fraction", type=float, default=0.5, help="share of subjects enrolled (default 0.5)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the enrolled/never-enrolled split")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the enrolled/never-enrolled split (default 0)"
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        metavar="FILE",
+        help="reuse a recorded split: an audit.json (its identification.split.gallery) or a JSON file "
+        '{"gallery": [[subject_id, path], ...]}; --seed and --enrolled-fraction are then not used',
+    )
     _add_metric_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_audit_identification, model=None)  # None: the templates' own model, else sface
@@ -302,6 +311,7 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         rank=args.rank,
         enrolled_fraction=args.enrolled_fraction,
         seed=args.seed,
+        split=args.split,
         model=args.model,
         model_options=_model_options(args),
         dask=args.dask,
