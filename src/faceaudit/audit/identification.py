@@ -174,6 +174,10 @@ class IdentificationResult:
     gallery_composition: dict[str, int]
     targets: list[IdentificationTarget]
     warnings: list[str] = field(default_factory=list)
+    bootstrap: dict = field(default_factory=dict)
+    """Subject-clustered intervals (:mod:`faceaudit.audit.ident_bootstrap`), keyed by target FPIR."""
+    splits: dict = field(default_factory=dict)
+    """The spread across repeated splits (``--splits K``), keyed by target FPIR."""
 
     @property
     def candidate_groups(self) -> list[str]:
@@ -211,6 +215,8 @@ class IdentificationResult:
                 for t in self.targets
             ],
             "warnings": self.warnings,
+            **({"bootstrap": self.bootstrap} if self.bootstrap else {}),
+            **({"splits": self.splits} if self.splits else {}),
         }
 
 

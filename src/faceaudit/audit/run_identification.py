@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from faceaudit.audit.headline_1n import identification_sentences
+from faceaudit.audit.ident_bootstrap import bootstrap_identification
 from faceaudit.audit.identification import (
     DEFAULT_RANK,
     IdentificationResult,
@@ -20,7 +21,14 @@ from faceaudit.audit.identification import (
 from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS
 from faceaudit.audit.pairs import UNLABELLED, load_manifest
 from faceaudit.audit.result import AuditResult
-from faceaudit.audit.run import _dask_client, _no_progress, audit, targets_of, templates_for_manifest
+from faceaudit.audit.run import (
+    DEFAULT_BOOTSTRAP,
+    _dask_client,
+    _no_progress,
+    audit,
+    targets_of,
+    templates_for_manifest,
+)
 from faceaudit.audit.splits import Split, read_split, split_from_record, split_record
 from faceaudit.errors import UsageError
 from faceaudit.models.registry import DEFAULT_MODEL
@@ -42,11 +50,12 @@ def identify(
     dask: Any = None,
     split: Split | None = None,
     labels: tuple[Sequence[str], Sequence[str]] | None = None,
+    bootstrap: int = 0,
 ) -> IdentificationResult:
     """The 1:N audit of templates in memory (failed images removed): split, search, rates per probe group.
 
     ``split`` reuses a given split instead of the seeded draw; ``labels`` (subject ids, paths) lets the report
-    record the gallery in full. ``dask`` (a ``distributed.Client``) runs the searches on its cluster, with
+    record the gallery in full; ``bootstrap`` resamples give subject-clustered intervals. ``dask`` (a ``distributed.Client``) runs the searches on its cluster, with
     the same result."""
     if rank < 1:
         raise UsageError(f"--rank must be 1 or more, not {rank}")
@@ -90,9 +99,14 @@ def identify(
                 f"only {int((~mated).sum())} non-mated searches: a threshold for FPIR {t.target_fpir:g} needs "
                 f"at least {int(np.ceil(3 / t.target_fpir))} (rule of three)"
             )
+    boot = {}
+    if bootstrap:
+        boot = bootstrap_identification(
+            searches, subject[probes], probe_group, mated, groups, targets, rank=rank, n_boot=bootstrap
+        )
     composition = {g: int((gallery_group == i).sum()) for i, g in enumerate(groups)}
     composition["unlabelled"] = int((gallery_group == UNLABELLED).sum())
-    return IdentificationResult(list(groups), rank, facts, composition, targets, warn)
+    return IdentificationResult(list(groups), rank, facts, composition, targets, warn, boot)
 
 
 def _split_facts(split: Split, labels) -> dict:
@@ -189,6 +203,7 @@ def audit_identification(
         dask=dask,
         split=given,
         labels=(subject_ids, paths),
+        bootstrap=audit_options.get("bootstrap", DEFAULT_BOOTSTRAP),
     )
     result.warnings.extend(f"1:N: {w}" for w in result.identification.warnings)
     result.headline = " ".join(
