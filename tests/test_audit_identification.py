@@ -262,3 +262,34 @@ def test_verify_report_reproduces_a_1n_audit_from_its_recorded_split(tmp_path):
                          seed=5).save(tmp_path / "o")  # fmt: skip
     v = verify_report(tmp_path / "o" / "audit.json", reproduce_from={"templates": t, "manifest": m})
     assert v.reproduced and v.ok, v.differences
+
+
+def test_splits_report_the_spread_and_the_headline_follows_it(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    m, t = _ident_files(tmp_path, seed=10)
+    p = run_cli("audit-identification", str(m), "--group-by", "sex", "--templates", str(t), "--target-fpir", "0.1",
+                "--target-fmr", "0.05", "--bootstrap", "50", "--splits", "4", "--seed", "2",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "o" / "audit.json").read_text())
+    sp = doc["identification"]["splits"]
+    assert sp["seeds"] == [2, 3, 4, 5] and len(set(sp["galleries_sha256"])) == 4
+    block = sp["targets"]["0.1"]
+    for key in ("fpir", "fnir_rank1"):
+        r = block[f"{key}_ratio"]
+        assert r["n_splits"] <= 4 and 0 <= r["direction_holds"] <= r["n_splits"]
+        if r["median"] is not None:
+            assert r["min"] <= r["median"] <= r["max"]
+        name = "FPIR" if key == "fpir" else "FNIR at rank 1"
+        sentence = doc["headline"].split(f"{name} ")[0]
+        assert f"Across {r['n_splits']} splits the ratio" in doc["headline"]
+        if r["direction_holds"] < r["n_splits"]:
+            assert f"so this {name} difference is not established by this data" in doc["headline"]
+        assert sentence
+    g = block["by_group"]["female"]["fnir_rank1"]
+    assert g["n"] == 4 and g["min"] <= g["median"] <= g["max"]
+    assert "Across 4 splits (median [min, max])" in p.stdout
+    assert "subject-clustered" in doc["headline"] and doc["identification"]["bootstrap"]["0.1"]["reset"]

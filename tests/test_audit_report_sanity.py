@@ -78,10 +78,16 @@ def shapes(tmp_path):
     )
     subj = np.repeat(np.arange(80), 3)
     m, t = _templates(tmp_path, subj, np.where(subj % 3 == 0, "female", "male"), name="ident")
+    first = audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1, 1e-2], target_fmr=0.05)
+    out.append(("1:N", first))
+    gallery = first.identification.split["gallery"]
+    out.append(
+        ("1:N, 3 splits", audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1], splits=3))
+    )
     out.append(
         (
-            "1:N",
-            audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1, 1e-2], target_fmr=0.05),
+            "1:N, recorded split",
+            audit_identification(m, group_by="sex", templates=t, split=gallery, seed=None),
         )
     )
     subj = np.concatenate(

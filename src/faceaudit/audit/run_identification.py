@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from faceaudit.audit.headline_1n import identification_sentences
 from faceaudit.audit.ident_bootstrap import bootstrap_identification
+from faceaudit.audit.ident_spread import spread
 from faceaudit.audit.identification import (
     DEFAULT_RANK,
     IdentificationResult,
@@ -138,18 +140,23 @@ def audit_identification(
     progress=None,
     dask: Any = None,
     split: str | os.PathLike | list | None = None,
+    splits: int = 1,
     **audit_options,
 ) -> AuditResult:
     """The 1:1 audit of ``manifest`` (see :func:`faceaudit.audit.run.audit`) with the 1:N audit added as
     ``result.identification``. Without ``templates`` the images are embedded once, into ``out/templates.npz``
     (reusable with ``templates=``). ``dask`` (an address, ``local:N`` or a client) runs the all-pairs
-    comparison and the searches on a Dask cluster, with the same result."""
+    comparison and the searches on a Dask cluster, with the same result. ``split`` reuses a recorded split (a
+    file or its ``gallery`` list); ``splits`` K ≥ 2 repeats the split with seeds seed … seed+K−1 and adds the
+    spread across them (``identification.splits``), which the headline then uses."""
+    if splits < 1:
+        raise UsageError(f"--splits must be 1 or more, not {splits}")
     if isinstance(dask, str):  # one client (and one LocalCluster) for the 1:1 and the 1:N parts
         with _dask_client(dask) as client:
             return audit_identification(
                 manifest, root, group_by, templates=templates, out=out, target_fpir=target_fpir, rank=rank,
                 enrolled_fraction=enrolled_fraction, seed=seed, progress=progress, dask=client, split=split,
-                **audit_options,
+                splits=splits, **audit_options,
             )  # fmt: skip
     if templates is None:
         if root is None or out is None:
@@ -190,21 +197,18 @@ def audit_identification(
             "split" if isinstance(split, list) else split,
             seed=seed,
         )
-    result.identification = identify(
-        er.templates[ok],
-        m.subject[ok],
-        m.group_index[ok],
-        m.groups,
-        target_fpir=target_fpir,
-        rank=rank,
-        enrolled_fraction=enrolled_fraction,
-        seed=seed,
-        progress=progress,
-        dask=dask,
-        split=given,
-        labels=(subject_ids, paths),
-        bootstrap=audit_options.get("bootstrap", DEFAULT_BOOTSTRAP),
+    run = partial(
+        identify, er.templates[ok], m.subject[ok], m.group_index[ok], m.groups, target_fpir=target_fpir,
+        rank=rank, enrolled_fraction=enrolled_fraction, progress=progress, dask=dask, labels=(subject_ids, paths),
+    )  # fmt: skip
+    result.identification = run(
+        seed=seed, split=given, bootstrap=audit_options.get("bootstrap", DEFAULT_BOOTSTRAP)
     )
+    if splits > 1:
+        first = 0 if seed is None else seed
+        seeds = [first + k for k in range(splits)]
+        others = [run(seed=s) for s in seeds[1:]]
+        result.identification.splits = spread([result.identification, *others], seeds)
     result.warnings.extend(f"1:N: {w}" for w in result.identification.warnings)
     result.headline = " ".join(
         p for p in (result.headline, identification_sentences(result.identification)) if p

@@ -157,6 +157,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="reuse a recorded split: an audit.json (its identification.split.gallery) or a JSON file "
         '{"gallery": [[subject_id, path], ...]}; --seed and --enrolled-fraction are then not used',
     )
+    p.add_argument(
+        "--splits",
+        type=int,
+        default=1,
+        metavar="K",
+        help="repeat the split with K seeds (seed … seed+K-1) and report each rate's median, range and how often "
+        "the direction holds; with K >= 2 the headline uses it (default 1)",
+    )
     _add_metric_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_audit_identification, model=None)  # None: the templates' own model, else sface
@@ -299,7 +307,7 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
     if args.model and "," in args.model:
         return cmd_compare_models(
             args, out=args.out, target_fpir=fpirs, rank=args.rank, enrolled_fraction=args.enrolled_fraction,
-            seed=args.seed, dask=args.dask,
+            seed=args.seed, dask=args.dask, splits=args.splits,
         )  # fmt: skip
     result = audit_identification(
         args.manifest,
@@ -312,6 +320,7 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         enrolled_fraction=args.enrolled_fraction,
         seed=args.seed,
         split=args.split,
+        splits=args.splits,
         model=args.model,
         model_options=_model_options(args),
         dask=args.dask,
