@@ -111,7 +111,7 @@ def test_headline_for_a_policy_reader_with_clustered_intervals(tmp_path):
     r = faceaudit.audit(tmp_path / "faces.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.05)
     h = r.headline
     assert h.startswith("Data: faces.csv; labels: sex_label_source: test labels (240).")
-    assert "about 1 in " in h and "The ratio's 95 % interval is " in h
+    assert "about 1 in " in h and "The ratio's 95 % subject-clustered interval is " in h
     assert "FMR [95% clustered]" in r.table().columns
     row = r.by_group.loc[(0.05, "female")]
     assert row["fmr_boot_low"] <= row["fmr"] <= row["fmr_boot_high"]

@@ -32,18 +32,57 @@ def test_two_models_side_by_side_with_verdicts(tmp_path):
             "sex": np.where(female, "f", "m"),
         }
     ).to_csv(tmp_path / "m.csv", index=False)
-    _npz(tmp_path / "a.npz", "model-a", 1.6, 0, subj, female)  # women's templates much noisier: big FNMR gap
-    _npz(tmp_path / "b.npz", "model-b", 0.85, 0, subj, female)  # nearly even
+    _npz(
+        tmp_path / "a.npz", "a-synthetic", 1.6, 0, subj, female
+    )  # women's templates much noisier: big FNMR gap
+    _npz(tmp_path / "b.npz", "b-synthetic", 0.85, 0, subj, female)  # nearly even
     p = run_cli("audit", str(tmp_path / "m.csv"), "--group-by", "sex", "--model", "a,b", "--templates",
                 f"{tmp_path / 'a.npz'},{tmp_path / 'b.npz'}", "--target-fmr", "1e-2", "--bootstrap", "200",
                 "--out", str(tmp_path / "o"))  # fmt: skip
     assert p.returncode == 0, p.stderr
-    assert "Models compared" in p.stdout and "==== model b (model-b)" in p.stdout
+    assert "Models compared" in p.stdout and "==== model b (b-synthetic)" in p.stdout
     doc = json.loads((tmp_path / "o" / "audit.json").read_text())
     rows = {r["model"]: r for r in doc["model_comparison"]["by_model"]}
-    assert set(rows) == {"model-a", "model-b"}
-    assert rows["model-a"]["fnmr_max_min_ratio"] > rows["model-b"]["fnmr_max_min_ratio"]
+    assert set(rows) == {"a-synthetic", "b-synthetic"}
+    assert rows["a-synthetic"]["fnmr_max_min_ratio"] > rows["b-synthetic"]["fnmr_max_min_ratio"]
     fnmr = next(v for v in doc["model_comparison"]["verdicts"] if v["rate"] == "FNMR")
-    assert fnmr["smaller"] == "model-b" and fnmr["established"] is True
+    assert fnmr["smaller"] == "b-synthetic" and fnmr["established"] is True
     assert "Models compared" in (tmp_path / "o" / "report.html").read_text()
     assert (tmp_path / "o" / "model-2" / "audit.json").is_file()
+
+
+def test_audit_identification_compares_models_and_refuses_a_model_that_did_not_make_the_templates(tmp_path):
+    subj = np.repeat(np.arange(120), 3)
+    female = subj % 2 == 0
+    pd.DataFrame(
+        {
+            "path": [f"i{i}.jpg" for i in range(len(subj))],
+            "subject_id": subj,
+            "sex": np.where(female, "f", "m"),
+        }
+    ).to_csv(tmp_path / "m.csv", index=False)
+    _npz(tmp_path / "a.npz", "a-synthetic", 1.6, 0, subj, female)
+    _npz(tmp_path / "b.npz", "b-synthetic", 0.85, 0, subj, female)
+    common = ["--group-by", "sex", "--target-fmr", "1e-2", "--target-fpir", "0.1", "--bootstrap", "50"]
+    p = run_cli("audit-identification", str(tmp_path / "m.csv"), *common, "--model", "a,b", "--templates",
+                f"{tmp_path / 'a.npz'},{tmp_path / 'b.npz'}", "--out", str(tmp_path / "o"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "1:N, models compared" in p.stdout
+    doc = json.loads((tmp_path / "o" / "audit.json").read_text())
+    rows = {r["model"]: r for r in doc["model_comparison"]["identification_by_model"]}
+    assert (
+        set(rows) == {"a-synthetic", "b-synthetic"}
+        and doc["identification"]["targets"][0]["target_fpir"] == 0.1
+    )
+    assert (
+        json.loads((tmp_path / "o" / "model-2" / "audit.json").read_text())["config"]["model_id"]
+        == "b-synthetic"
+    )
+    for cmd, extra in (("audit", common[:4] + common[6:]), ("audit-identification", common)):
+        p = run_cli(cmd, str(tmp_path / "m.csv"), *extra, "--model", "dlib", "--templates", str(tmp_path / "a.npz"),
+                    "--out", str(tmp_path / "x"))  # fmt: skip
+        assert p.returncode == 2 and "--model dlib does not match the templates in" in p.stderr, p.stderr
+        assert "a-synthetic" in p.stderr
+    p = run_cli("audit-identification", str(tmp_path / "m.csv"), *common, "--templates", str(tmp_path / "a.npz"),
+                "--out", str(tmp_path / "y"))  # fmt: skip
+    assert p.returncode == 0, p.stderr  # no --model: the templates' own

@@ -59,7 +59,7 @@ def test_rates_equal_an_explicit_loop_over_searches(seed, n, rank):
     for t in targets:
         # the threshold lies just above a top score; with scores in steps of 1/8 that score is tied
         assert (top_nm >= t.threshold).sum() <= math.floor(t.target_fpir * len(top_nm))
-        below = (top_nm == np.nextafter(np.float32(t.threshold), np.float32(-np.inf))).sum()
+        below = (top_nm == np.nextafter(t.threshold, -np.inf)).sum()
         assert below >= 1
         tied += below >= 2
         ref = loop_rates(x, subj, group, len(groups), split, t.threshold, rank)
@@ -191,3 +191,105 @@ def test_candidate_list_csv_gives_the_same_rates_as_the_searches(tmp_path):
                 "--rank", "5", "--out", str(tmp_path / "o"))  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "given candidate lists" in p.stdout and "FNIR rank 5" in p.stdout
+
+
+def _ident_files(tmp_path, seed=8):
+    import pandas as pd
+
+    from faceaudit.pipeline.batch import EmbedResult
+
+    rng = np.random.default_rng(seed)
+    subj = np.repeat(np.arange(90), rng.integers(1, 5, 90))
+    x = (rng.standard_normal((90, 24))[subj] + 0.8 * rng.standard_normal((len(subj), 24))).astype(np.float32)
+    paths = [f"i{i}.jpg" for i in range(len(subj))]
+    nan = np.full(len(subj), np.nan, np.float32)
+    EmbedResult(
+        paths, x, ["ok"] * len(subj), np.ones(len(subj), np.int32), nan, nan, nan, nan, "m", "c"
+    ).save(tmp_path / "t.npz")
+    sex = np.where(subj % 3 == 0, "female", "male")
+    pd.DataFrame({"path": paths, "subject_id": [f"p{s}" for s in subj], "sex": sex}).to_csv(
+        tmp_path / "m.csv", index=False
+    )
+    return tmp_path / "m.csv", tmp_path / "t.npz"
+
+
+def test_split_rebuilt_from_audit_json_alone_gives_the_same_counts(tmp_path, monkeypatch):
+    import json
+
+    from conftest import run_cli
+
+    from faceaudit.audit import splits
+    from faceaudit.audit.run_identification import audit_identification
+
+    m, t = _ident_files(tmp_path)
+    options = {"group_by": "sex", "templates": t, "target_fpir": [0.1], "target_fmr": 0.05, "bootstrap": 0}
+    first = audit_identification(m, seed=3, **options)
+    first.save(tmp_path / "o")
+    doc = json.loads((tmp_path / "o" / "audit.json").read_text())
+    record = doc["identification"]["split"]["gallery"]
+    assert len(record) == doc["identification"]["split"]["gallery_size"] and record[0][1].endswith(".jpg")
+
+    def no_rng(*a, **k):
+        raise AssertionError("a recorded split must be rebuilt without random numbers")
+
+    monkeypatch.setattr(splits.np.random, "default_rng", no_rng)
+    again = audit_identification(m, split=tmp_path / "o" / "audit.json", seed=None, **options)
+    a, b = first.identification.to_dict(), again.identification.to_dict()
+    assert b["split"]["seed"] is None and a["split"]["seed"] == 3
+    a["split"].pop("seed"), b["split"].pop("seed")
+    assert a == b  # every count, threshold and the recorded gallery itself
+    monkeypatch.undo()
+
+    p = run_cli("audit-identification", str(m), "--group-by", "sex", "--templates", str(t), "--target-fpir",
+                "0.1", "--target-fmr", "0.05", "--bootstrap", "0", "--split", str(tmp_path / "o" / "audit.json"),
+                "--out", str(tmp_path / "cli"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    cli = json.loads((tmp_path / "cli" / "audit.json").read_text())["identification"]
+    assert cli["split"]["gallery"] == record and cli["targets"] == doc["identification"]["targets"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"gallery": [["p999", "nowhere.jpg"]]}))
+    p = run_cli("audit-identification", str(m), "--group-by", "sex", "--templates", str(t), "--split", str(bad),
+                "--out", str(tmp_path / "x"))  # fmt: skip
+    assert p.returncode != 0 and "bad.json" in p.stderr and "'nowhere.jpg'" in p.stderr
+
+
+def test_verify_report_reproduces_a_1n_audit_from_its_recorded_split(tmp_path):
+    from faceaudit.audit.run_identification import audit_identification
+    from faceaudit.audit.verify import verify_report
+
+    m, t = _ident_files(tmp_path, seed=9)
+    audit_identification(m, group_by="sex", templates=t, target_fpir=[0.1], target_fmr=0.05, bootstrap=20,
+                         seed=5).save(tmp_path / "o")  # fmt: skip
+    v = verify_report(tmp_path / "o" / "audit.json", reproduce_from={"templates": t, "manifest": m})
+    assert v.reproduced and v.ok, v.differences
+
+
+def test_splits_report_the_spread_and_the_headline_follows_it(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    m, t = _ident_files(tmp_path, seed=10)
+    p = run_cli("audit-identification", str(m), "--group-by", "sex", "--templates", str(t), "--target-fpir", "0.1",
+                "--target-fmr", "0.05", "--bootstrap", "50", "--splits", "4", "--seed", "2",
+                "--out", str(tmp_path / "o"))  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    doc = json.loads((tmp_path / "o" / "audit.json").read_text())
+    sp = doc["identification"]["splits"]
+    assert sp["seeds"] == [2, 3, 4, 5] and len(set(sp["galleries_sha256"])) == 4
+    block = sp["targets"]["0.1"]
+    for key in ("fpir", "fnir_rank1"):
+        r = block[f"{key}_ratio"]
+        assert r["n_splits"] <= 4 and 0 <= r["direction_holds"] <= r["n_splits"]
+        if r["median"] is not None:
+            assert r["min"] <= r["median"] <= r["max"]
+        name = "FPIR" if key == "fpir" else "FNIR at rank 1"
+        sentence = doc["headline"].split(f"{name} ")[0]
+        assert f"Across {r['n_splits']} splits the ratio" in doc["headline"]
+        if r["direction_holds"] < r["n_splits"]:
+            assert f"so this {name} difference is not established by this data" in doc["headline"]
+        assert sentence
+    g = block["by_group"]["female"]["fnir_rank1"]
+    assert g["n"] == 4 and g["min"] <= g["median"] <= g["max"]
+    assert "Across 4 splits (median [min, max])" in p.stdout
+    assert "subject-clustered" in doc["headline"] and doc["identification"]["bootstrap"]["0.1"]["reset"]

@@ -123,3 +123,25 @@ def test_reproduce_a_manifest_audit_from_templates(tmp_path, keys):
     )
     v = verify_report(report, reproduce_from={"templates": tmp_path / "t2.npz"})
     assert not v.ok and v.differences[0][0] == "config.templates_sha256"
+
+
+def test_a_signed_report_with_a_duplicated_key_is_refused(tmp_path, keys):
+    priv, pub, _ = keys
+    _scores(tmp_path / "s.csv")
+    out = audit_scores(tmp_path / "s.csv", group_by="sex", target_fmr=1e-2).save(
+        tmp_path / "o", sign_key=priv
+    )
+    text = out["json"].read_text()
+    doc = json.loads(text)
+    errors = doc["by_group"][0]["fmr_errors"]
+    # the signed value stays last (Python keeps the last), a first-value reader would see 0
+    needle = f'"fmr_errors": {errors}'
+    assert needle in text
+    dup = tmp_path / "dup.json"
+    dup.write_text(text.replace(needle, f'"fmr_errors": 0, {needle}', 1))
+    assert json.loads(dup.read_text())["by_group"][0]["fmr_errors"] == errors
+    with pytest.raises(ReportSignatureError, match="'fmr_errors' appears twice"):
+        verify_report(dup, public_key=pub)
+    p = run_cli("verify-report", str(dup), "--public-key", str(pub))
+    assert p.returncode == 1 and "appears twice" in p.stderr
+    assert verify_report(out["json"], public_key=pub).key_fingerprint

@@ -6,6 +6,7 @@ Computation only: the tables and files are :class:`~faceaudit.audit.result.Audit
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -13,9 +14,10 @@ import numpy as np
 from faceaudit.audit import fairness
 from faceaudit.audit.bootstrap import ClusteredBootstrap
 from faceaudit.audit.counts import ComparisonCounts
-from faceaudit.audit.disaggregated import GroupRates, TargetResult, Threshold
+from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult, Threshold
 from faceaudit.audit.metrics import (
     NOT_MEASURABLE,
+    Rate,
     det_curve,
     eer,
     exact_stats,
@@ -145,7 +147,7 @@ def global_threshold(counts: ComparisonCounts, target: float) -> Threshold:
         non_mated_comparisons=n_all,
         overall_fnmr=fnmr_rate(counts.mated_bins, k).value,
         exact_to=counts.grid.width,
-        measurable=n_all >= min_comparisons(target) or e_all > 0,
+        measurable=n_all >= min_comparisons(target),
     )
 
 
@@ -163,18 +165,27 @@ def group_rates(
     k_g = threshold_index(h, target)
     n_h = int(h.sum())
     tau_g_ok = k_g is not None and n_h >= min_comparisons(target)
+    fmr, fnmr = fmr_rate(h, k, target), fnmr_rate(mb, k)
     return GroupRates(
         group=counts.groups[g_i],
-        fmr=fmr_rate(h, k, target),
-        fnmr=fnmr_rate(mb, k),
+        fmr=fmr,
+        fnmr=fnmr,
         n_non_mated=n_h,
         n_mated=int(len(mb)),
         tau_g=counts.grid.edge(k_g) if tau_g_ok else None,
         tau_g_note="" if tau_g_ok else f"{NOT_MEASURABLE}: {n_h} comparisons < {min_comparisons(target)}",
         eer=eer(h, mb, counts.grid.n_bins)[0],
-        fmr_boot=bootstrap.interval(bootstrap.fmr(g_i, k)) if bootstrap else None,
-        fnmr_boot=bootstrap.interval(bootstrap.fnmr(g_i, k)) if bootstrap else None,
+        fmr_boot=_no_zero_width(bootstrap.interval(bootstrap.fmr(g_i, k)), fmr) if bootstrap else None,
+        fnmr_boot=_no_zero_width(bootstrap.interval(bootstrap.fnmr(g_i, k)), fnmr) if bootstrap else None,
     )
+
+
+def _no_zero_width(boot: Interval, rate: Rate) -> Interval:
+    """A bootstrap of a rate with no error collapses to [0, 0]: its upper end becomes the exact
+    (Clopper–Pearson) upper bound, and the method says so."""
+    if rate.errors or boot.low is None or rate.ci_high is None or (boot.high or 0) >= rate.ci_high:
+        return boot
+    return Interval(boot.low, rate.ci_high, f"{boot.method}; 0 errors: upper end the exact one-sided bound")
 
 
 def cross_group_fmr(counts: ComparisonCounts, k: int) -> np.ndarray:
@@ -239,6 +250,10 @@ def measure_target(
                 iv = bootstrap.ratio(rate, index[hi], index[lo], k)
                 diffs[f"{rate}_ratio_ci_low"], diffs[f"{rate}_ratio_ci_high"] = iv.low, iv.high
                 diffs[f"{rate}_ratio_ci_method"] = iv.method
+                if iv.high is not None and math.isinf(iv.high):
+                    diffs[f"{rate}_ratio_ci_note"] = (
+                        f"no upper bound: in some resamples {lo} has no {rate.upper()} errors"
+                    )
     result = TargetResult(
         threshold=threshold, rates=rates, differentials=diffs, cross_fmr=cross_group_fmr(counts, k)
     )

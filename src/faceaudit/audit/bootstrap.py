@@ -38,7 +38,7 @@ def high_scoring_pairs(st: SortedTemplates, k_min: int, block: int = BLOCK) -> t
     arithmetic (:func:`~faceaudit.audit.scores.score_tile`), so the bins agree with the histograms.
     """
     n_groups, n_bins = len(st.groups), st.grid.n_bins
-    buf = np.empty((block, block), np.float32)
+    buf = np.empty((block, block), np.float64)
     parts = []
     for rows, cols in st.tiles(block):
         g = int(st.code[rows[0]])
@@ -136,12 +136,16 @@ class ClusteredBootstrap:
             return np.where(den > 0, num / den, np.nan)
 
     def interval(self, values: np.ndarray) -> Interval:
-        """Percentile interval of resampled values (NaN resamples dropped)."""
+        """Percentile interval of resampled values (NaN resamples dropped; ``high`` inf when unbounded)."""
         v = values[~np.isnan(values)]
         if len(v) == 0:
             return Interval(None, None, "")
-        lo, hi = np.quantile(v, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
-        return Interval(float(lo), float(hi), f"{METHOD}, {self.n_boot} resamples")
+        p = [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2]
+        if np.isinf(v).any():  # no interpolation towards an unbounded resample (inf − inf is NaN)
+            lo, hi = float(np.quantile(v, p[0], method="lower")), float(np.quantile(v, p[1], method="higher"))
+        else:
+            lo, hi = (float(x) for x in np.quantile(v, p))
+        return Interval(lo, hi, f"{METHOD}, {self.n_boot} resamples")
 
     def ratio(self, rate: str, hi_g: int, lo_g: int, k: int) -> Interval:
         """Interval of ``rate``(hi_g) / ``rate``(lo_g) at ``k``: the ratio's own uncertainty (inf: 0 errors)."""

@@ -7,7 +7,8 @@ it when that model's ratio interval (subject-clustered bootstrap) lies wholly be
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -25,10 +26,13 @@ def compare_models(
     models: Sequence[str],
     *,
     templates: Sequence[str | os.PathLike | None] | None = None,
+    runner: Callable[..., AuditResult] = audit,
     **options,
 ) -> tuple[AuditResult, dict[str, AuditResult]]:
     """Audit ``manifest`` with each of ``models`` (templates per model, or embedding from ``root``); the first
-    model's result carries the side-by-side table (``model_comparison``) and the verdicts."""
+    model's result carries the side-by-side table (``model_comparison``) and the verdicts. ``runner`` is
+    :func:`~faceaudit.audit.run.audit` or ``audit_identification`` (then the 1:N rates are set side by side
+    too, ``identification_comparison``)."""
     models = [m.strip() for m in models if m.strip()]
     if len(models) < 2:
         raise UsageError("--model with a comparison needs two or more models, e.g. --model sface,dlib")
@@ -36,13 +40,45 @@ def compare_models(
     if len(templates) != len(models):
         raise UsageError(f"give one --templates file per model ({len(models)}), not {len(templates)}")
     results = {
-        m: audit(manifest, root, group_by, model=m, templates=t, **options)
-        for m, t in zip(models, templates, strict=True)
+        m: runner(manifest, root, group_by, model=m, templates=t, **_options_for(i, options))
+        for i, (m, t) in enumerate(zip(models, templates, strict=True))
     }
     first = results[models[0]]
     first.model_comparison = model_table(results)
     first.model_verdicts = verdicts(results)
+    if first.identification is not None:
+        first.identification_comparison = identification_table(results)
     return first, results
+
+
+def _options_for(i: int, options: dict) -> dict:
+    """Model i's options: its own ``out`` folder (``model-N/`` after the first), where it embeds its templates."""
+    if options.get("out") is None:
+        return options
+    out = Path(options["out"]) / (f"model-{i + 1}" if i else "")
+    out.mkdir(parents=True, exist_ok=True)
+    return {**options, "out": out}
+
+
+def identification_table(results: dict[str, AuditResult]) -> pd.DataFrame:
+    """One row per (target FPIR, model): τ, and the max/min ratios of FPIR and FNIR at rank 1 over the probe
+    groups whose rate is measurable (None where the smaller is 0), with the groups named."""
+    rows = []
+    for model, r in results.items():
+        for t in r.identification.targets:
+            row = {"target_fpir": t.target_fpir, "model": r.config.get("model_id", model),
+                   "threshold": t.threshold, "measurable": t.measurable}  # fmt: skip
+            for key in ("fpir", "fnir_rank1"):
+                vals = {
+                    g: getattr(x, key).value for g, x in t.rates.items() if getattr(x, key).value is not None
+                }
+                hi = max(vals, key=vals.get) if len(vals) >= 2 else None
+                lo = min(vals, key=vals.get) if len(vals) >= 2 else None
+                ok = hi is not None and t.measurable and vals[lo] > 0
+                row[f"{key}_max_min_ratio"] = vals[hi] / vals[lo] if ok else None
+                row[f"{key}_max_group"], row[f"{key}_min_group"] = hi, lo
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["target_fpir", "model"]) if rows else pd.DataFrame()
 
 
 def model_table(results: dict[str, AuditResult]) -> pd.DataFrame:

@@ -6,6 +6,7 @@ These are values computed from comparison counts, apart from any presentation (i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,3 +109,26 @@ class TargetResult:
     def measured(self) -> bool:
         """True when the global threshold could be set (so the rates exist)."""
         return self.threshold.threshold is not None
+
+
+CLUSTERED = "clustered"
+CLOPPER_PEARSON = "Clopper–Pearson"
+
+
+def interval_kind(rates: Iterable[GroupRates], rate: str) -> str:
+    """Which 95 % interval the table and the headline show for ``rate`` ("fmr"/"fnmr") at one target: the
+    subject-clustered bootstrap when every group with a measured rate has one, else Clopper–Pearson for all."""
+    measured = [r for r in rates if getattr(r, rate).value is not None]
+    boots = [getattr(r, f"{rate}_boot") for r in measured]
+    if measured and all(b is not None and b.low is not None for b in boots):
+        return CLUSTERED
+    return CLOPPER_PEARSON
+
+
+def group_interval(r: GroupRates, rate: str, kind: str) -> Interval:
+    """Group ``r``'s 95 % interval of ``rate`` of the given kind (see :func:`interval_kind`)."""
+    boot = getattr(r, f"{rate}_boot")
+    if kind == CLUSTERED and boot is not None:
+        return boot
+    rr = getattr(r, rate)
+    return Interval(rr.ci_low, rr.ci_high, rr.ci_method)

@@ -8,11 +8,11 @@ scatters them to every worker once, and sends each task a run of consecutive til
 Histograms are integer counts, so the order in which they arrive does not matter; mated scores are joined in
 tile order, as :func:`~faceaudit.audit.scores.compare_templates` joins them.
 
-Bit for bit, with one condition. OpenBLAS's SGEMM rounds differently with a different number of threads (a
-score within a float32 ulp or two of a bin edge can change bins: 80 of 3.4 million pairs in our test at 1 vs 2
-threads). Each task therefore runs its SGEMMs with the BLAS thread count of the calling process (through
-threadpoolctl), so on workers with the same BLAS build and CPU kernel the counts equal the in-process counts
-exactly. Workers on other CPUs give counts that are equally valid but may differ by such edge cases.
+Bit for bit, with one condition. BLAS may round differently with a different number of threads. The tiles
+are DGEMMs (a score would need to lie within ~1e-12 of a bin edge to change bins) and the 1:N searches
+re-score every float32 score near a deciding one in float64 (:mod:`faceaudit.audit.exact`), so in practice
+the counts agree everywhere; each task still runs its GEMMs with the BLAS thread count of the calling process
+(through threadpoolctl), so on workers with the same BLAS build and CPU kernel they agree bit for bit.
 
 ``address`` is a scheduler address (``tcp://host:8786``) or ``local:N`` for a LocalCluster of N worker
 processes (one thread each) on 127.0.0.1, started and stopped around the call. dask.distributed is optional:

@@ -11,7 +11,8 @@ from faceaudit.audit.candidate_lists import audit_candidate_lists, is_candidate_
 from faceaudit.audit.counts import count_scores
 from faceaudit.audit.fairness import alphas
 from faceaudit.audit.grid import ScoreGrid
-from faceaudit.audit.headline import headline, identification_headline
+from faceaudit.audit.headline import headline
+from faceaudit.audit.headline_1n import identification_headline
 from faceaudit.audit.hygiene import PAIR_COLUMNS, ScoreChecks, far_outliers, require_resolvable
 from faceaudit.audit.identification import DEFAULT_RANK
 from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS

@@ -61,17 +61,17 @@ class ScoreGrid:
     def quantise(self, scores: np.ndarray) -> np.ndarray:
         """Bin index (intp) of each score. The one quantisation used everywhere, reference tests included.
 
-        The cosine grid bins in float32 (the arithmetic of the SGEMM comparator); a grid from given scores
-        bins in float64 relative to ``lo``. Scores beyond either end fall into the end bins.
+        The cosine grid bins in float64 as ``s·(1/w) + (−lo/w)`` (the arithmetic of the DGEMM comparator); a
+        grid from given scores bins in float64 relative to ``lo``. Scores beyond either end fall into the end bins.
         """
         if self.float64:
             x = np.asarray(scores, np.float64)
             x = ((-x if not self.higher_is_better else x) - self.lo) / self.width
             return np.clip(np.floor(x), 0, self.n_bins - 1).astype(np.intp)
-        x = np.asarray(scores, np.float32)
+        x = np.asarray(scores, np.float64)
         if not self.higher_is_better:
             x = -x
-        x = x * np.float32(1.0 / self.width) + np.float32(-self.lo / self.width)
+        x = x * (1.0 / self.width) + (-self.lo / self.width)
         np.clip(x, 0, self.n_bins - 1, out=x)
         return x.astype(np.intp)
 
@@ -91,6 +91,6 @@ class ScoreGrid:
             "bin_width": self.width,
             "n_bins": self.n_bins,
             "higher_is_better": self.higher_is_better,
-            "binning": "float64, relative to the lowest score" if self.float64 else "float32 (SGEMM)",
+            "binning": "float64, relative to the lowest score" if self.float64 else "float64 (DGEMM)",
             "note": f"thresholds are bin lower edges, exact to one bin width ({self.width:g})",
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult
+from faceaudit.audit.disaggregated import GroupRates, TargetResult, group_interval, interval_kind
 from faceaudit.audit.metrics import NOT_MEASURABLE, min_comparisons
 from faceaudit.audit.result import AuditResult
 
@@ -42,8 +42,9 @@ def one_in(r: float | None) -> str:
 
 
 def _rate_words(r: float | None, percent: bool) -> str:
+    """``1.23e-03, about 1 in 810`` (no trailing punctuation; the caller adds what follows)."""
     words = one_in(r)
-    return f"{format_rate(r, percent)}, {words}," if words else format_rate(r, percent)
+    return f"{format_rate(r, percent)}, {words}" if words else format_rate(r, percent)
 
 
 def headline(result: AuditResult) -> str:
@@ -75,10 +76,11 @@ def _intro(result: AuditResult) -> str:
 
 
 def _unsupported_sentence(t: TargetResult) -> str:
-    n = t.threshold.non_mated_comparisons
+    n, e = t.threshold.non_mated_comparisons, t.threshold.false_matches or 0
+    found = f"{e:,} false match{'es' if e != 1 else ''}" if e else "no false match"
     return (
-        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons with no "
-        f"false match, and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
+        f"The data cannot support a threshold at FMR {t.target_fmr:.0e}: {n:,} non-mated comparisons "
+        f"({found}), and at least {min_comparisons(t.target_fmr):,} are needed (rule of three); no rates are "
         "compared there."
     )
 
@@ -106,12 +108,13 @@ def _fmr_sentence(t: TargetResult) -> str:
             text
             + f", {pair_name(hi_g)} non-mated comparisons false-match at {_rate_words(hi.fmr.value, False)}, "
             f"while {pair_name(lo_g)} had none in {lo.fmr.trials:,} comparisons."
+            + _caution(s, hi, lo, "fmr", t)
         )
     return (
         text
         + f", {pair_name(hi_g)} non-mated comparisons false-match {s['fmr_max_min_ratio']:.1f}× as often "
-        f"as {pair_name(lo_g)} (FMR {_rate_words(hi.fmr.value, False)} in {hi.fmr.trials:,} comparisons; vs "
-        f"{_rate_words(lo.fmr.value, False)} in {lo.fmr.trials:,})." + _caution(s, hi, lo, "fmr")
+        f"as {pair_name(lo_g)} (FMR {_rate_words(hi.fmr.value, False)}, in {hi.fmr.trials:,} comparisons; vs "
+        f"{_rate_words(lo.fmr.value, False)}, in {lo.fmr.trials:,})." + _caution(s, hi, lo, "fmr", t)
     )
 
 
@@ -127,30 +130,30 @@ def _fnmr_sentence(t: TargetResult) -> str:
     how = f"{ratio:.1f}× as often as" if ratio is not None else "more often than"
     return (
         f" Mated comparisons of {hi_n} fail to match {how} those of {lo_n} "
-        f"(FNMR {format_rate(hi.fnmr.value, True)}, {one_in(hi.fnmr.value)}; vs "
-        f"{format_rate(lo.fnmr.value, True)}, {one_in(lo.fnmr.value)})."
-    ) + _caution(s, hi, lo, "fnmr")
+        f"(FNMR {_rate_words(hi.fnmr.value, True)}, in {hi.fnmr.trials:,} comparisons; vs "
+        f"{_rate_words(lo.fnmr.value, True)}, in {lo.fnmr.trials:,})."
+    ) + _caution(s, hi, lo, "fnmr", t)
 
 
-def _interval(r: GroupRates, rate: str) -> tuple[Interval, str]:
-    """The bootstrap interval when there is one, else Clopper–Pearson's, and its short name."""
-    boot = r.fmr_boot if rate == "fmr" else r.fnmr_boot
-    if boot is not None and boot.low is not None:
-        return boot, "subject-clustered"
-    rr = r.fmr if rate == "fmr" else r.fnmr
-    return Interval(rr.ci_low, rr.ci_high, rr.ci_method), "Clopper–Pearson"
+def ratio_interval_words(low: float | None, high: float | None) -> str:
+    """``1.3–5.2×``, ``at least 1.3× (no upper bound)``, or "" when it could not be computed."""
+    if _missing(low):
+        return ""
+    if math.isinf(low):
+        return "unbounded (the lower group has no errors in most resamples)"
+    if _missing(high) or math.isinf(high):
+        return f"at least {low:.1f}× (no upper bound: in some resamples the lower group has no errors)"
+    return f"{low:.1f}–{high:.1f}×"
 
 
-def _caution(s: dict, hi: GroupRates, lo: GroupRates, rate: str) -> str:
+def _caution(s: dict, hi: GroupRates, lo: GroupRates, rate: str, t: TargetResult) -> str:
     """The ratio's own interval, and "not established by this data" when the extreme groups' 95 % intervals
-    overlap."""
-    (ih, kind), (il, _) = _interval(hi, rate), _interval(lo, rate)
+    (of the kind the table shows, :func:`interval_kind`) overlap."""
+    kind = interval_kind(t.rates.values(), rate)
+    ih, il = group_interval(hi, rate, kind), group_interval(lo, rate, kind)
     pct = rate == "fnmr"
-    text = ""
-    r_lo, r_hi = s.get(f"{rate}_ratio_ci_low"), s.get(f"{rate}_ratio_ci_high")
-    if r_lo is not None and r_hi is not None:
-        upper = "∞" if math.isinf(r_hi) else f"{r_hi:.1f}"
-        text = f" The ratio's 95 % interval is {r_lo:.1f}–{upper}×."
+    words = ratio_interval_words(s.get(f"{rate}_ratio_ci_low"), s.get(f"{rate}_ratio_ci_high"))
+    text = f" The ratio's 95 % subject-clustered interval is {words}." if words else ""
     if _missing(ih.low) or _missing(il.high) or ih.low > il.high:
         return text
     return text + (
@@ -158,33 +161,3 @@ def _caution(s: dict, hi: GroupRates, lo: GroupRates, rate: str) -> str:
         f"{format_rate(il.low, pct)}–{format_rate(il.high, pct)}), so this {rate.upper()} difference is not "
         "established by this data."
     )
-
-
-def identification_headline(result: AuditResult) -> str:
-    """The 1:N headline (for candidate-list input): FPIR and FNIR at rank 1 of the extreme probe groups at the
-    first target FPIR."""
-    ident = result.identification
-    t = next((t for t in ident.targets if t.threshold is not None), None)
-    if t is None:
-        return _join(_intro(result), "No threshold could be set: there were no non-mated searches.")
-    text = f"At the threshold that gives FPIR {t.target_fpir:.0e} overall (τ = {t.threshold:.4g})"
-    if not t.measurable:
-        text = f"The data cannot support FPIR {t.target_fpir:.0e} (too few non-mated searches). " + text
-    parts = []
-    for what, pick, pct, verb in (
-        ("FPIR", lambda r: r.fpir, False, "non-mated searches of {hi} return a candidate"),
-        ("FNIR at rank 1", lambda r: r.fnir_rank1, True, "mated searches of {hi} miss their mate"),
-    ):
-        vals = {g: pick(r) for g, r in t.rates.items() if pick(r).value is not None}
-        if len(vals) < 2:
-            continue
-        hi, lo = max(vals, key=lambda g: vals[g].value), min(vals, key=lambda g: vals[g].value)
-        how = (
-            f"{vals[hi].value / vals[lo].value:.1f}× as often as" if vals[lo].value > 0 else "more often than"
-        )
-        parts.append(
-            f"{verb.format(hi=hi)} {how} those of {lo} ({what} {_rate_words(vals[hi].value, pct)} vs "
-            f"{format_rate(vals[lo].value, pct)})"
-        )
-    body = ", ".join(parts) if parts else "no two probe groups could be compared"
-    return _join(_intro(result), f"{text}, {body}.")

@@ -1,10 +1,12 @@
 """1:N identification differentials, the FRVT Part 3 protocol: FNIR and FPIR per probe group at one threshold.
 
-- **Split.** Subjects are shuffled with a seed; a fraction is enrolled, one image of each (chosen with the
-  same seed) forms the gallery, their other images are mated searches, and every image of a never-enrolled
-  subject is a non-mated search.
-- **Search.** Blocked GEMM against the whole gallery, keeping the top ``L`` candidates of each search and, for
-  a mated search, its mate's score and rank. Memory is O(block × gallery), whatever the number of searches.
+- **Split** (:mod:`faceaudit.audit.splits`). Subjects are shuffled with a seed; a fraction is enrolled, one
+  image of each (chosen with the same seed) forms the gallery, their other images are mated searches, and
+  every image of a never-enrolled subject is a non-mated search. The report records the gallery in full.
+- **Search.** Blocked float32 GEMM against the whole gallery, keeping the top ``L`` candidates of each search
+  and, for a mated search, its mate's score and rank, all exact in float64: every float32 score within the
+  proven rounding bound of a deciding score is re-scored in float64 (:mod:`faceaudit.audit.exact`). Memory is
+  O(block × gallery), whatever the number of searches.
 - **Rank** of the mate: 1 + the number of non-mate gallery entries scoring at or above it (a tie counts
   against the mate).
 - **Rates** at a global threshold τ set on all non-mated searches for each target FPIR:
@@ -22,55 +24,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from faceaudit.audit.exact import dot64, score_bound, unit64
 from faceaudit.audit.metrics import NOT_MEASURABLE, Rate, make_rate
+from faceaudit.audit.splits import Split, split_subjects  # noqa: F401 (re-exported: the 1:N API)
 
 SCHEMA = "faceaudit.identification/1"
 DEFAULT_TARGETS = (1e-2, 1e-3)
 DEFAULT_RANK = 10
 BLOCK = 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Split:
-    """Indices (into the templates) of the gallery, the mated and the non-mated searches."""
-
-    gallery: np.ndarray
-    mated: np.ndarray
-    mate: np.ndarray
-    """For each mated search, the index *in the gallery* of its subject's enrolled image."""
-    non_mated: np.ndarray
-    seed: int
-    enrolled_fraction: float
-
-
-def split_subjects(subject: np.ndarray, *, enrolled_fraction: float = 0.5, seed: int = 0) -> Split:
-    """The seeded FRVT-style split of subjects into enrolled (one gallery image each) and never enrolled."""
-    subject = np.asarray(subject)
-    rng = np.random.default_rng(seed)
-    subjects = np.unique(subject)
-    order = rng.permutation(len(subjects))
-    n_enrolled = int(round(enrolled_fraction * len(subjects)))
-    enrolled = np.zeros(len(subjects), bool)
-    enrolled[order[:n_enrolled]] = True
-    code = np.searchsorted(subjects, subject)
-    gallery, mated, mate, non_mated = [], [], [], []
-    for s in np.flatnonzero(enrolled):
-        images = np.flatnonzero(code == s)
-        pick = images[rng.integers(0, len(images))]
-        g = len(gallery)
-        gallery.append(pick)
-        rest = images[images != pick]
-        mated.extend(rest)
-        mate.extend([g] * len(rest))
-    non_mated = np.flatnonzero(~enrolled[code])
-    return Split(
-        np.array(gallery, np.intp),
-        np.array(mated, np.intp),
-        np.array(mate, np.intp),
-        np.asarray(non_mated, np.intp),
-        seed,
-        enrolled_fraction,
-    )
 
 
 @dataclass(slots=True)
@@ -84,9 +45,35 @@ class Searches:
     mate_rank: np.ndarray
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+def _top_exact(s32, p64, g64, lo, top, bound):
+    """Exact top-``top`` (gallery index, float64 score; best first, ties by index) of each row of ``s32``.
+
+    Every entry within 2·bound of the row's ``top``-th float32 score is re-scored in float64: an entry below
+    that cannot be in the exact top ``top``."""
+    kth = -np.partition(-s32, top - 1, axis=1)[:, top - 1]
+    rows, cols = np.nonzero(s32 >= (kth - 2 * bound)[:, None])
+    exact = dot64(p64, g64, rows + lo, cols)
+    order = np.lexsort((cols, -exact, rows))
+    rows, cols, exact = rows[order], cols[order], exact[order]
+    start = np.searchsorted(rows, np.arange(len(s32)))
+    keep = np.arange(len(rows)) - start[rows] < top
+    return cols[keep].reshape(len(s32), top), exact[keep].reshape(len(s32), top)
+
+
+def _mate_exact(s32, p64, g64, lo, rows, mates, bound):
+    """Exact float64 mate scores and ranks (1 + non-mates scoring at or above the mate) of ``rows``.
+
+    A non-mate whose float32 score is 2·bound or more above the mate's float32 score is above it exactly, one
+    2·bound or more below is below; those in between are re-scored in float64."""
+    ms64 = dot64(p64, g64, rows + lo, mates)
+    ms32 = s32[rows, mates][:, None]
+    sr = s32[rows]
+    above = (sr >= ms32 + 2 * bound).sum(axis=1)
+    r, c = np.nonzero((sr >= ms32 - 2 * bound) & (sr < ms32 + 2 * bound))
+    near = c != mates[r]
+    r, c = r[near], c[near]
+    tied_or_above = dot64(p64, g64, rows[r] + lo, c) >= ms64[r]
+    return ms64, 1 + above + np.bincount(r[tied_or_above], minlength=len(rows))
 
 
 def search(
@@ -100,35 +87,30 @@ def search(
 ) -> Searches:
     """Search every probe against the gallery in blocks of ``block`` probes (one SGEMM each).
 
-    ``mate[i]`` is the gallery index of probe i's mate, or -1 for a non-mated search.
+    ``mate[i]`` is the gallery index of probe i's mate, or -1 for a non-mated search. Scores, candidate
+    lists and mate ranks are those of float64 cosine scores: the SGEMM's float32 scores are re-scored in
+    float64 wherever they lie within the proven rounding bound (:mod:`faceaudit.audit.exact`) of a score
+    that decides a candidate list or a rank.
     """
-    g = _unit(gallery)
-    p = _unit(probes)
+    g64, p64 = unit64(gallery), unit64(probes)
+    g, p = g64.astype(np.float32), p64.astype(np.float32)
+    bound = score_bound(g.shape[1])
     n, size = len(p), len(g)
     top = min(top, size)
     cand = np.empty((n, top), np.intp)
-    score = np.empty((n, top), np.float32)
-    mate_score = np.full(n, np.nan, np.float32)
+    score = np.empty((n, top), np.float64)
+    mate_score = np.full(n, np.nan, np.float64)
     mate_rank = np.zeros(n, np.intp)
     mate = np.asarray(mate, np.intp)
     for lo in range(0, n, block):
         hi = min(n, lo + block)
         s = p[lo:hi] @ g.T
-        part = (
-            np.argpartition(-s, top - 1, axis=1)[:, :top]
-            if top < size
-            else np.tile(np.arange(size), (hi - lo, 1))
-        )
-        ps = np.take_along_axis(s, part, axis=1)
-        o = np.argsort(-ps, axis=1, kind="stable")
-        cand[lo:hi] = np.take_along_axis(part, o, axis=1)
-        score[lo:hi] = np.take_along_axis(ps, o, axis=1)
+        if top:
+            cand[lo:hi], score[lo:hi] = _top_exact(s, p64, g64, lo, top, bound)
         m = mate[lo:hi]
         rows = np.flatnonzero(m >= 0)
         if len(rows):
-            ms = s[rows, m[rows]]
-            mate_score[lo + rows] = ms
-            mate_rank[lo + rows] = (s[rows] >= ms[:, None]).sum(axis=1)  # 1 + non-mates at or above the mate
+            mate_score[lo + rows], mate_rank[lo + rows] = _mate_exact(s, p64, g64, lo, rows, m[rows], bound)
         if progress:
             progress(hi - lo)
     return Searches(cand, score, mate_score, mate_rank)
@@ -138,7 +120,7 @@ def fpir_threshold(top_scores: np.ndarray, target: float) -> float | None:
     """The lowest threshold at which at most ``target`` of the non-mated searches return a candidate.
 
     Just above the top score of the first search that must not match: the next value up in the scores' own
-    precision (float32 for the GEMM's), so that the comparison ``score >= τ`` means the same in any dtype.
+    precision (float64 for :func:`search`'s exact scores), so that ties never push FPIR over the target.
     """
     t = np.sort(np.asarray(top_scores))[::-1]
     if len(t) == 0:
@@ -147,6 +129,18 @@ def fpir_threshold(top_scores: np.ndarray, target: float) -> float | None:
     if allowed >= len(t):
         return float(t[-1])
     return float(np.nextafter(t[allowed], np.array(np.inf, t.dtype)))
+
+
+def fpir_rate(fp: int, searches: int, target: float, threshold_ok: bool = True) -> Rate:
+    """A probe group's FPIR, with the 1:1 rule per group: with no false positive it is measurable only from
+    3/target non-mated searches (rule of three), and only at a threshold the data support."""
+    need = math.ceil(3 / target)
+    if fp > 0 or searches == 0 or (threshold_ok and searches >= need):
+        return make_rate(fp, searches)
+    why = f"0 false positives in {searches} non-mated searches; need {need}"
+    if not threshold_ok:
+        why = f"too few non-mated searches overall for FPIR {target:g}"
+    return make_rate(fp, searches, measurable=False, note=f"{NOT_MEASURABLE}: {why}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +174,10 @@ class IdentificationResult:
     gallery_composition: dict[str, int]
     targets: list[IdentificationTarget]
     warnings: list[str] = field(default_factory=list)
+    bootstrap: dict = field(default_factory=dict)
+    """Subject-clustered intervals (:mod:`faceaudit.audit.ident_bootstrap`), keyed by target FPIR."""
+    splits: dict = field(default_factory=dict)
+    """The spread across repeated splits (``--splits K``), keyed by target FPIR."""
 
     @property
     def candidate_groups(self) -> list[str]:
@@ -217,6 +215,8 @@ class IdentificationResult:
                 for t in self.targets
             ],
             "warnings": self.warnings,
+            **({"bootstrap": self.bootstrap} if self.bootstrap else {}),
+            **({"splits": self.splits} if self.splits else {}),
         }
 
 
@@ -251,13 +251,11 @@ def identification_rates(
             hit1 = (searches.mate_rank[m] == 1) & (searches.mate_score[m] >= tau)
             hit_r = (searches.mate_rank[m] <= rank) & (searches.mate_score[m] >= tau)
             n_m = int(m.sum())
-            fp = int((top[nm] >= tau).sum())
-            note = "" if measurable else f"{NOT_MEASURABLE}: too few non-mated searches for FPIR {target:g}"
             rates[g] = IdentificationRates(
                 g,
                 make_rate(n_m - int(hit1.sum()), n_m),
                 make_rate(n_m - int(hit_r.sum()), n_m),
-                make_rate(fp, int(nm.sum()), measurable=measurable or fp > 0, note=note if fp == 0 else ""),
+                fpir_rate(int((top[nm] >= tau).sum()), int(nm.sum()), target, measurable),
             )
             above = searches.scores[nm] >= tau
             cand_groups = gallery_group[searches.candidates[nm][above]]

@@ -66,28 +66,35 @@ def _thin(n: int) -> np.ndarray:
 
 
 def det_figure(result: AuditResult) -> str | None:
-    """DET curves (FNMR against FMR, log-log) per group; None without mated comparisons."""
-    groups = [g for g in result.groups if not np.isnan(result.curves[g]["fnmr"][0])]
-    if not groups:
+    """DET curves (FNMR against FMR) per group with same-group mated comparisons, and overall; None only
+    without any mated comparison. Log-log, or linear axes when no point is above zero on both."""
+    curves = [
+        g
+        for g in [*result.groups, "overall"]
+        if g in result.curves and not np.isnan(result.curves[g]["fnmr"][0])
+    ]
+    if not curves:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for g in groups:
+    log = any(((result.curves[g]["fmr"] > 0) & (result.curves[g]["fnmr"] > 0)).any() for g in curves)
+    for g in curves:
         fmr, fnmr = result.curves[g]["fmr"], result.curves[g]["fnmr"]
-        keep = (fmr > 0) & (fnmr > 0)
-        idx = np.flatnonzero(keep)
+        idx = np.flatnonzero((fmr > 0) & (fnmr > 0)) if log else np.arange(len(fmr))
         if len(idx):
             idx = idx[_thin(len(idx))]
-            ax.plot(fmr[idx], fnmr[idx], label=g, color=f"C{result.groups.index(g)}")
-    _mark_operating_points(ax, result, groups)
-    if not any(len(line.get_xdata()) for line in ax.lines):  # no point above zero on both axes
-        plt.close(fig)
-        return None
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("FMR (same-group non-mated)")
+            style = (
+                {"color": "black", "ls": "--"} if g == "overall" else {"color": f"C{result.groups.index(g)}"}
+            )
+            ax.plot(fmr[idx], fnmr[idx], label=g, **style)
+    _mark_operating_points(ax, result, curves)
+    if log:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("FMR (same-group non-mated; overall: all)")
     ax.set_ylabel("FNMR")
-    ax.set_title("DET curves per group; markers: operating points at the global thresholds")
+    scale = "" if log else " (linear axes: no point has FMR and FNMR both above 0)"
+    ax.set_title(f"DET curves; markers: operating points at the global thresholds{scale}", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from faceaudit.audit import report, signing
-from faceaudit.audit.disaggregated import GroupRates, Interval, TargetResult
+from faceaudit.audit.disaggregated import CLUSTERED, GroupRates, Interval, TargetResult, interval_kind
 from faceaudit.audit.metrics import NOT_MEASURABLE_SHORT, Rate
 
 SCHEMA = "faceaudit.audit/1"
@@ -84,6 +84,7 @@ class AuditResult:
     identification: Any = None
     model_comparison: pd.DataFrame | None = None
     model_verdicts: list[dict] | None = None
+    identification_comparison: pd.DataFrame | None = None
     """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
@@ -162,6 +163,10 @@ class AuditResult:
                 "by_model": self.model_comparison.reset_index().to_dict(orient="records"),
                 "verdicts": self.model_verdicts or [],
             }
+            if self.identification_comparison is not None:
+                out["model_comparison"]["identification_by_model"] = (
+                    self.identification_comparison.reset_index().to_dict(orient="records")
+                )
         if self.policy_comparison is not None:
             out["policy_comparison"] = self.policy_comparison.reset_index().to_dict(orient="records")
         return _plain(out)
@@ -231,20 +236,23 @@ class AuditResult:
             one = (lambda x: f"{100 * x:.2f} %") if pct else (lambda x: f"{x:.2e}")
             return one(v) if missing(lo) or missing(hi) else f"{one(v)} [{one(lo)}, {one(hi)}]"
 
-        boot = "fnmr_boot_low" in t.columns and t["fnmr_boot_low"].notna().any()
-        src = "boot" if boot else "ci"
-        kind = "95% clustered" if boot else "95% CI"
+        measured = next(m for m in self.measured if m.target_fmr == target_fmr)
+        kinds = {rate: interval_kind(measured.rates.values(), rate) for rate in ("fmr", "fnmr")}
 
         def column(rate: str) -> list[str]:
+            src = "boot" if kinds[rate] == CLUSTERED else "ci"
             values = zip(t[rate], t[f"{rate}_{src}_low"], t[f"{rate}_{src}_high"], strict=True)
             return [fmt(v, lo, hi, rate == "fnmr") for v, lo, hi in values]
+
+        def label(rate: str) -> str:
+            return f"{rate.upper()} [95% {kinds[rate]}]"
 
         return pd.DataFrame(
             {
                 "non-mated": t["n_non_mated"],
-                f"FMR [{kind}]": column("fmr"),
+                label("fmr"): column("fmr"),
                 "mated": t["n_mated"],
-                f"FNMR [{kind}]": column("fnmr"),
+                label("fnmr"): column("fnmr"),
             },
             index=t.index,
         )

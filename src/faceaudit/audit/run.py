@@ -27,9 +27,10 @@ from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
 from faceaudit.audit.scores import compare_templates, sort_templates
 from faceaudit.audit.signing import model_file_sha256
-from faceaudit.audit.templates_file import read_templates
+from faceaudit.audit.templates_file import check_model, read_templates
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import sha256_file
+from faceaudit.models.registry import DEFAULT_MODEL
 
 __all__ = ["audit", "audit_templates", "AuditResult", "DEFAULT_TARGETS", "SCHEMA"]
 
@@ -157,7 +158,7 @@ def audit(
     group_by: str | Sequence[str] = "sex",
     *,
     templates: str | os.PathLike | None = None,
-    model: str = "sface",
+    model: str | None = None,
     policy: str = "central",
     workers: int = 1,
     target_fmr: float | Sequence[float] = DEFAULT_TARGETS,
@@ -173,7 +174,8 @@ def audit(
 ) -> AuditResult:
     """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
 
-    Images are embedded from ``root``, or taken from ``templates`` (an ``faceaudit embed`` npz). Every pair of
+    Images are embedded from ``root`` with ``model`` (default sface), or taken from ``templates`` (an
+    ``faceaudit embed`` npz; a ``model`` that did not make them is refused). Every pair of
     templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
     ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
     With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``). ``dask`` (a
@@ -191,6 +193,7 @@ def audit(
     file_warnings: list[str] = []
     if templates is not None:
         file_warnings, er = templates_for_manifest(templates, paths)
+        check_model(templates, model, er.model_id)
     elif root is None:
         raise UsageError("give --root (the folder the manifest's paths are relative to) or --templates")
     elif client is not None:
@@ -201,7 +204,7 @@ def audit(
                 paths,
                 root,
                 client=client,
-                model=model,
+                model=model or DEFAULT_MODEL,
                 policy=policy,
                 progress=advance,
                 **(model_options or {}),
@@ -213,7 +216,7 @@ def audit(
             er = embed_paths(
                 paths,
                 root,
-                model=model,
+                model=model or DEFAULT_MODEL,
                 policy=policy,
                 workers=workers,
                 progress=advance,

@@ -7,7 +7,7 @@ and are kept exactly.
 The unit of work is one block of the score matrix: :func:`compare_block` turns the rows ``[r0, r1)`` against
 the columns ``[c0, c1)`` of :func:`sort_templates`' output into a :class:`BlockCounts`; a distributed audit
 runs blocks anywhere and folds them with :meth:`BlockCounts.add`. :func:`compare_templates` does the same in
-process, overlapping each block's SGEMM with the binning of the previous one.
+process, overlapping each block's DGEMM with the binning of the previous one.
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ Span = tuple[int, int]
 class SortedTemplates:
     """Templates ready for tiling: sorted by group (unlabelled last), L2-normalised and augmented.
 
-    ``rows[i] = [x_i/w, -lo/w]`` and ``cols[j] = [x_j, 1]``, so that one SGEMM yields the bin coordinate
-    ``s/w - lo/w`` of every score directly; its integer part is the bin (the arithmetic of
-    :meth:`ScoreGrid.quantise`, up to float32 rounding). ``code`` is each row's group (``n_groups`` for no
+    ``rows[i] = [x_i/w, -lo/w]`` and ``cols[j] = [x_j, 1]`` in float64, so that one DGEMM yields the bin
+    coordinate ``s/w - lo/w`` of every score directly; its integer part is the bin (the arithmetic of
+    :meth:`ScoreGrid.quantise`). ``code`` is each row's group (``n_groups`` for no
     label), ``seg[g]`` the first row of group g.
     """
 
@@ -90,7 +90,7 @@ def sort_templates(
     grid = grid or ScoreGrid.cosine()
     if not grid.higher_is_better:
         raise UsageError("template comparisons are similarities: give a higher-is-better score grid")
-    x = np.asarray(templates, np.float32)
+    x = np.asarray(templates, np.float64)
     n = len(x)
     gi = np.asarray(group_index, np.intp)
     subj = np.asarray(subject, np.intp)
@@ -108,14 +108,14 @@ def sort_templates(
     code = np.where(gi < 0, n_groups, gi)
     order = np.argsort(code, kind="stable")
     # the two augmented copies are the only N-sized allocations (filled in chunks: no full temporary)
-    cols = np.empty((n, x.shape[1] + 1), np.float32)
+    cols = np.empty((n, x.shape[1] + 1), np.float64)
     for i in range(0, n, 8192):
         idx = order[i : i + 8192]
         np.divide(x[idx], norms[idx], out=cols[i : i + 8192, :-1])
     cols[:, -1] = 1.0
     rows = np.empty_like(cols)
-    np.multiply(cols[:, :-1], np.float32(1.0 / grid.width), out=rows[:, :-1])
-    rows[:, -1] = np.float32(-grid.lo / grid.width)
+    np.multiply(cols[:, :-1], 1.0 / grid.width, out=rows[:, :-1])
+    rows[:, -1] = -grid.lo / grid.width
     code = code[order]
     seg = np.searchsorted(code, np.arange(n_groups + 2), side="left")
     return SortedTemplates(rows, cols, code, subj[order], seg, tuple(groups), grid)
@@ -163,16 +163,16 @@ class BlockCounts:
         if self.mated:
             coords, m_a, m_b, m_subj = (np.concatenate(parts) for parts in zip(*self.mated, strict=True))
         else:
-            coords = np.zeros(0, np.float32)
+            coords = np.zeros(0, np.float64)
             m_a = m_b = m_subj = np.zeros(0, np.intp)
-        offset, scale = np.float32(-st.grid.lo / st.grid.width), np.float32(1.0 / st.grid.width)
+        offset, scale = -st.grid.lo / st.grid.width, 1.0 / st.grid.width
         lo_g, hi_g, unl = np.minimum(m_a, m_b), np.maximum(m_a, m_b), n_groups
         unlabelled = hist[:, unl, :n_bins].sum(axis=0) + hist[unl, :unl, :n_bins].sum(axis=0)
         return ComparisonCounts(
             grid=st.grid,
             groups=list(st.groups),
             non_mated=np.ascontiguousarray(hist[:n_groups, :n_groups, :n_bins]),
-            mated_scores=((coords.astype(np.float64) - float(offset)) / float(scale)).astype(np.float32),
+            mated_scores=(coords - offset) / scale,
             mated_bins=coords.astype(np.intp),
             mated_group_a=np.where(lo_g == unl, -1, lo_g),
             mated_group_b=np.where(hi_g == unl, -1, hi_g),
@@ -202,7 +202,7 @@ def score_tile(
     tile's mated comparisons (bin coordinate, code a, code b, subject), or None.
     """
     (r0, r1), (c0, c1) = rows, cols
-    sentinel = np.float32(st.grid.n_bins + 0.5)
+    sentinel = st.grid.n_bins + 0.5
     v = out[: r1 - r0, : c1 - c0]
     np.matmul(st.rows[r0:r1], st.cols[c0:c1].T, out=v)
     masked = 0
@@ -258,7 +258,7 @@ def compare_block(st: SortedTemplates, rows: Span, cols: Span) -> BlockCounts:
     The unit a distributed audit sends to a worker: it needs only ``st`` and two ranges, and returns
     histograms and the block's mated scores, which :meth:`BlockCounts.add` folds together.
     """
-    buf = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float32)
+    buf = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float64)
     v, masked, mated = score_tile(st, rows, cols, buf)
     cells = bin_tile(st, v, rows, cols, 0, rows[1] - rows[0])
     return BlockCounts(cells, masked, [mated] if mated is not None else [])
@@ -288,12 +288,12 @@ def compare_templates(
     pairs done after each tile. Memory: the templates plus O(block²) plus the histograms, whatever N is.
 
     The same result as folding :func:`compare_block` over every tile; here each tile's binning runs in
-    ``threads`` threads while the next tile's SGEMM runs.
+    ``threads`` threads while the next tile's DGEMM runs.
     """
     st = sort_templates(templates, group_index, subject, groups, grid)
     total = BlockCounts()
     n_threads = threads or min(4, os.cpu_count() or 1)
-    buffers = [np.empty((block, block), np.float32) for _ in range(2)]
+    buffers = [np.empty((block, block), np.float64) for _ in range(2)]
     pending: list[tuple[list[Future], int, tuple | None]] = []
 
     def collect(item: tuple[list[Future], int, tuple | None]) -> None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
-from faceaudit.errors import InputError
+from faceaudit.errors import InputError, UsageError
 
 UNKNOWN_MODEL = "unknown (templates from another tool)"
 OUR_ARRAYS = ("status", "n_faces", "model_id", "policy")
@@ -76,3 +77,22 @@ def _require_finite(path: object, x: np.ndarray, paths: list[str]) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InputError(path, f"the template of {paths[i]!r} (row {i}) holds a non-finite value")
+
+
+def model_matches(model: str, model_id: str) -> bool:
+    """True when the ``--model`` name ``model`` made templates recorded as ``model_id`` (``sface`` →
+    ``sface-…``, ``onnx:PATH`` → ``onnx:<file name>:…``)."""
+    if model.startswith("onnx:"):
+        return model_id.startswith(f"onnx:{Path(model[5:]).name}:")
+    return model_id == model or model_id.startswith(f"{model}-")
+
+
+def check_model(templates: str | os.PathLike, model: str | None, model_id: str) -> None:
+    """Refuse a ``--model`` that did not make ``templates``; nothing to check without ``--model`` or for
+    templates of an unknown model (another tool's)."""
+    if model is None or model_id == UNKNOWN_MODEL or model_matches(model, model_id):
+        return
+    raise UsageError(
+        f"--model {model} does not match the templates in {templates} (model_id {model_id!r}); give the "
+        "templates that model made, or leave --model out to audit the templates' own model"
+    )

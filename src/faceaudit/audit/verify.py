@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import dataclass, field
 
-from faceaudit.audit.signing import verify
+from faceaudit.audit.signing import ReportSignatureError, verify
 from faceaudit.errors import InputError, UsageError
 from faceaudit.imaging import sha256_file
 
@@ -27,12 +27,32 @@ class Verification:
         return not self.differences
 
 
+class DuplicateKeyError(ValueError):
+    """A JSON object with the same key twice."""
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict:
+    seen: dict = {}
+    for k, v in pairs:
+        if k in seen:
+            raise DuplicateKeyError(k)
+        seen[k] = v
+    return seen
+
+
 def read_report(path: str | os.PathLike) -> dict:
+    """``audit.json`` as a dict; refused (:class:`ReportSignatureError`) when any object repeats a key, since
+    readers disagree on which of the values counts (Python keeps the last, others the first)."""
     try:
         with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+            doc = json.load(fh, object_pairs_hook=_no_duplicates)
     except OSError as exc:
         raise InputError(path, f"cannot read the report ({exc.strerror})") from None
+    except DuplicateKeyError as exc:
+        raise ReportSignatureError(
+            f"{path}: the key {exc.args[0]!r} appears twice in one JSON object; a report with a duplicated "
+            "key is refused, because readers disagree on which value counts"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not JSON ({exc})") from None
     if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("faceaudit.audit/"):
@@ -114,6 +134,7 @@ def reproduce(
                 rank=ident["rank"],
                 enrolled_fraction=ident["split"]["enrolled_fraction"],
                 seed=ident["split"]["seed"],
+                split=ident["split"].get("gallery"),  # the recorded split itself, not the seed's draw
                 **options,
             )
         else:

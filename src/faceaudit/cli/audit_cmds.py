@@ -35,6 +35,11 @@ def _alphas(args: argparse.Namespace) -> dict[str, float]:
     return alphas(args.alpha, fdr=args.alpha_fdr, garbe=args.alpha_garbe, ir=args.alpha_ir)
 
 
+def _model_options(args: argparse.Namespace) -> dict:
+    """The embedder's options of ``--model`` (none when it is left out: the templates' own model)."""
+    return model_options(args) if args.model else {}
+
+
 def _audit_options(args: argparse.Namespace) -> dict:
     """The options every manifest audit takes from the command line (progress bars included)."""
     from faceaudit.cli.progress import progress_bar
@@ -113,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_metric_options(p)
     add_model_options(p)
-    p.set_defaults(func=cmd_audit)
+    p.set_defaults(func=cmd_audit, model=None)  # None: the templates' own model, else sface
 
     p = sub.add_parser(
         "audit-identification",
@@ -142,10 +147,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--enrolled-fraction", type=float, default=0.5, help="share of subjects enrolled (default 0.5)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the enrolled/never-enrolled split")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of the enrolled/never-enrolled split (default 0)"
+    )
+    p.add_argument(
+        "--split",
+        default=None,
+        metavar="FILE",
+        help="reuse a recorded split: an audit.json (its identification.split.gallery) or a JSON file "
+        '{"gallery": [[subject_id, path], ...]}; --seed and --enrolled-fraction are then not used',
+    )
+    p.add_argument(
+        "--splits",
+        type=int,
+        default=1,
+        metavar="K",
+        help="repeat the split with K seeds (seed … seed+K-1) and report each rate's median, range and how often "
+        "the direction holds; with K >= 2 the headline uses it (default 1)",
+    )
     _add_metric_options(p)
     add_model_options(p)
-    p.set_defaults(func=cmd_audit_identification)
+    p.set_defaults(func=cmd_audit_identification, model=None)  # None: the templates' own model, else sface
 
     p = sub.add_parser("audit-scores", help="audit another system's comparison scores (CSV)")
     p.add_argument("scores", help="CSV with score, mated (1/0), and group_a/group_b or <label>_a/<label>_b")
@@ -214,16 +236,21 @@ def _print_result(result, paths: dict | None = None, *, file=sys.stdout) -> None
         print(f"\nwrote {', '.join(str(p) for p in paths.values())}", file=file)
 
 
-def cmd_compare_models(args: argparse.Namespace) -> int:
+def cmd_compare_models(args: argparse.Namespace, **identification) -> int:
     from faceaudit.audit.compare_models import compare_models
 
     templates = args.templates.split(",") if args.templates else None
+    if identification:
+        from faceaudit.audit.run_identification import audit_identification
+
+        identification["runner"] = audit_identification
     first, results = compare_models(
         args.manifest,
         args.root,
         args.group_by,
         args.model.split(","),
         templates=templates,
+        **identification,
         **_audit_options(args),
     )
     for i, (model, r) in enumerate(results.items()):
@@ -241,12 +268,16 @@ def cmd_compare_models(args: argparse.Namespace) -> int:
         print(
             f"at FMR {v['target_fmr']:g}, {v['rate']}: smaller differential {v['smaller']} ({yes}: {v['why']})"
         )
+    if first.identification_comparison is not None:
+        print("\n1:N, models compared (each at its own global threshold):")
+        cols = ["threshold", "fpir_max_min_ratio", "fnir_rank1_max_min_ratio"]
+        print(first.identification_comparison[cols].to_string())
     print(f"\nwrote {', '.join(str(p) for p in paths.values())} (other models under model-N/)")
     return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    if "," in args.model:
+    if args.model and "," in args.model:
         return cmd_compare_models(args)
     from faceaudit.audit.run import audit
 
@@ -257,7 +288,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
         templates=args.templates,
         model=args.model,
         compare_policies=args.compare_policies,
-        model_options=model_options(args),
+        model_options=_model_options(args),
         dask=args.dask,
         **_audit_options(args),
     )
@@ -273,6 +304,11 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
     from faceaudit.audit.run_identification import audit_identification
 
     fpirs = _target_list(args.target_fpir, "--target-fpir", (1e-2, 1e-3))
+    if args.model and "," in args.model:
+        return cmd_compare_models(
+            args, out=args.out, target_fpir=fpirs, rank=args.rank, enrolled_fraction=args.enrolled_fraction,
+            seed=args.seed, dask=args.dask, splits=args.splits,
+        )  # fmt: skip
     result = audit_identification(
         args.manifest,
         args.root,
@@ -283,8 +319,10 @@ def cmd_audit_identification(args: argparse.Namespace) -> int:
         rank=args.rank,
         enrolled_fraction=args.enrolled_fraction,
         seed=args.seed,
+        split=args.split,
+        splits=args.splits,
         model=args.model,
-        model_options=model_options(args),
+        model_options=_model_options(args),
         dask=args.dask,
         **_audit_options(args),
     )

@@ -37,6 +37,45 @@ def print_identification(ident, *, file=sys.stdout) -> None:
         print(f"{'group':<16} {'FNIR rank 1':>22} {f'FNIR rank {ident.rank}':>22} {'FPIR':>24}", file=file)
         for g, r in t.rates.items():
             print(f"{g:<16} {pct(r.fnir_rank1):>22} {pct(r.fnir_rank_r):>22} {sci(r.fpir):>24}", file=file)
+        _print_spread(ident, t, file)
+
+
+def _iv(iv: dict | None, percent: bool) -> str:
+    if not iv or iv.get("low") is None:
+        return "-"
+    one = (lambda v: f"{100 * v:.2f}") if percent else (lambda v: f"{v:.2e}")
+    return f"[{one(iv['low'])}, {one(iv['high'])}]"
+
+
+def _print_spread(ident, t, file) -> None:
+    """The clustered intervals (τ held / τ re-set) and, with --splits, the median and range across splits."""
+    boot = (ident.bootstrap or {}).get(str(t.target_fpir))
+    if boot:
+        print("95 % subject-clustered intervals, τ held | τ re-set per resample (FNIR %, FPIR):", file=file)
+        for g in t.rates:
+            held, reset = boot.get(g, {}), boot["reset"].get(g, {})
+            cells = [f"{_iv(held.get(k), k != 'fpir')} | {_iv(reset.get(k), k != 'fpir')}" for k in
+                     ("fnir_rank1", "fpir")]  # fmt: skip
+            print(f"  {g:<14} FNIR rank 1 {cells[0]:<34} FPIR {cells[1]}", file=file)
+    sp = (ident.splits or {}).get("targets", {}).get(str(t.target_fpir))
+    if sp:
+        n = ident.splits["n_splits"]
+        print(f"Across {n} splits (median [min, max]):", file=file)
+        for g, by in sp["by_group"].items():
+            f1, fp = by["fnir_rank1"], by["fpir"]
+            a = (
+                "-"
+                if f1["median"] is None
+                else f"{100 * f1['median']:.2f} % [{100 * f1['min']:.2f}, {100 * f1['max']:.2f}]"
+            )
+            b = "-" if fp["median"] is None else f"{fp['median']:.2e} [{fp['min']:.2e}, {fp['max']:.2e}]"
+            print(f"  {g:<14} FNIR rank 1 {a:<28} FPIR {b}", file=file)
+        for key in ("fpir", "fnir_rank1"):
+            r = sp.get(f"{key}_ratio")
+            if r and r["median"] is not None:
+                hi, lo = r["pair"]
+                print(f"  {key.upper()} {hi}/{lo}: median {r['median']:.2f}× [{r['min']:.2f}, {r['max']:.2f}]; "
+                      f"{hi} higher in {r['direction_holds']} of {r['n_splits']} splits", file=file)  # fmt: skip
 
 
 def cmd_verify_report(args: argparse.Namespace) -> int:

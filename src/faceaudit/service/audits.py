@@ -237,7 +237,7 @@ class AuditJobs:
         def work():
             from faceaudit.audit import audit_scores
 
-            result = audit_scores(folder / "scores.csv", group_by=group_by or None)
+            result = audit_scores(folder / "scores.csv", group_by=group_by or None, dataset=filename)
             self._write(job_id, progress=80, message="writing the report")
             return result
 
