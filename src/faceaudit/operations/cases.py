@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from faceaudit.accountable import AccountableText, SubjectRef
-from faceaudit.errors import InputError
+from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
+from faceaudit.errors import InputError, UsageError
 from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
 from faceaudit.operations.context import Caller
@@ -275,3 +275,110 @@ def read_ledger(service: Service, who: Caller, since: int, limit: int, fmt: str 
         result={"n_entries": len(rows)},
     )
     return {"entries": rows, "next_since": rows[-1]["seq"] if more else None, "ledger_entry": entry.seq}
+
+
+def create_key(
+    service: Service,
+    who: Caller,
+    *,
+    principal: str,
+    roles: str | list[str] | tuple[str, ...],
+    expires: str | date | None = None,
+    rate_limit: str | None = None,
+) -> dict[str, Any]:
+    """Make a key for ``principal`` (stored as its keyed hash, ledgered); the key itself is returned once."""
+    from faceaudit.gallery.values import utc_today
+
+    new = service.hasher.create(
+        service.store,
+        principal=principal,
+        roles=roles,
+        actor=who.actor,
+        expires=expires,
+        rate_limit=rate_limit,
+        today=utc_today(),
+    )
+    r = new.record
+    return {
+        "key": new.key,
+        "key_id": r.key_id,
+        "principal": r.principal,
+        "roles": list(r.roles),
+        "expires": r.expires,
+        "ledger_entry": new.ledger_entry.seq,
+    }
+
+
+def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
+    """Revoke a live key from its next request on (ledgered); :class:`KeyNotFoundError` when there is none."""
+    entry = service.store.revoke_key(key_id, actor=who.actor)
+    if entry is None:
+        raise KeyNotFoundError(f"no live key {key_id!r} (unknown or already revoked)")
+    return {"revoked": key_id, "ledger_entry": entry.seq}
+
+
+def start_audit(
+    service: Service, who: Caller, data: bytes, filename: str, group_by: str | None
+) -> dict[str, Any]:
+    """Start an audit of an uploaded scores CSV in the background (ledgered when it is accepted or refused)."""
+    if not data:
+        raise TextRefused("scores: the file is empty", "scores")
+    return service.audits.submit(data, filename or "scores.csv", group_by=group_by, actor=who.actor)
+
+
+def start_manifest_audit(
+    service: Service, who: Caller, manifest: str, group_by: str | None
+) -> dict[str, Any]:
+    """Start an audit of a manifest in the server's data folder in the background."""
+    return service.audits.submit_manifest(manifest, group_by=group_by, actor=who.actor)
+
+
+class KeyNotFoundError(UsageError):
+    """No live key has this id."""
+
+
+def view_probe(service: Service, who: Caller, search_id: str) -> bytes:
+    """The probe image of a search still waiting for review, opened from its seal; each view is a ledger entry.
+    :class:`~faceaudit.operations.records.SearchNotFoundError` once it is decided (the probe is gone)."""
+    from faceaudit.operations.records import SearchNotFoundError
+
+    search = service.store.get_search(search_id)
+    blob = service.store.sealed_probe(search_id)
+    if search is None or blob is None:
+        raise SearchNotFoundError(
+            "no probe image: the search is decided, or was made before probes were kept"
+        )
+    data = service.probes.open(blob, search_id)
+    service.store.record(
+        "view_probe",
+        who.actor,
+        purpose=search["purpose"],
+        case_ref=search["case"],
+        params={"search_id": search_id},
+    )
+    return data
+
+
+def browse_ledger(
+    service: Service, who: Caller, filters: dict[str, AccountableText | str], page: int, page_size: int
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of the ledger entries that match ``filters`` (operator, action, purpose, case: substrings; date:
+    a prefix of ``started_at``), and how many match; the view is an ``export`` entry naming the filters."""
+    checks = {"operator": "actor", "action": "action", "purpose": "purpose", "case": "case_ref"}
+
+    def matches(e: dict[str, Any]) -> bool:
+        for name, key in checks.items():
+            want = filters.get(name)
+            if want and want.lower() not in (e.get(key) or "").lower():
+                return False
+        return not filters.get("date") or e["started_at"].startswith(str(filters["date"]))
+
+    rows = [e for e in service.store.ledger_page(0, 10**9) if matches(e)]
+    entries = rows[page * page_size : (page + 1) * page_size]
+    service.store.record(
+        "export",
+        who.actor,
+        params={"via": "console", "filters": {k: str(v) for k, v in filters.items()}, "page": page},
+        result={"n_entries": len(entries)},
+    )
+    return entries, len(rows)

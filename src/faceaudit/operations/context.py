@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from faceaudit.accountable import Principal
 from faceaudit.gallery.values import Actor
@@ -64,3 +64,6 @@ class Context(Protocol):
 
     @property
     def probes(self) -> ProbeSealing: ...
+
+    @property
+    def audits(self) -> Any: ...

@@ -20,18 +20,6 @@ from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render,
 _FILTERS = ("operator", "action", "purpose", "case", "date")
 
 
-def _matches(entry: dict[str, Any], f: dict[str, str]) -> bool:
-    checks = (
-        ("operator", entry["actor"]),
-        ("action", entry["action"]),
-        ("purpose", entry.get("purpose") or ""),
-        ("case", entry.get("case_ref") or ""),
-    )
-    if any(f[k] and f[k].lower() not in v.lower() for k, v in checks):
-        return False
-    return not f["date"] or entry["started_at"].startswith(f["date"])
-
-
 def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response:
     service = _service(request)
     f: dict[str, str] = {}
@@ -46,14 +34,7 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         page = max(0, int(request.query_params.get("page", "0")))
     except ValueError:
         page = 0
-    rows = [e for e in service.store.ledger_page(0, 10**9) if _matches(e, f)]
-    entries = rows[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
-    service.store.record(
-        "export",
-        ctx[0].actor,
-        params={"via": "console", "filters": f, "page": page},
-        result={"n_entries": len(entries)},
-    )
+    entries, total = cases.browse_ledger(service, ctx[0], dict(f), page, PAGE_SIZE)
     query = {k: v for k, v in f.items() if v}
     return _render(
         request,
@@ -63,11 +44,11 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         f=f,
         entries=entries,
         verdict=verdict,
-        total=len(rows),
+        total=total,
         first=page * PAGE_SIZE + 1 if entries else 0,
         last=page * PAGE_SIZE + len(entries),
         prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
-        next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < len(rows) else None,
+        next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < total else None,
     )
 
 
@@ -123,8 +104,8 @@ async def submit_manifest_audit(request: Request) -> Response:
     ctx = _signed_in(request, "auditor")
     form = await _form(request, ctx[1])
     try:
-        job = _service(request).audits.submit_manifest(
-            str(form.get("manifest") or ""), group_by=str(form.get("group_by") or ""), actor=ctx[0].actor
+        job = cases.start_manifest_audit(
+            _service(request), ctx[0], str(form.get("manifest") or ""), str(form.get("group_by") or "")
         )
     except NoDataFolder as exc:
         raise Refused(409, str(exc)) from None
@@ -141,11 +122,12 @@ async def submit_audit(request: Request) -> Response:
     data = await upload.read() if hasattr(upload, "read") else b""
     if not data:
         return _audits_page(request, ctx, 422, message="choose a scores CSV", error=True)
-    job = _service(request).audits.submit(
+    job = cases.start_audit(
+        _service(request),
+        ctx[0],
         data,
         upload.filename or "scores.csv",
-        group_by=(form.get("group_by") or "").strip() or None,
-        actor=ctx[0].actor,
+        (form.get("group_by") or "").strip() or None,
     )
     return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
 

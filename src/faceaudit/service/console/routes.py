@@ -179,20 +179,10 @@ def _image(data: bytes) -> Response:
 def probe_image(request: Request, search_id: str) -> Response:
     """The probe of a search waiting for review (reviewers only; each view is a ledger entry)."""
     who, _ = _signed_in(request, "reviewer")
-    service = _service(request)
-    search = service.store.get_search(search_id)
-    blob = service.store.sealed_probe(search_id)
-    if search is None or blob is None:
-        raise Refused(404, "no probe image: the search is decided, or was made before probes were kept")
-    data = service.probes.open(blob, search_id)
-    service.store.record(
-        "view_probe",
-        who.actor,
-        purpose=search["purpose"],
-        case_ref=search["case"],
-        params={"search_id": search_id},
-    )
-    return _image(data)
+    try:
+        return _image(cases.view_probe(_service(request), who, search_id))
+    except FaceAuditError as exc:
+        raise Refused(404, str(exc)) from None
 
 
 @router.get("/searches/{search_id}/candidates/{rank}/image")
@@ -314,32 +304,30 @@ def keys(request: Request) -> Response:
 
 @router.post("/keys")
 async def create_key(request: Request) -> Response:
-    from faceaudit.gallery.values import utc_today
-
     ctx = _signed_in(request, "admin")
     form = await _form(request, ctx[1])
     service = _service(request)
     try:
         new = await run_in_threadpool(
-            lambda: service.hasher.create(
-                service.store,
+            lambda: cases.create_key(
+                service,
+                ctx[0],
                 principal=form.get("principal") or "",
                 roles=form.get("roles") or [],
-                actor=ctx[0].actor,
                 expires=form.get("expires") or None,
-                today=utc_today(),
             )
         )
     except FaceAuditError as exc:
         return _keys_page(request, ctx, 400, message=str(exc), error=True)
-    return _keys_page(request, ctx, new_key={"key": new.key, "principal": new.record.principal})
+    return _keys_page(request, ctx, new_key={"key": new["key"], "principal": new["principal"]})
 
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: str) -> Response:
     ctx = _signed_in(request, "admin")
     await _form(request, ctx[1])
-    entry = await run_in_threadpool(lambda: _service(request).store.revoke_key(key_id, actor=ctx[0].actor))
-    if entry is None:
+    try:
+        done = await run_in_threadpool(cases.revoke_key, _service(request), ctx[0], key_id)
+    except FaceAuditError:
         return _keys_page(request, ctx, 404, message=f"no live key {key_id}", error=True)
-    return _keys_page(request, ctx, message=f"Revoked key {key_id} (ledger entry {entry.seq}).")
+    return _keys_page(request, ctx, message=f"Revoked key {key_id} (ledger entry {done['ledger_entry']}).")

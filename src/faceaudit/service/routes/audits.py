@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Path, UploadFile
 from fastapi.responses import FileResponse
 
+from faceaudit.operations import cases
 from faceaudit.service.audits import BadManifestName, NoDataFolder
 from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.errors import ApiError
@@ -35,9 +36,7 @@ async def submit(
     group_by: Annotated[str | None, Form(max_length=128, description="label column(s), e.g. sex")] = None,
 ) -> dict:
     data = await scores.read()
-    if not data:
-        raise ApiError(422, "invalid", "scores: the file is empty", field="scores")
-    return service.audits.submit(data, scores.filename or "scores.csv", group_by=group_by, actor=who.actor)
+    return cases.start_audit(service, who, data, scores.filename or "scores.csv", group_by)
 
 
 @router.get("/manifests", response_model=list[str], summary="the manifest CSVs in the server's data folder")
@@ -62,7 +61,7 @@ def submit_manifest(
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
     try:
-        return service.audits.submit_manifest(body.manifest, group_by=body.group_by, actor=who.actor)
+        return cases.start_manifest_audit(service, who, body.manifest, body.group_by)
     except NoDataFolder as exc:
         raise ApiError(409, "no_audit_data", str(exc)) from None
     except BadManifestName as exc:

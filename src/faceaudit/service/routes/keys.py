@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 
-from faceaudit.gallery.records import utc_today
+from faceaudit.operations import cases
 from faceaudit.service.auth import Caller, any_role, get_service, require
-from faceaudit.service.errors import ApiError
 from faceaudit.service.routes import ERRORS
 from faceaudit.service.schemas import KeyIn, KeyOut, Me, NewKeyOut, RevokeOut
 from faceaudit.service.state import Service
@@ -27,24 +26,14 @@ def create_key(
     who: Annotated[Caller, Depends(require("admin"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
-    new = service.hasher.create(
-        service.store,
+    return cases.create_key(
+        service,
+        who,
         principal=body.principal,
         roles=body.roles,
-        actor=who.actor,
         expires=body.expires,
         rate_limit=body.rate_limit,
-        today=utc_today(),
     )
-    r = new.record
-    return {
-        "key": new.key,
-        "key_id": r.key_id,
-        "principal": r.principal,
-        "roles": list(r.roles),
-        "expires": r.expires,
-        "ledger_entry": new.ledger_entry.seq,
-    }
 
 
 @router.get("/keys", response_model=list[KeyOut], summary="every key (never the key itself)")
@@ -61,7 +50,4 @@ def revoke_key(
     who: Annotated[Caller, Depends(require("admin"))],
     service: Annotated[Service, Depends(get_service)],
 ) -> dict:
-    entry = service.store.revoke_key(key_id, actor=who.actor)
-    if entry is None:
-        raise ApiError(404, "key_not_found", f"no live key {key_id!r} (unknown or already revoked)")
-    return {"revoked": key_id, "ledger_entry": entry.seq}
+    return cases.revoke_key(service, who, key_id)
