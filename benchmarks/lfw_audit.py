@@ -56,7 +56,7 @@ def main() -> int:
         npzs.append(npz)
     dataset = f"LFW ({'in_min5_subset' if a.subset == 'min5' else 'all images'})"
     t0 = time.perf_counter()
-    r = faceaudit.audit(manifest, lfw, "sex", templates=npzs[0], bootstrap=a.bootstrap, dataset=dataset)
+    r = faceaudit.run_audit(manifest, lfw, "sex", templates=npzs[0], bootstrap=a.bootstrap, dataset=dataset)
     print(f"1:1 audit ({models[0]}): {time.perf_counter() - t0:.1f} s\n\n{r.headline}\n")
     cols = [
         "n_images",

@@ -108,7 +108,9 @@ def test_headline_for_a_policy_reader_with_clustered_intervals(tmp_path):
     pd.DataFrame({"path": paths, "subject_id": subj, "sex": sex, "sex_label_source": "test labels"}).to_csv(
         tmp_path / "faces.csv", index=False
     )
-    r = faceaudit.audit(tmp_path / "faces.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.05)
+    r = faceaudit.run_audit(
+        tmp_path / "faces.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.05
+    )
     h = r.headline
     assert h.startswith("Data: faces.csv; labels: sex_label_source: test labels (240).")
     assert "about 1 in " in h and "The ratio's 95 % subject-clustered interval is " in h

@@ -75,8 +75,8 @@ def test_templates_reuse_gives_the_same_audit(tmp_path, labelled):
     assert p.returncode == 0, p.stderr
     import faceaudit
 
-    a = faceaudit.audit(labelled / "manifest.csv", labelled, "sex", target_fmr=0.1)
-    b = faceaudit.audit(labelled / "manifest.csv", group_by="sex", templates=npz, target_fmr=0.1)
+    a = faceaudit.run_audit(labelled / "manifest.csv", labelled, "sex", target_fmr=0.1)
+    b = faceaudit.run_audit(labelled / "manifest.csv", group_by="sex", templates=npz, target_fmr=0.1)
     cols = ["n_mated", "n_non_mated", "fmr_errors", "fnmr_errors", "threshold"]
     pd.testing.assert_frame_equal(a.by_group[cols], b.by_group[cols])
     assert isinstance(a.by_group, pd.DataFrame) and a.summary["0.1"]["alpha"] == 0.5
@@ -171,7 +171,7 @@ def test_fairness_on_the_whole_annex15_file():
 def test_compare_policies_side_by_side(tmp_path, labelled):
     import faceaudit
 
-    r = faceaudit.audit(labelled / "manifest.csv", labelled, "sex", target_fmr=0.1, compare_policies=True)
+    r = faceaudit.run_audit(labelled / "manifest.csv", labelled, "sex", target_fmr=0.1, compare_policies=True)
     pc = r.policy_comparison
     assert set(pc.index.get_level_values("policy")) == {"central", "largest", "best"}
     assert set(pc.index.get_level_values("group")) == {"female", "male"}
@@ -214,7 +214,7 @@ def test_failure_to_enrol_per_group_from_templates(tmp_path):
     sex = ["female"] * 6 + ["male"] * 6
     subj = ["a", "a", "b", "b", "", "", "c", "c", "c", "", "", ""]
     pd.DataFrame({"path": paths, "subject_id": subj, "sex": sex}).to_csv(tmp_path / "m.csv", index=False)
-    r = faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.2)
+    r = faceaudit.run_audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.2)
     f, m = r.by_group.loc[(0.2, "female")], r.by_group.loc[(0.2, "male")]
     assert (f["n_fte"], f["n_no_face"], f["n_unreadable"], f["fte"]) == (1, 1, 0, 1 / 6)
     assert (m["n_fte"], m["n_no_face"], m["n_unreadable"]) == (1, 0, 1)

@@ -139,11 +139,15 @@ def test_third_party_templates_are_accepted_as_an_unknown_model(tmp_path):
     pd.DataFrame({"path": paths, "subject_id": [f"s{i // 2}" for i in range(n)], "sex": sex}).to_csv(
         tmp_path / "m.csv", index=False
     )
-    r = faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "theirs.npz", target_fmr=0.1)
+    r = faceaudit.run_audit(
+        tmp_path / "m.csv", group_by="sex", templates=tmp_path / "theirs.npz", target_fmr=0.1
+    )
     assert r.config["model_id"].startswith("unknown")
     assert any("lacks faceaudit's metadata" in w for w in r.warnings)
     assert r.config["n_templates"] == n - 1
     x[7, 3] = np.nan
     np.savez(tmp_path / "bad.npz", templates=x, path=np.array(paths))
     with pytest.raises(InputError, match="'p7.jpg'.*non-finite"):
-        faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "bad.npz", target_fmr=0.1)
+        faceaudit.run_audit(
+            tmp_path / "m.csv", group_by="sex", templates=tmp_path / "bad.npz", target_fmr=0.1
+        )

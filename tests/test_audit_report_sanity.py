@@ -56,20 +56,23 @@ def shapes(tmp_path):
     subj = np.repeat(np.arange(60), 4)
     m, t = _templates(tmp_path, subj, np.where(subj % 2 == 0, "female", "male"), name="two")
     out.append(
-        ("two groups, bootstrap", faceaudit.audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3]))
+        (
+            "two groups, bootstrap",
+            faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3]),
+        )
     )
     # a tiny group (2 subjects, 7 mated pairs at most) beside big ones: zero errors, unbounded ratios
     subj = np.concatenate([np.repeat(np.arange(50), 4), np.repeat([50, 51], [4, 3])])
     sex = np.where(subj >= 50, "tiny", np.where(subj % 2 == 0, "female", "male"))
     m, t = _templates(tmp_path, subj, sex, spread=0.5, name="tiny")
-    out.append(("tiny group", faceaudit.audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3])))
+    out.append(("tiny group", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3])))
     # no repeat identities (the demo's shape)
     subj = np.arange(200)
     m, t = _templates(tmp_path, subj, np.where(subj % 2 == 0, "female", "male"), name="nomated")
-    out.append(("no mated", faceaudit.audit(m, group_by="sex", templates=t, target_fmr=[1e-2, 1e-3])))
+    out.append(("no mated", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[1e-2, 1e-3])))
     subj = np.repeat(np.arange(40), 3)
     m, t = _templates(tmp_path, subj, np.full(len(subj), "female"), name="one")
-    out.append(("one group", faceaudit.audit(m, group_by="sex", templates=t, target_fmr=0.05)))
+    out.append(("one group", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=0.05)))
     # 2,400 comparisons: FMR 1e-3 needs 3,000 (unsupported), 1e-2 is supported
     s = _scores_file(tmp_path / "s2400.csv", 2640)
     out.append(("scores, unsupported 1e-3", audit_scores(s, group_by="sex", target_fmr=[1e-3, 1e-2])))

@@ -109,7 +109,7 @@ def test_reproduce_a_manifest_audit_from_templates(tmp_path, keys):
     pd.DataFrame({"path": paths, "subject_id": subj, "sex": np.where(subj % 2, "f", "m")}).to_csv(
         tmp_path / "m.csv", index=False
     )
-    r = faceaudit.audit(
+    r = faceaudit.run_audit(
         tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.05, bootstrap=100
     )
     r.save(tmp_path / "o", sign_key=priv)

@@ -53,15 +53,16 @@ def _npz_and_manifest(tmp_path: Path) -> tuple[Path, Path]:
     ],
 )
 def test_faceaudit_audit_is_the_function_whatever_was_imported_first(tmp_path, first):
-    """`faceaudit.audit(...)` works after any import of the subpackage, and the subpackage's modules import."""
+    """`faceaudit.run_audit(...)` works after any import of the subpackage, and the subpackage's modules import."""
     manifest, npz = _npz_and_manifest(tmp_path)
     code = (
         f"{first}\n"
         "import types, faceaudit\n"
         "from faceaudit.audit.metrics import NOT_MEASURABLE\n"
         "from faceaudit.audit import metrics, AuditResult\n"
-        "assert isinstance(faceaudit.audit, types.FunctionType), faceaudit.audit\n"
-        f"r = faceaudit.audit({str(manifest)!r}, group_by='sex', templates={str(npz)!r}, target_fmr=0.1)\n"
+        "assert isinstance(faceaudit.run_audit, types.FunctionType), faceaudit.run_audit\n"
+        "assert isinstance(faceaudit.audit, types.ModuleType), faceaudit.audit\n"
+        f"r = faceaudit.run_audit({str(manifest)!r}, group_by='sex', templates={str(npz)!r}, target_fmr=0.1)\n"
         "assert isinstance(r, AuditResult) and r.groups == ['female', 'male'], r\n"
         "assert metrics.NOT_MEASURABLE == NOT_MEASURABLE\n"
         "print('ok')\n"

@@ -142,7 +142,9 @@ def test_audit_cli_on_a_scheduler_gives_the_in_process_audit(dask_local, tmp_pat
     EmbedResult(
         paths, x, ["ok"] * len(x), np.ones(len(x), np.int32), nan, nan, nan, nan, "synthetic", "central"
     ).save(tmp_path / "t.npz")
-    here = faceaudit.audit(tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.01)
+    here = faceaudit.run_audit(
+        tmp_path / "m.csv", group_by="sex", templates=tmp_path / "t.npz", target_fmr=0.01
+    )
     here.save(tmp_path / "local")
     out = tmp_path / "dask"
     res = run_cli(

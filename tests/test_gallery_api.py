@@ -248,7 +248,7 @@ def test_schema_is_migrated_and_versioned(gallery):
 
         assert conn.execute("SELECT version FROM faceaudit_schema").fetchone()[0] == SCHEMA_VERSION
     else:
-        from faceaudit.gallery.store import SCHEMA_VERSION
+        from faceaudit.gallery.sqlite_file import SCHEMA_VERSION
 
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -17,7 +17,7 @@ from stores import RawDb
 from faceaudit.errors import FaceAuditError
 from faceaudit.gallery import Consent, Gallery, GalleryLedger, GalleryNotFoundError
 from faceaudit.gallery.crypto import GalleryKeyError, generate_key
-from faceaudit.gallery.store import APPLICATION_ID, GalleryDamagedError, NotAGalleryError
+from faceaudit.gallery.sqlite_file import APPLICATION_ID, GalleryDamagedError, NotAGalleryError
 
 FACE = str(Path(__file__).parent / "data" / "fairface" / "fairface_0001.jpg")
 KEY = generate_key()

@@ -11,7 +11,7 @@ from stores import RawDb
 
 from faceaudit.gallery import Consent, Gallery
 from faceaudit.gallery.crypto import generate_key
-from faceaudit.gallery.store import GalleryIntegrityError
+from faceaudit.gallery.sqlite_file import GalleryIntegrityError
 
 CONSENT = Consent("form", "Ruth")
 KEY = generate_key()

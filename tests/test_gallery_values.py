@@ -127,7 +127,7 @@ def test_key_less_ledger_verify_loads_no_image_or_index_code(store):
 
 
 def test_a_gallery_runs_on_any_repository(store):
-    from faceaudit.gallery.stores import open_repository
+    from faceaudit.gallery.locations import open_repository
 
     repo = open_repository(store.db, create=True)
     g = Gallery("in-memory name", key=generate_key(), engine=FakeEngine(), repository=repo)

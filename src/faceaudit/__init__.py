@@ -80,19 +80,17 @@ def compare(a: Any, b: Any) -> np.ndarray:
     return similarity_matrix(a, b)
 
 
-# Importing a submodule binds its name on this package, so the subpackage ``faceaudit.audit`` (cheap: its names
-# load lazily) is imported first; the function below then keeps the name ``faceaudit.audit`` for good.
-import_module("faceaudit.audit")
-
-
-def audit(manifest: str | os.PathLike, root: str | os.PathLike | None = None, group_by="sex", **options: Any):
+def run_audit(
+    manifest: str | os.PathLike, root: str | os.PathLike | None = None, group_by="sex", **options: Any
+):
     """Demographic differential audit of a labelled manifest; returns an ``AuditResult``.
 
-    The options and the details are those of :func:`faceaudit.audit.run.audit`.
+    The options and the details are those of :func:`faceaudit.audit.run.audit`. (``faceaudit.audit`` is the
+    audit subpackage; this function is its one entry point from the package root.)
     """
-    from faceaudit.audit.run import audit as run_audit
+    from faceaudit.audit.run import audit as _audit
 
-    return run_audit(manifest, root, group_by, **options)
+    return _audit(manifest, root, group_by, **options)
 
 
 def __getattr__(name: str) -> Any:
@@ -104,9 +102,11 @@ def __getattr__(name: str) -> Any:
         from faceaudit.gallery import Gallery
 
         return Gallery
+    if name == "audit":  # the subpackage, loaded on first use
+        return import_module("faceaudit.audit")
     raise AttributeError(f"module 'faceaudit' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "Engine", "Gallery", "audit", "compare", "detect", "embed", "engine", "verify"]
-"""What the README documents. ``Engine``, ``Gallery`` and ``audit`` load on first use (``__getattr__``), so that
-``import faceaudit`` stays light."""
+__all__ = ["__version__", "Engine", "Gallery", "compare", "detect", "embed", "engine", "run_audit", "verify"]
+"""What the README documents. ``Engine``, ``Gallery`` and the ``audit`` subpackage load on first use
+(``__getattr__``), so that ``import faceaudit`` stays light."""

@@ -8,7 +8,7 @@ what a comparison run accumulates), :mod:`~faceaudit.audit.scores` (the streamin
 and :mod:`~faceaudit.audit.headline` (tables, files, words), and :mod:`~faceaudit.audit.run` (the entry
 points re-exported here).
 
-``faceaudit.audit(manifest, root, group_by="sex")`` is the top-level function (defined in ``faceaudit``);
+``faceaudit.run_audit(manifest, root, group_by="sex")`` is the top-level function (defined in ``faceaudit``);
 this subpackage stays importable as ``faceaudit.audit`` for ``from faceaudit.audit.metrics import ...``.
 Importing it is cheap: the names below load their modules on first use.
 """

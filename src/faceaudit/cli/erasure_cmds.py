@@ -40,8 +40,8 @@ def _scrub(gallery, vacuum: bool) -> bool:
 
 
 def cmd_scrub(args: argparse.Namespace) -> int:
+    from faceaudit.gallery.locations import location, open_repository
     from faceaudit.gallery.repository import SCRUB_PENDING, complete_scrub
-    from faceaudit.gallery.stores import location, open_repository
 
     repo = open_repository(args.db)
     try:

@@ -195,7 +195,7 @@ def _os_user() -> str:
 def cmd_init(args: argparse.Namespace) -> int:
     from faceaudit.gallery import Gallery, default_key_file
     from faceaudit.gallery.crypto import KEY_ENV, generate_key, write_key_file
-    from faceaudit.gallery.stores import holds_gallery, is_file_missing, location
+    from faceaudit.gallery.locations import holds_gallery, is_file_missing, location
 
     db = args.db
     if not is_file_missing(db) and not is_pg_url(db):

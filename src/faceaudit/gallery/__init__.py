@@ -18,7 +18,7 @@ from faceaudit.gallery.records import (
     SubjectVerifyResult,
 )
 from faceaudit.gallery.repository import GalleryRepository
-from faceaudit.gallery.store import GalleryNotFoundError
+from faceaudit.gallery.sqlite_file import GalleryNotFoundError
 from faceaudit.gallery.values import Actor, Consent, EnrolmentRequest, SearchRequest, VerificationRequest
 
 __all__ = [

@@ -12,7 +12,7 @@ from faceaudit.accountable import SubjectRef
 from faceaudit.gallery.crypto import TemplateSealer
 from faceaudit.gallery.live_index import LiveIndex
 from faceaudit.gallery.repository import ChangeListener, GalleryRepository
-from faceaudit.gallery.store import GalleryIntegrityError
+from faceaudit.gallery.sqlite_file import GalleryIntegrityError
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry
 

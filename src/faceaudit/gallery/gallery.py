@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceaudit.accountable import AccountableText, SubjectRef
-from faceaudit.gallery import store, stores
+from faceaudit.gallery import locations, sqlite_file
 from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 def default_key_file(db: str | os.PathLike) -> Path | None:
     """Where ``gallery init`` keeps the key when ``FACEAUDIT_KEY`` is unset: next to the database file (None for
     a ``postgresql://`` database: give a key file or ``FACEAUDIT_KEY``)."""
-    if stores.is_pg_url(db):
+    if locations.is_pg_url(db):
         return None
     return Path(f"{os.fspath(db)}.key")
 
@@ -85,19 +85,19 @@ class Gallery(Enrolling, Searching, GalleryBase):
         operator: str | Actor | None = None,
         repository: GalleryRepository | None = None,
     ) -> None:
-        self.path = stores.location(path)
-        if repository is None and stores.is_file_missing(path) and not create:
-            raise store.GalleryNotFoundError(
+        self.path = locations.location(path)
+        if repository is None and locations.is_file_missing(path) and not create:
+            raise sqlite_file.GalleryNotFoundError(
                 f"{self.path}: no gallery here; create one with 'faceaudit gallery init --db {self.path}'"
             )
-        index = stores.normalise_index(index)
+        index = locations.normalise_index(index)
         self._sealer = TemplateSealer(
             load_key(key, key_file if key_file is not None else default_key_file(path))
         )
         self._engine = engine
         self._quality_gate = quality_gate
         ledger_key = ledger_key if ledger_key is not None else ledger_key_from_env()
-        repo = repository or stores.open_repository(path, create=True)
+        repo = repository or locations.open_repository(path, create=True)
         try:
             meta = self._open_or_initialise(repo, index, operator, ledger_key, create)
         except BaseException:
@@ -106,7 +106,9 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self._repo: GalleryRepository = repo
         self.gallery_id = meta["gallery_id"]
         self.index_kind = meta.get("index_kind", "exact")
-        self._ledger = Ledger(repo.ledger_store(), key=ledger_key, expect_signed=store.ledger_signed(meta))
+        self._ledger = Ledger(
+            repo.ledger_store(), key=ledger_key, expect_signed=sqlite_file.ledger_signed(meta)
+        )
         self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
         if "names_bound" not in meta:
             self._bind_names()
@@ -138,12 +140,12 @@ class Gallery(Enrolling, Searching, GalleryBase):
     ) -> dict[str, str]:
         meta = repo.read_meta()
         if meta:
-            store.check_meta(meta, self.path)
+            sqlite_file.check_meta(meta, self.path)
             self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
             repo.migrate()
             return meta
         if not create:
-            raise store.GalleryNotFoundError(
+            raise sqlite_file.GalleryNotFoundError(
                 f"{self.path}: not an initialised gallery; create one with 'faceaudit gallery init --db {self.path}'"
             )
         repo.migrate()
@@ -154,7 +156,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
                 gallery_id = str(uuid.uuid4())
                 repo.write_meta(
                     {
-                        "format": store.GALLERY_FORMAT,
+                        "format": sqlite_file.GALLERY_FORMAT,
                         "gallery_id": gallery_id,
                         "created_at": utc_now(),
                         "version": "0",
@@ -173,11 +175,11 @@ class Gallery(Enrolling, Searching, GalleryBase):
                     params={
                         "event": "init",
                         "index": index,
-                        "schema_version": store.SCHEMA_VERSION,
+                        "schema_version": sqlite_file.SCHEMA_VERSION,
                         "ledger_signed": ledger.key is not None,
                     },
                 )
-        meta = store.check_meta(repo.read_meta(), self.path)
+        meta = sqlite_file.check_meta(repo.read_meta(), self.path)
         self._sealer.check_key(bytes.fromhex(meta["key_check"]), meta["gallery_id"], str(self.path))
         return meta
 

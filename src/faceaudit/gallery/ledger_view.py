@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faceaudit.errors import UsageError
-from faceaudit.gallery import store, stores
+from faceaudit.gallery import locations, sqlite_file
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now
 
@@ -17,26 +17,28 @@ class GalleryLedger:
     """The ledger of a gallery file, opened without the gallery key: auditors verify and export with it alone."""
 
     def __init__(self, path: str | os.PathLike, ledger_key: bytes | None = None) -> None:
-        self.path = stores.location(path)
-        if stores.is_file_missing(path):
-            raise store.GalleryNotFoundError(f"{self.path}: no gallery here (run 'faceaudit gallery init')")
-        self._repo = stores.open_repository(path)
+        self.path = locations.location(path)
+        if locations.is_file_missing(path):
+            raise sqlite_file.GalleryNotFoundError(
+                f"{self.path}: no gallery here (run 'faceaudit gallery init')"
+            )
+        self._repo = locations.open_repository(path)
         self._conn = self._repo.connection
         meta = self._repo.read_meta()
         if not meta:
             self._repo.close()
-            raise store.GalleryNotFoundError(
+            raise sqlite_file.GalleryNotFoundError(
                 f"{self.path}: not an initialised gallery (run 'faceaudit gallery init')"
             )
         try:
-            self.gallery_id = store.check_meta(meta, self.path)["gallery_id"]
+            self.gallery_id = sqlite_file.check_meta(meta, self.path)["gallery_id"]
         except BaseException:
             self._repo.close()
             raise
         self.ledger = Ledger(
             self._repo.ledger_store(),
             key=ledger_key if ledger_key is not None else ledger_key_from_env(),
-            expect_signed=store.ledger_signed(meta),
+            expect_signed=sqlite_file.ledger_signed(meta),
         )
 
     def close(self) -> None:

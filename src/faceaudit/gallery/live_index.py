@@ -15,7 +15,7 @@ import numpy as np
 
 from faceaudit.gallery.crypto import GalleryKeyError, TemplateSealer
 from faceaudit.gallery.repository import GalleryRepository
-from faceaudit.gallery.store import GalleryIntegrityError
+from faceaudit.gallery.sqlite_file import GalleryIntegrityError
 
 if TYPE_CHECKING:
     from faceaudit.gallery.index import TemplateIndex
@@ -108,7 +108,7 @@ class LiveIndex:
 
         ``dim`` is the width used when there is no template yet.
         """
-        from faceaudit.gallery.stores import make_index
+        from faceaudit.gallery.locations import make_index
 
         with self._repo.snapshot():
             version = self._repo.version()

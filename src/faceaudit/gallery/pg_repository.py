@@ -34,7 +34,7 @@ from faceaudit.gallery.repository import (
     NewTemplate,
     SubjectRow,
 )
-from faceaudit.gallery.store import require_tables
+from faceaudit.gallery.sqlite_file import require_tables
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
 from faceaudit.ledger.pg_store import PostgresLedgerStore
 
@@ -251,7 +251,7 @@ class PostgresGalleryRepository:
         try:
             return int(row[0])
         except (TypeError, ValueError):
-            from faceaudit.gallery.store import GalleryDamagedError
+            from faceaudit.gallery.sqlite_file import GalleryDamagedError
 
             raise GalleryDamagedError(
                 f"{self.path}: the gallery is damaged: meta.version is missing or not a number"

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from faceaudit.gallery import search_records, store
+from faceaudit.gallery import search_records, sqlite_file
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
     CandidateRow,
@@ -42,9 +42,9 @@ class SQLiteGalleryRepository:
         Raises NotAGalleryError for any other application's file, GalleryNotFoundError for a missing or empty
         file without ``create``, and GalleryDamagedError for a gallery that lost a table.
         """
-        conn = store.connect(path, create=create)
+        conn = sqlite_file.connect(path, create=create)
         try:
-            store.check_tables(conn, path)
+            sqlite_file.check_tables(conn, path)
         except BaseException:
             conn.close()
             raise
@@ -59,11 +59,11 @@ class SQLiteGalleryRepository:
 
     def migrate(self) -> int:
         """Apply pending schema migrations, each in its own transaction; returns the schema version."""
-        return store.migrate(self._conn)
+        return sqlite_file.migrate(self._conn)
 
     def migrate_needed(self) -> bool:
         """Whether the file's schema is older than this faceaudit's."""
-        return store.schema_version(self._conn) < store.SCHEMA_VERSION
+        return sqlite_file.schema_version(self._conn) < sqlite_file.SCHEMA_VERSION
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -99,7 +99,7 @@ class SQLiteGalleryRepository:
 
     def read_meta(self) -> dict[str, str]:
         """The ``meta`` table as a dict (empty when the file has none yet)."""
-        return store.read_meta(self._conn)
+        return sqlite_file.read_meta(self._conn)
 
     def write_meta(self, values: dict[str, str]) -> None:
         """Insert meta values."""
@@ -118,7 +118,7 @@ class SQLiteGalleryRepository:
         try:
             return int(row[0])
         except (TypeError, ValueError):
-            raise store.GalleryDamagedError(
+            raise sqlite_file.GalleryDamagedError(
                 f"{self.path}: the gallery file is damaged: meta.version is missing or not a number"
             ) from None
 
@@ -287,7 +287,7 @@ class SQLiteGalleryRepository:
             if vacuum:
                 self._conn.execute("VACUUM")
             while True:
-                busy, _, _ = store.checkpoint(self._conn)
+                busy, _, _ = sqlite_file.checkpoint(self._conn)
                 if not busy:
                     return True
                 if time.monotonic() >= deadline:
@@ -298,7 +298,7 @@ class SQLiteGalleryRepository:
                 return False
             raise
         finally:
-            self._conn.execute(f"PRAGMA busy_timeout={store.BUSY_TIMEOUT_MS}")
+            self._conn.execute(f"PRAGMA busy_timeout={sqlite_file.BUSY_TIMEOUT_MS}")
 
 
 class PollingListener:

@@ -23,7 +23,7 @@ from faceaudit import pgsql
 from faceaudit.accountable import AccountableText, Principal
 from faceaudit.errors import UsageError
 from faceaudit.gallery import search_records
-from faceaudit.gallery import store as gallery_store
+from faceaudit.gallery import sqlite_file as gallery_store
 from faceaudit.gallery.search_records import Dialect
 from faceaudit.gallery.values import Actor
 from faceaudit.ledger import Ledger, LedgerEntry, ledger_key_from_env, utc_now

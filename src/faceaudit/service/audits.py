@@ -154,7 +154,7 @@ class AuditJobs:
         return job
 
     def _progress(self, job_id: str):
-        """A ``faceaudit.audit`` progress factory that writes each step into the job's status."""
+        """A ``faceaudit.run_audit`` progress factory that writes each step into the job's status."""
         spans = {"embedding": (10, 70)}
 
         @contextmanager

@@ -95,7 +95,7 @@ def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
     if isinstance(exc, LedgerIntegrityError):
         return ApiError(409, "ledger_broken", str(exc))
     from faceaudit.gallery.crypto import GalleryKeyError
-    from faceaudit.gallery.store import GalleryIntegrityError
+    from faceaudit.gallery.sqlite_file import GalleryIntegrityError
 
     if isinstance(exc, GalleryIntegrityError | GalleryKeyError):
         return ApiError(409, "gallery_integrity", str(exc))
