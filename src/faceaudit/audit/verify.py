@@ -55,8 +55,12 @@ def read_report(path: str | os.PathLike) -> dict:
         ) from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not JSON ({exc})") from None
-    if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("faceaudit.audit/"):
-        raise InputError(path, "not a faceaudit audit.json (no 'schema': 'faceaudit.audit/…')")
+    schema = str(doc.get("schema", "")) if isinstance(doc, dict) else ""
+    if not schema.startswith(("faceaudit.audit/", "faceaudit.monitor/")):
+        raise InputError(
+            path,
+            "not a faceaudit audit.json or monitor.json (no 'schema': 'faceaudit.audit/…' or 'faceaudit.monitor/…')",
+        )
     return doc
 
 
@@ -157,6 +161,10 @@ def verify_report(
     if public_key is not None:
         v.key_fingerprint = verify(doc, public_key)
     if reproduce_from is not None:
+        if str(doc.get("schema", "")).startswith("faceaudit.monitor/"):
+            raise UsageError(
+                "a monitor.json is not reproduced from inputs (its evidence is the review store)"
+            )
         v.differences = reproduce(doc, **reproduce_from)
         v.reproduced = True
     return v

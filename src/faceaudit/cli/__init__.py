@@ -15,6 +15,7 @@ _COMMAND_MODULES = (
     "faceaudit.cli.gallery_cmds",
     "faceaudit.cli.ledger_cmds",
     "faceaudit.cli.service_cmds",
+    "faceaudit.cli.monitor_cmds",
 )
 
 

@@ -57,6 +57,19 @@ def _consent_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _declared_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--declare",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an attribute the person declared (e.g. sex=F), for bias monitoring only: sealed, never searched or "
+        "shown per person, erased with the subject; repeatable; needs --declared-consent-basis/-by",
+    )
+    p.add_argument("--declared-consent-basis", default=None, help="legal basis for recording --declare")
+    p.add_argument("--declared-consent-by", default=None, help="who recorded the consent for --declare")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     g = sub.add_parser(
         "gallery", help="manage the gallery: init, enroll, enroll-manifest, erase, scrub, expire"
@@ -91,6 +104,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--store-images", action="store_true", help="also keep the images (sealed); off by default"
     )
+    _declared_options(p)
     p.add_argument("--json", action="store_true")
     _db_options(p)
     add_model_options(p)
@@ -228,9 +242,11 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     from faceaudit.gallery import EnrolmentRequest
+    from faceaudit.gallery.declared import DeclaredAttributes
 
     consent = _consent(args.consent_basis, args.consent_by, args.consent_expires)
-    request = EnrolmentRequest.build(args.subject_ref, args.name, consent, args.operator)
+    declared = DeclaredAttributes.parse(args.declare, args.declared_consent_basis, args.declared_consent_by)
+    request = EnrolmentRequest.build(args.subject_ref, args.name, consent, args.operator, declared)
     with _open(args, engine=True) as gallery:
         result = gallery.enroll(
             request.subject_ref,
@@ -239,6 +255,7 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             consent=request.consent,
             operator=request.operator,
             store_images=args.store_images,
+            declared=request.declared,
         )
     if args.json:
         print(

@@ -189,6 +189,14 @@ class TemplateSealer:
         """Decrypt a stored reference image."""
         return self._open(blob, self._aad("image", gallery_id, subject_ref, model_id))
 
+    def seal_declared(self, data: bytes, *, gallery_id: str, subject_ref: str) -> bytes:
+        """Encrypt a subject's declared attributes (bound to its gallery and subject like a template)."""
+        return self._seal(data, self._aad("declared", gallery_id, subject_ref, ""))
+
+    def open_declared(self, blob: bytes, *, gallery_id: str, subject_ref: str) -> bytes:
+        """Decrypt a subject's declared attributes."""
+        return self._open(blob, self._aad("declared", gallery_id, subject_ref, ""))
+
     def key_check(self, gallery_id: str) -> bytes:
         """A sealed constant stored in the gallery, so a wrong key is caught before anything is written."""
         return self._seal(_KEY_CHECK, gallery_id.encode())

@@ -14,6 +14,7 @@ import numpy as np
 
 from faceaudit.errors import InputError, UsageError
 from faceaudit.gallery.base import GalleryBase
+from faceaudit.gallery.declared import DeclaredAttributes
 from faceaudit.gallery.records import EnrollResult, SubjectExistsError
 from faceaudit.gallery.repository import NewSubject, NewTemplate
 from faceaudit.gallery.values import Actor, Consent, EnrolmentRequest
@@ -39,6 +40,7 @@ class Enrolling(GalleryBase):
         consent: Consent,
         operator: str | Actor,
         store_images: bool = False,
+        declared: DeclaredAttributes | None = None,
     ) -> EnrollResult:
         """Enrol a subject from reference images, all or nothing.
 
@@ -46,9 +48,11 @@ class Enrolling(GalleryBase):
         once with that helper. Every image must hold a face that passes the quality gate (else InputError, exit
         3, naming the file and the reason); the consent record must be complete (else ConsentError). Templates are
         sealed with AES-256-GCM; the encoded images are stored (sealed too) only when ``store_images``.
+        ``declared`` are attributes the person declared, for bias monitoring only (sealed apart, erased with the
+        subject, never searched or shown per person; the ledger holds a keyed hash of them).
         """
         started = utc_now()
-        request = EnrolmentRequest.build(subject_ref, name, consent, operator)
+        request = EnrolmentRequest.build(subject_ref, name, consent, operator, declared)
         if not images:
             raise UsageError("enrolment needs at least one reference image")
         from faceaudit.imaging import read_image
@@ -77,10 +81,12 @@ class Enrolling(GalleryBase):
         operator: str | Actor,
         model_id: str,
         source_sha256: Sequence[str] | None = None,
+        declared: DeclaredAttributes | None = None,
     ) -> EnrollResult:
-        """Enrol a subject from templates computed elsewhere (same model as searches will use)."""
+        """Enrol a subject from templates computed elsewhere (same model as searches will use); ``declared`` as
+        in :meth:`enroll`."""
         started = utc_now()
-        request = EnrolmentRequest.build(subject_ref, name, consent, operator)
+        request = EnrolmentRequest.build(subject_ref, name, consent, operator, declared)
         vectors = _as_templates(templates)
         digests = list(source_sha256) if source_sha256 is not None else ["" for _ in vectors]
         refs = [({}, d, None) for d in digests]
@@ -184,6 +190,16 @@ class Enrolling(GalleryBase):
             )
             for vector, (quality, digest, encoded) in zip(vectors, refs, strict=True)
         ]
+        params: dict[str, object] = {}
+        if request.declared is not None:
+            sealed = self._sealer.seal_declared(
+                request.declared.to_json(now), gallery_id=self.gallery_id, subject_ref=ref
+            )
+            self._repo.insert_declared(subject_id, sealed, now)
+            params["declared"] = self._sealer.ledger_digest("declared", ref, request.declared.canonical())
+            params["declared_consent"] = self._sealer.ledger_digest(
+                "consent", request.declared.consent.basis, request.declared.consent.recorded_by
+            )
         version = self._repo.bump_version()
         entry = self._record(
             "enroll",
@@ -195,6 +211,7 @@ class Enrolling(GalleryBase):
                 "consent": self._sealer.ledger_digest("consent", consent.basis, consent.recorded_by),
                 "consent_expires": expires,
                 "images_stored": any(r[2] is not None for r in refs),
+                **params,
             },
             result={
                 "subject": self.pseudonym(ref),

@@ -216,6 +216,20 @@ class Gallery(Enrolling, Searching, GalleryBase):
             for s in self._repo.list_subjects()
         ]
 
+    def declared_groups(self, attribute: str) -> dict[str, str]:
+        """For the post-market monitor only: subject ref → the value that subject declared for ``attribute``
+        (subjects who declared nothing for it are absent). It is counted into groups and never shown per person;
+        no route, page or command returns it as it is."""
+        from faceaudit.gallery.declared import values_of
+
+        out: dict[str, str] = {}
+        for ref, blob in self._repo.declared_rows():
+            plain = self._sealer.open_declared(blob, gallery_id=self.gallery_id, subject_ref=ref)
+            value = values_of(plain).get(attribute)
+            if value is not None:
+                out[ref] = value
+        return out
+
     def reference_images(
         self, subject_ref: str, *, operator: str | Actor, purpose: str | None = None, case: str | None = None
     ) -> list[bytes]:

@@ -7,7 +7,7 @@ from typing import Any
 
 from faceaudit import pgsql
 
-ERASED_TABLES = ("subjects", "templates")
+ERASED_TABLES = ("subjects", "templates", "declared_attributes")
 """The gallery tables an erasure deletes from: reclaimed until no dead tuple is left in them."""
 FORGETTING_TABLES = ("service_searches", "service_reviews")
 """Tables of the service, when it shares the database, that an erasure rewrites to keep only the pseudonym: their

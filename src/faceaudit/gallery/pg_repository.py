@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from faceaudit import pgsql
 from faceaudit.errors import UsageError
-from faceaudit.gallery import search_records
+from faceaudit.gallery import declared, search_records
 from faceaudit.gallery.pg_statements import RepositoryLedgerStore, Rows
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
@@ -83,6 +83,8 @@ MIGRATIONS: list[str] = [
     _V1 + LEDGER_SCHEMA,
     ";\n".join(search_records.POSTGRESQL.sql(t) for t in search_records.TABLES)
     + ";\nALTER TABLE service_searches ADD COLUMN IF NOT EXISTS probe BYTEA;\n",
+    declared.TABLE.replace("{bigint}", "BIGINT").replace("{blob}", "BYTEA")
+    + ";\nALTER TABLE service_searches ADD COLUMN IF NOT EXISTS model TEXT;\n",
 ]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (the ``faceaudit_schema`` table)."""
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -321,11 +323,20 @@ class PostgresGalleryRepository:
         ids = [int(i) for i in subject_ids]
         if not ids:
             return []
+        self._execute("DELETE FROM declared_attributes WHERE subject_id = ANY(%s)", (ids,))
         removed = self._execute(
             "DELETE FROM templates WHERE subject_id = ANY(%s) RETURNING id", (ids,)
         ).fetchall()
         self._execute("DELETE FROM subjects WHERE id = ANY(%s)", (ids,))
         return sorted(int(r[0]) for r in removed)
+
+    def insert_declared(self, subject_id: int, sealed: bytes, created_at: str) -> None:
+        """Store a subject's sealed declared attributes (see :mod:`.declared`)."""
+        declared.insert(self._execute, search_records.POSTGRESQL, subject_id, sealed, created_at)
+
+    def declared_rows(self) -> list[tuple[str, bytes]]:
+        """``(subject_ref, sealed)`` of every subject with declared attributes."""
+        return declared.rows(self._execute, search_records.POSTGRESQL)
 
     def forget_subjects(self, erased: dict[str, str]) -> None:
         """Pseudonymise erased subjects in the stored searches and reviews (see :mod:`.search_records`)."""

@@ -196,7 +196,17 @@ class GalleryRepository(Protocol):
         ...
 
     def delete_subjects(self, subject_ids: Sequence[int]) -> list[int]:
-        """*write.* Delete these subjects and all their templates (and images); return the deleted template ids."""
+        """*write.* Delete these subjects, all their templates (and images) and their declared attributes; return the
+        deleted template ids."""
+        ...
+
+    def insert_declared(self, subject_id: int, sealed: bytes, created_at: str) -> None:
+        """*write.* Store (or replace) one subject's sealed declared attributes, apart from its identity row;
+        ``delete_subjects`` deletes them with the subject."""
+        ...
+
+    def declared_rows(self) -> list[tuple[str, bytes]]:
+        """*read.* ``(subject_ref, sealed blob)`` of every subject with declared attributes (for the monitor)."""
         ...
 
     def forget_subjects(self, erased: dict[str, str]) -> None:

@@ -74,7 +74,17 @@ def _v6(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE service_searches ADD COLUMN probe BLOB")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+def _v7(conn: sqlite3.Connection) -> None:
+    from faceaudit.gallery import declared, search_records
+
+    # declared attributes (sealed, apart from identity data) and the model of each stored search
+    declared.create_table(conn.execute, search_records.SQLITE)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(service_searches)")}
+    if "model" not in columns:
+        conn.execute("ALTER TABLE service_searches ADD COLUMN model TEXT")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 """Migration ``i`` takes the schema from version ``i`` to ``i + 1`` (``PRAGMA user_version``)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 

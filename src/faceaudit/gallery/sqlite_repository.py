@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from faceaudit.gallery import search_records, sqlite_file
+from faceaudit.gallery import declared, search_records, sqlite_file
 from faceaudit.gallery.repository import (
     SUBJECT_INSERT_COLUMNS,
     CandidateRow,
@@ -187,9 +187,18 @@ class SQLiteGalleryRepository:
                 r[0]
                 for r in self._conn.execute("SELECT id FROM templates WHERE subject_id = ?", (subject_id,))
             ]
+            self._conn.execute("DELETE FROM declared_attributes WHERE subject_id = ?", (subject_id,))
             self._conn.execute("DELETE FROM templates WHERE subject_id = ?", (subject_id,))
             self._conn.execute("DELETE FROM subjects WHERE id = ?", (subject_id,))
         return removed
+
+    def insert_declared(self, subject_id: int, sealed: bytes, created_at: str) -> None:
+        """Store a subject's sealed declared attributes (see :mod:`.declared`)."""
+        declared.insert(self._conn.execute, search_records.SQLITE, subject_id, sealed, created_at)
+
+    def declared_rows(self) -> list[tuple[str, bytes]]:
+        """``(subject_ref, sealed)`` of every subject with declared attributes."""
+        return declared.rows(self._conn.execute, search_records.SQLITE)
 
     def forget_subjects(self, erased: dict[str, str]) -> None:
         """Pseudonymise erased subjects in the stored searches and reviews (see :mod:`.search_records`)."""

@@ -12,10 +12,13 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faceaudit.accountable import AccountableText, Principal, SubjectRef, clean_text
 from faceaudit.errors import ConsentError, PolicyError, UsageError
+
+if TYPE_CHECKING:
+    from faceaudit.gallery.declared import DeclaredAttributes
 
 
 def utc_today() -> date:
@@ -116,12 +119,14 @@ class Consent:
 
 @dataclass(frozen=True, slots=True)
 class EnrolmentRequest:
-    """One subject to enrol: its ref and name, the consent record and who enrols. Checked when built."""
+    """One subject to enrol: its ref and name, the consent record, who enrols, and optionally the attributes the
+    person declared (for bias monitoring only). Checked when built."""
 
     subject_ref: SubjectRef
     name: AccountableText
     consent: Consent
     operator: Actor
+    declared: DeclaredAttributes | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "subject_ref", SubjectRef(self.subject_ref, "enrolment needs a subject ref"))
@@ -136,11 +141,23 @@ class EnrolmentRequest:
             "operator",
             Actor.of(self.operator, "enrolment needs the operator's name (--operator)"),
         )
+        if self.declared is not None:
+            from faceaudit.gallery.declared import DeclaredAttributes
+
+            if not isinstance(self.declared, DeclaredAttributes):
+                raise UsageError("declared attributes must be a DeclaredAttributes value")
 
     @classmethod
-    def build(cls, subject_ref: str, name: str, consent: Consent, operator: str | Actor) -> EnrolmentRequest:
+    def build(
+        cls,
+        subject_ref: str,
+        name: str,
+        consent: Consent,
+        operator: str | Actor,
+        declared: DeclaredAttributes | None = None,
+    ) -> EnrolmentRequest:
         """The same as the constructor, with ``operator`` typed for callers that pass a name."""
-        return cls(subject_ref, name, consent, operator)  # type: ignore[arg-type]
+        return cls(subject_ref, name, consent, operator, declared)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
 from faceaudit.errors import InputError, UsageError
+from faceaudit.gallery.declared import DeclaredAttributes
 from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
 from faceaudit.operations.context import Caller
@@ -85,8 +86,10 @@ def enrol(
     consent: Consent,
     uploads: list[Upload],
     store_images: bool = False,
+    declared: DeclaredAttributes | None = None,
 ) -> dict[str, Any]:
-    """Enrol a subject from its images, all or nothing; the index learns it at once."""
+    """Enrol a subject from its images, all or nothing; the index learns it at once. ``declared``: attributes the
+    person declared, for bias monitoring only (see :mod:`faceaudit.gallery.declared`)."""
     subject_ref = SubjectRef(subject_ref)
     name = AccountableText(name, "name")
     with service.gallery_lock:
@@ -100,7 +103,13 @@ def enrol(
         images = [read_image(u.data, name=u.label, keep_encoded=True) for u in uploads]
         with service.gallery_lock:
             result = service.gallery.enroll(
-                subject_ref, images, name=name, consent=consent, operator=who.actor, store_images=True
+                subject_ref,
+                images,
+                name=name,
+                consent=consent,
+                operator=who.actor,
+                store_images=True,
+                declared=declared,
             )
         return {
             "subject_ref": result.subject_ref,
@@ -118,6 +127,7 @@ def enrol(
             operator=who.actor,
             model_id=service.engine.model_id,
             source_sha256=[u.sha256 for u in uploads],
+            declared=declared,
         )
     return {
         "subject_ref": result.subject_ref,
@@ -177,6 +187,7 @@ def identify(
         candidates=candidates,
         pseudonyms=pseudonyms,
         probe=service.probes.seal(upload.data, search_id),
+        model=result.model_id,
     )
     return {
         "search_id": search_id,

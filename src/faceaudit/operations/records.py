@@ -21,6 +21,7 @@ from typing import Any
 
 from faceaudit import pgsql
 from faceaudit.accountable import AccountableText, Principal
+from faceaudit.audit.monitor_outcomes import Outcome, outcome_of
 from faceaudit.errors import UsageError
 from faceaudit.gallery import search_records
 from faceaudit.gallery import sqlite_file as gallery_store
@@ -185,6 +186,7 @@ class ServiceStore(KeyRecords):
         candidates: list[dict[str, Any]],
         pseudonyms: dict[str, str],
         probe: bytes | None = None,
+        model: str | None = None,
     ) -> list[dict[str, Any]]:
         """Remember an identification search (its candidates, as refs, and its sealed probe) for review; returns
         the candidates as stored.
@@ -201,7 +203,7 @@ class ServiceStore(KeyRecords):
             search_records.pseudonymise_candidates(stored, erased)
             conn.execute(
                 "INSERT INTO service_searches (search_id, principal, key_id, purpose, case_ref, ledger_seq, "
-                "threshold, candidates, status, created_at, probe) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "threshold, candidates, status, created_at, probe, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     search_id,
                     Principal(principal),
@@ -214,6 +216,7 @@ class ServiceStore(KeyRecords):
                     SearchStatus.PENDING_REVIEW.value,
                     utc_now(),
                     probe,
+                    model,
                 ),
             )
         return stored
@@ -357,6 +360,35 @@ class ServiceStore(KeyRecords):
                     "conflict", 409, f"search {search_id} changed while this review was written"
                 )
         return status, entry, len(earlier) + 1
+
+    def outcomes(self, since: str | None = None, until: str | None = None) -> list[Outcome]:
+        """Every stored search made in ``[since, until)`` (ISO UTC times; open when None), oldest first, as an
+        operational :class:`~faceaudit.audit.monitor_outcomes.Outcome` with its reviewers' decision."""
+        sql = (
+            "SELECT search_id, threshold, model, candidates, status, created_at FROM service_searches"
+            " WHERE (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) ORDER BY created_at, search_id"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (since, since, until, until)).fetchall()
+            reviews: dict[str, list[tuple[Any, ...]]] = {}
+            for r in self._conn.execute(
+                "SELECT r.search_id, r.principal, r.decision, r.subject_ref, r.created_at FROM service_reviews r "
+                "JOIN service_searches s ON s.search_id = r.search_id "
+                "WHERE (? IS NULL OR s.created_at >= ?) AND (? IS NULL OR s.created_at < ?) ORDER BY r.id",
+                (since, since, until, until),
+            ).fetchall():
+                reviews.setdefault(r[0], []).append(r)
+        out = []
+        keys = ("search_id", "threshold", "model", "candidates", "status", "created_at")
+        for row in rows:
+            search = dict(zip(keys, row, strict=True))
+            search["candidates"] = json.loads(search["candidates"])
+            done = reviews.get(search["search_id"], [])
+            confirmed = None
+            if search["status"] == SearchStatus.CONFIRMED.value:
+                confirmed = rules.confirmed_subject([Review(r[1], Decision(r[2]), r[3]) for r in done])
+            out.append(outcome_of(search, [{"created_at": r[4]} for r in done], confirmed))
+        return out
 
 
 class SearchNotFoundError(UsageError):

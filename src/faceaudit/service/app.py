@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from faceaudit import __version__
 from faceaudit.service import console, errors
 from faceaudit.service.limits import UploadLimit
-from faceaudit.service.routes import audits, keys, ledger, recognition, searches, status, subjects
+from faceaudit.service.routes import audits, keys, ledger, monitor, recognition, searches, status, subjects
 from faceaudit.service.schemas import Health
 from faceaudit.service.state import Service, ServiceConfig
 
@@ -48,7 +48,7 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     def healthz() -> dict:
         return {"status": "ok"}
 
-    for module in (recognition, subjects, searches, ledger, audits, keys, status):
+    for module in (recognition, subjects, searches, ledger, audits, keys, status, monitor):
         app.include_router(module.router)
     console.install(app)
     return app

@@ -20,7 +20,10 @@ from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
 from faceaudit.operations.review import SearchStatus
 from faceaudit.service.auth import check_key, live_principal
-from faceaudit.service.console import auditor  # noqa: F401  (registers the auditor's pages on the router)
+from faceaudit.service.console import (
+    auditor,  # noqa: F401  (registers the auditor's pages on the router)
+    monitor,  # noqa: F401  (registers the monitoring page)
+)
 from faceaudit.service.console.common import (
     Refused,
     SignIn,

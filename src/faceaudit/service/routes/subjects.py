@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from faceaudit.accountable import AccountableText, SubjectRef
 from faceaudit.gallery import Consent
+from faceaudit.gallery.declared import DeclaredAttributes
 from faceaudit.operations import cases
 from faceaudit.service.auth import Caller, get_service, require
 from faceaudit.service.errors import ApiError
@@ -45,12 +46,19 @@ async def enrol(
     service: Annotated[Service, Depends(get_service)],
     consent_expires: Annotated[str | None, Form(description="YYYY-MM-DD; consent ends on this day")] = None,
     store_images: Annotated[bool, Form(description="also keep the images, sealed, for reviewers")] = False,
+    declared: Annotated[
+        list[str] | None,
+        Form(description="key=value the person declared (e.g. sex=F), for bias monitoring only; repeatable"),
+    ] = None,
+    declared_consent_basis: Annotated[str | None, Form(max_length=256)] = None,
+    declared_consent_by: Annotated[str | None, Form(max_length=256)] = None,
 ) -> dict:
     ref, display = SubjectRef(subject_ref), AccountableText(name, "name")
     if len(images) > MAX_IMAGES:
         raise ApiError(422, "invalid", f"images: at most {MAX_IMAGES} reference images", field="images")
     consent = Consent(consent_basis, consent_by, _date(consent_expires, "consent_expires"))
     consent.validate()
+    attributes = DeclaredAttributes.parse(declared or [], declared_consent_basis, declared_consent_by)
     uploads = [await read_upload(f, f"images[{i}]") for i, f in enumerate(images)]
     return await service.pool.run(
         lambda: cases.enrol(
@@ -61,6 +69,7 @@ async def enrol(
             consent=consent,
             uploads=uploads,
             store_images=store_images,
+            declared=attributes,
         )
     )
 

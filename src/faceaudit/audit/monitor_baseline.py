@@ -1,0 +1,76 @@
+"""The pre-deployment baseline of the monitor: per-group rates out of a signed ``audit.json``, and the alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from faceaudit.errors import InputError
+
+
+def baseline_from_audit(
+    doc: Mapping[str, Any], threshold: float | None, source: str = "audit.json"
+) -> dict[str, Any]:
+    """Per-group baseline rates from a 1:N audit: at the audit target whose threshold is nearest ``threshold``
+    (the operational one), each group's FNIR at rank 1 (compared with misses) and its share of the false
+    positive candidates (compared with the false-candidate share)."""
+    ident = doc.get("identification")
+    if not isinstance(ident, Mapping) or not ident.get("targets"):
+        raise InputError(
+            source, "the baseline needs a 1:N audit (audit-identification): no 'identification' block"
+        )
+    targets = [t for t in ident["targets"] if t.get("threshold") is not None]
+    if not targets:
+        raise InputError(source, "the baseline audit has no measurable threshold")
+    target = min(
+        targets, key=lambda t: abs(float(t["threshold"]) - (threshold if threshold is not None else 0.0))
+    )
+    fp: dict[str, float] = {}
+    for gallery_counts in (target.get("false_positive_candidates") or {}).values():
+        if isinstance(gallery_counts, Mapping):
+            for g, n in gallery_counts.items():
+                fp[g] = fp.get(g, 0.0) + float(n)
+    total = sum(fp.values())
+    groups: dict[str, dict[str, Any]] = {}
+    for g, rates in (target.get("by_group") or {}).items():
+        fnir = (rates or {}).get("fnir_rank1") or {}
+        groups[g] = {
+            "fnir_rank1": fnir.get("value"),
+            "false_candidate_share": fp.get(g, 0.0) / total if total else None,
+        }
+    return {
+        "source": source,
+        "schema": doc.get("schema"),
+        "model": (doc.get("config") or {}).get("model") if isinstance(doc.get("config"), Mapping) else None,
+        "target_fpir": target.get("target_fpir"),
+        "threshold": target.get("threshold"),
+        "by_group": groups,
+    }
+
+
+def alerts(windows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One alert per (window, measure, group) whose operational interval excludes the group's baseline value;
+    suppressed cells raise none."""
+    out: list[dict[str, Any]] = []
+    pairs = (("misses", "fnir_rank1"), ("false_candidates", "false_candidate_share"))
+    for w in windows:
+        for measure, base_key in pairs:
+            cells = (w.get(measure) or {}).get("by_group") or {}
+            for g, cell in cells.items():
+                base = ((baseline.get("by_group") or {}).get(g) or {}).get(base_key)
+                if cell.get("suppressed") or base is None or cell.get("value") is None:
+                    continue
+                if cell["ci_low"] > base or cell["ci_high"] < base:
+                    out.append(
+                        {
+                            "window_start": w["start"],
+                            "measure": measure,
+                            "group": g,
+                            "operational": cell["value"],
+                            "ci_low": cell["ci_low"],
+                            "ci_high": cell["ci_high"],
+                            "baseline": base,
+                            "direction": "higher" if cell["ci_low"] > base else "lower",
+                        }
+                    )
+    return out
