@@ -5,8 +5,9 @@
 ``GET /v1/monitor`` and the console page all call it, so none can bypass its small-cell suppression:
 
 * a group gets no figure in a window unless at least ``k`` distinct subjects (default 10) of it contribute to
-  that measure there, and unless the gallery holds at least ``k`` subjects of it; when exactly one group of a
-  measure is suppressed, the next smallest is suppressed too (so the total cannot give it away by subtraction);
+  that measure there, and unless the gallery holds at least ``k`` subjects of it; while the suppressed groups
+  of a measure hold fewer than ``k`` subjects together, the smallest shown group is suppressed too (so the total
+  minus the shown groups cannot give a small cell away);
 * a window with fewer than ``k`` searches shows its volume only.
 
 Measures per window (NIST FRVT Part 3's "who is wrongly returned", seen through two-person review):
@@ -93,12 +94,13 @@ def _rate(errors: int, trials: int, lo: float, hi: float, n_subjects: int, n_eff
 def _suppress(
     cells: dict[str, dict[str, Any]], sizes: Mapping[str, int], gallery: Mapping[str, int], k: int
 ) -> None:
-    """In place: primary suppression (fewer than ``k`` contributing subjects, or fewer than ``k`` in the gallery)
-    and secondary suppression (a lone suppressed group takes the next smallest with it)."""
+    """In place: primary suppression (fewer than ``k`` contributing subjects, or fewer than ``k`` in the gallery),
+    then secondary suppression: while the hidden groups together hold fewer than ``k`` contributing subjects, the
+    smallest shown group is hidden too, so that the total minus the shown groups never gives a small cell away."""
     hidden = [g for g in cells if sizes.get(g, 0) < k or gallery.get(g, 0) < k]
     shown = sorted((g for g in cells if g not in hidden), key=lambda g: (sizes.get(g, 0), g))
-    if len(hidden) == 1 and shown:
-        hidden.append(shown[0])
+    while hidden and shown and sum(sizes.get(g, 0) for g in hidden) < k:
+        hidden.append(shown.pop(0))
     for g in hidden:
         cells[g] = {"suppressed": True, "reason": f"fewer than k={k} subjects"}
 

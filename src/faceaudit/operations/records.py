@@ -364,18 +364,23 @@ class ServiceStore(KeyRecords):
     def outcomes(self, since: str | None = None, until: str | None = None) -> list[Outcome]:
         """Every stored search made in ``[since, until)`` (ISO UTC times; open when None), oldest first, as an
         operational :class:`~faceaudit.audit.monitor_outcomes.Outcome` with its reviewers' decision."""
-        sql = (
-            "SELECT search_id, threshold, model, candidates, status, created_at FROM service_searches"
-            " WHERE (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) ORDER BY created_at, search_id"
-        )
+        where, args = [], []
+        for op, bound in ((">=", since), ("<", until)):
+            if bound is not None:
+                where.append(f"s.created_at {op} ?")
+                args.append(bound)
+        cond = (" WHERE " + " AND ".join(where)) if where else ""
         with self._lock:
-            rows = self._conn.execute(sql, (since, since, until, until)).fetchall()
+            rows = self._conn.execute(
+                "SELECT s.search_id, s.threshold, s.model, s.candidates, s.status, s.created_at "
+                f"FROM service_searches s{cond} ORDER BY s.created_at, s.search_id",
+                tuple(args),
+            ).fetchall()
             reviews: dict[str, list[tuple[Any, ...]]] = {}
             for r in self._conn.execute(
                 "SELECT r.search_id, r.principal, r.decision, r.subject_ref, r.created_at FROM service_reviews r "
-                "JOIN service_searches s ON s.search_id = r.search_id "
-                "WHERE (? IS NULL OR s.created_at >= ?) AND (? IS NULL OR s.created_at < ?) ORDER BY r.id",
-                (since, since, until, until),
+                f"JOIN service_searches s ON s.search_id = r.search_id{cond} ORDER BY r.id",
+                tuple(args),
             ).fetchall():
                 reviews.setdefault(r[0], []).append(r)
         out = []
