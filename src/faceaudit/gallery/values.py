@@ -10,15 +10,15 @@ in the error.
 from __future__ import annotations
 
 import getpass
+import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from faceaudit.accountable import AccountableText, Principal, SubjectRef, clean_text
 from faceaudit.errors import ConsentError, PolicyError, UsageError
-
-if TYPE_CHECKING:
-    from faceaudit.gallery.declared import DeclaredAttributes
 
 
 def utc_today() -> date:
@@ -117,6 +117,90 @@ class Consent:
             )
 
 
+MAX_ATTRIBUTES = 8
+_KEY = re.compile(r"[a-z][a-z0-9_]{0,31}")
+MAX_VALUE_CHARS = 64
+
+
+class DeclaredAttributeError(UsageError):
+    """A declared attribute is malformed (names the field)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeclaredAttributes:
+    """Attributes a person declared about themselves (``{"sex": "F", "age_band": "30-39"}``) and the consent
+    under which they were recorded, for audit only. Checked when built: keys are short lowercase identifiers,
+    values accountable text of at most 64 characters, at most 8 attributes, and a consent record is required."""
+
+    values: Mapping[str, str]
+    consent: Consent
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.consent, Consent):
+            raise ConsentError(
+                "declared attributes need their own consent record "
+                "(--declared-consent-basis and --declared-consent-by)"
+            )
+        if not isinstance(self.values, Mapping) or not self.values:
+            raise DeclaredAttributeError("declared attributes: give at least one key=value")
+        if len(self.values) > MAX_ATTRIBUTES:
+            raise DeclaredAttributeError(f"declared attributes: at most {MAX_ATTRIBUTES}")
+        clean: dict[str, str] = {}
+        for key, value in self.values.items():
+            k = str(AccountableText(key, "declared attribute name")).lower()
+            if not _KEY.fullmatch(k):
+                raise DeclaredAttributeError(
+                    f"declared attribute name {key!r}: use a lowercase name of letters, digits and '_' "
+                    "(at most 32)"
+                )
+            v = AccountableText(value, f"declared attribute {k!r}")
+            if len(v) > MAX_VALUE_CHARS:
+                raise DeclaredAttributeError(
+                    f"declared attribute {k!r}: at most {MAX_VALUE_CHARS} characters"
+                )
+            clean[k] = str(v)
+        object.__setattr__(self, "values", dict(sorted(clean.items())))
+
+    @classmethod
+    def parse(cls, pairs: list[str], basis: str | None, recorded_by: str | None) -> DeclaredAttributes | None:
+        """From ``key=value`` strings (CLI ``--declare``, form field ``declared``); None when there are none."""
+        if not pairs:
+            return None
+        values: dict[str, str] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep:
+                raise DeclaredAttributeError(f"declared attribute {pair!r}: write it as key=value")
+            if key.strip().lower() in values:
+                raise DeclaredAttributeError(f"declared attribute {key.strip()!r} is given twice")
+            values[key.strip().lower()] = value
+        if not (basis or "").strip() or not (recorded_by or "").strip():
+            raise ConsentError(
+                "declared attributes need their own consent record: give --declared-consent-basis and "
+                "--declared-consent-by (form fields declared_consent_basis, declared_consent_by)"
+            )
+        return cls(values, Consent(basis, recorded_by))  # type: ignore[arg-type]
+
+    def to_json(self, recorded_at: str) -> bytes:
+        """The plaintext that is sealed: the values and their consent record."""
+        return json.dumps(
+            {
+                "values": dict(self.values),
+                "consent": {
+                    "basis": str(self.consent.basis),
+                    "by": str(self.consent.recorded_by),
+                    "at": recorded_at,
+                },
+            },
+            sort_keys=True,
+            ensure_ascii=False,
+        ).encode()
+
+    def canonical(self) -> str:
+        """A canonical text of the values (what the ledger's keyed hash is taken over)."""
+        return json.dumps(dict(self.values), sort_keys=True, ensure_ascii=False)
+
+
 @dataclass(frozen=True, slots=True)
 class EnrolmentRequest:
     """One subject to enrol: its ref and name, the consent record, who enrols, and optionally the attributes the
@@ -141,11 +225,8 @@ class EnrolmentRequest:
             "operator",
             Actor.of(self.operator, "enrolment needs the operator's name (--operator)"),
         )
-        if self.declared is not None:
-            from faceaudit.gallery.declared import DeclaredAttributes
-
-            if not isinstance(self.declared, DeclaredAttributes):
-                raise UsageError("declared attributes must be a DeclaredAttributes value")
+        if self.declared is not None and not isinstance(self.declared, DeclaredAttributes):
+            raise UsageError("declared attributes must be a DeclaredAttributes value")
 
     @classmethod
     def build(
