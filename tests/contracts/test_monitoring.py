@@ -197,3 +197,27 @@ def test_the_cli_enrols_declared_attributes_with_their_own_consent(server, searc
     assert r.returncode == 0, r.stderr
     with store.raw() as conn:
         assert conn.scalar("SELECT COUNT(*) FROM declared_attributes") == before + 1
+
+
+def test_withdrawing_declared_attributes_is_ledgered_and_leaves_the_subject(server, searches):
+    store = server.store
+    with store.raw() as conn:
+        sealed = bytes(
+            conn.scalar(
+                "SELECT d.sealed FROM declared_attributes d JOIN subjects s ON s.id = d.subject_id "
+                "WHERE s.subject_ref = ?",
+                ("dec-0005",),
+            )
+        )
+    with server.client("rev-1") as c:
+        assert c.delete("/v1/subjects/dec-0005/declared", params={"reason": "x"}).status_code == 403
+    with server.client("dpo") as c:
+        r = c.delete("/v1/subjects/dec-0005/declared", params={"reason": "consent withdrawn"})
+        assert r.status_code == 200, r.text
+        assert c.delete("/v1/subjects/dec-0005/declared", params={"reason": "again"}).status_code == 400
+        assert "dec-0005" in c.get("/v1/subjects").text  # still enrolled
+    (entry,) = ledger_entries(store, "withdraw_declared")
+    assert entry["actor"] == "dpo" and entry["result"]["subject"].startswith("subj:")
+    if store.pg:
+        assert run_cli("gallery", "scrub", "--vacuum", "--db", store.db).returncode == 0
+    assert sealed not in stored_bytes(store)

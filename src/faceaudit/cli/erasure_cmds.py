@@ -29,6 +29,16 @@ def cmd_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_withdraw_declared(args: argparse.Namespace) -> int:
+    from faceaudit.gallery import Actor
+
+    operator = Actor.of(args.operator, "withdrawal needs the operator's name (--operator)")
+    with _open(args) as gallery:
+        seq = gallery.withdraw_declared(args.subject_ref, reason=args.reason or "", operator=operator)
+    print(f"deleted the declared attributes of {args.subject_ref}; ledger entry {seq}", file=sys.stderr)
+    return 0
+
+
 def _scrub(gallery, vacuum: bool) -> bool:
     """Scrub after a committed erasure; say at once, and plainly, when the bytes could not be reclaimed yet."""
     from faceaudit.gallery.repository import scrub_pending_message

@@ -11,7 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from faceaudit.cli.engine_cmds import add_model_options, add_threshold_option, make_engine
-from faceaudit.cli.erasure_cmds import cmd_erase, cmd_expire, cmd_scrub
+from faceaudit.cli.erasure_cmds import cmd_erase, cmd_expire, cmd_scrub, cmd_withdraw_declared
 from faceaudit.errors import ConsentError, FaceAuditError, InputError, UsageError
 from faceaudit.pgsql import is_pg_url
 
@@ -133,6 +133,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--vacuum", action="store_true", help="also rewrite the whole database file")
     _db_options(p)
     p.set_defaults(func=cmd_erase)
+
+    p = gsub.add_parser(
+        "withdraw-declared", help="delete a subject's declared attributes (the subject stays enrolled)"
+    )
+    p.add_argument("subject_ref", metavar="SUBJECT_REF", help=REF_HELP)
+    p.add_argument("--reason", default=None, help=f"why (required); {PERMANENT}")
+    p.add_argument("--operator", default=None, help=f"who withdraws them (required); {OPERATOR}")
+    _db_options(p)
+    p.set_defaults(func=cmd_withdraw_declared)
 
     p = gsub.add_parser(
         "scrub",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from faceaudit.accountable import AccountableText, SubjectRef
+from faceaudit.errors import UsageError
 from faceaudit.gallery import locations, sqlite_file
 from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
@@ -229,6 +230,34 @@ class Gallery(Enrolling, Searching, GalleryBase):
             if value is not None:
                 out[ref] = value
         return out
+
+    def withdraw_declared(
+        self, subject_ref: SubjectRef | str, *, reason: AccountableText | str, operator: str | Actor
+    ) -> int:
+        """Delete a subject's declared attributes (the person withdrew that consent; the subject stays enrolled)
+        and scrub their bytes; returns the ledger seq of the ``withdraw_declared`` entry. SubjectNotFoundError
+        when the subject is not enrolled; UsageError when it declared nothing."""
+        started = utc_now()
+        subject_ref = SubjectRef(subject_ref, "withdrawal needs a subject ref")
+        reason = AccountableText(reason, "withdrawal needs a reason (--reason)")
+        actor = Actor.of(operator, "withdrawal needs the operator's name (--operator)")
+        with self._repo.write():
+            row = self._repo.find_subject(subject_ref)
+            if row is None:
+                raise SubjectNotFoundError(f"subject {subject_ref!r} is not enrolled")
+            if not self._repo.delete_declared(row.id):
+                raise UsageError(f"subject {subject_ref!r} has no declared attributes")
+            if SCRUB_PENDING not in self._repo.read_meta():
+                self._repo.set_meta(SCRUB_PENDING, started)
+            entry = self._record(
+                "withdraw_declared",
+                actor,
+                started,
+                purpose=reason,
+                result={"subject": self.pseudonym(subject_ref)},
+            )
+        self.scrub_or_warn()
+        return entry.seq
 
     def reference_images(
         self, subject_ref: str, *, operator: str | Actor, purpose: str | None = None, case: str | None = None

@@ -334,6 +334,10 @@ class PostgresGalleryRepository:
         """Store a subject's sealed declared attributes (see :mod:`.declared`)."""
         declared.insert(self._execute, search_records.POSTGRESQL, subject_id, sealed, created_at)
 
+    def delete_declared(self, subject_id: int) -> bool:
+        """Delete one subject's declared attributes; whether there were any."""
+        return declared.delete(self._execute, search_records.POSTGRESQL, [subject_id]) > 0
+
     def declared_rows(self) -> list[tuple[str, bytes]]:
         """``(subject_ref, sealed)`` of every subject with declared attributes."""
         return declared.rows(self._execute, search_records.POSTGRESQL)

@@ -205,6 +205,10 @@ class GalleryRepository(Protocol):
         ``delete_subjects`` deletes them with the subject."""
         ...
 
+    def delete_declared(self, subject_id: int) -> bool:
+        """*write.* Delete one subject's declared attributes (the subject stays); whether there were any."""
+        ...
+
     def declared_rows(self) -> list[tuple[str, bytes]]:
         """*read.* ``(subject_ref, sealed blob)`` of every subject with declared attributes (for the monitor)."""
         ...

@@ -231,6 +231,15 @@ def erase(service: Service, who: Caller, subject_ref: SubjectRef, reason: Accoun
     return {"erased": subject_ref, "ledger_entry": seq}
 
 
+def withdraw_declared(
+    service: Service, who: Caller, subject_ref: SubjectRef, reason: AccountableText
+) -> dict[str, Any]:
+    """Delete a subject's declared attributes (the subject stays enrolled); ledgered."""
+    with service.gallery_lock:
+        seq = service.gallery.withdraw_declared(SubjectRef(subject_ref), reason=reason, operator=who.actor)
+    return {"subject_ref": SubjectRef(subject_ref), "ledger_entry": seq}
+
+
 def expire(service: Service, who: Caller, as_of: date | None) -> dict[str, Any]:
     """Erase every subject whose consent has expired (as :func:`erase` does, in one transaction)."""
     with service.gallery_lock:

@@ -33,7 +33,7 @@ def _stamp(t: datetime | None) -> str | None:
     """A bound in the stored searches' own format (``utc_now``), so text comparison orders it right."""
     if t is None:
         return None
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def run_monitor(

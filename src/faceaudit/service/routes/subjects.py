@@ -95,6 +95,18 @@ async def erase(
     )
 
 
+@router.delete("/{ref}/declared", summary="delete a subject's declared attributes (the subject stays)")
+async def withdraw_declared(
+    ref: Annotated[str, Path(min_length=1, max_length=256)],
+    reason: Annotated[str, Query(min_length=1, max_length=2000, description="why (logged as given)")],
+    who: Annotated[Caller, Depends(require("dpo"))],
+    service: Annotated[Service, Depends(get_service)],
+) -> dict:
+    return await run_in_threadpool(
+        cases.withdraw_declared, service, who, SubjectRef(ref), AccountableText(reason, "reason")
+    )
+
+
 @router.post("/expire", response_model=ExpireOut, summary="erase every subject whose consent has expired")
 async def expire(
     who: Annotated[Caller, Depends(require("dpo"))],
