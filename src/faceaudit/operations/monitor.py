@@ -3,6 +3,7 @@ figures from :func:`faceaudit.audit.monitor.measure` (the one place that makes t
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,17 +49,20 @@ def run_monitor(
     k: int = measures.DEFAULT_K,
     baseline: dict[str, Any] | None = None,
     baseline_source: str = "audit.json",
+    lock: AbstractContextManager[Any] | None = None,
 ) -> dict[str, Any]:
     """The monitor's document over ``[since, until)``; the run is a ledger entry (``monitor``) naming ``actor``.
 
-    ``baseline`` is a pre-deployment ``audit.json`` (already read, and its signature checked by the caller)."""
+    ``baseline`` is a pre-deployment ``audit.json`` (already read, and its signature checked by the caller);
+    ``lock`` (the service's gallery lock) is held only while the gallery is read, not while figures are made."""
     if k < 2:
         raise UsageError("--k must be at least 2")
     if window_days < 1:
         raise UsageError("--window-days must be at least 1")
     outcomes = store.outcomes(_stamp(since), _stamp(until))
-    declared = gallery.declared_groups(attribute)
-    n_enrolled = len(gallery.subjects())
+    with lock or nullcontext():
+        declared = gallery.declared_groups(attribute)
+        n_enrolled = len(gallery.subjects())
     base = None
     if baseline is not None:
         thresholds = sorted({o.threshold for o in outcomes})
@@ -102,14 +106,14 @@ def monitor(
     k: int = measures.DEFAULT_K,
 ) -> dict[str, Any]:
     """The monitor for an auditor of the running service (no baseline: the CLI takes ``--baseline``)."""
-    with service.gallery_lock:
-        return run_monitor(
-            service.gallery,
-            service.store,
-            who.actor,
-            attribute=attribute,
-            since=since,
-            until=until,
-            window_days=window_days,
-            k=k,
-        )
+    return run_monitor(
+        service.gallery,
+        service.store,
+        who.actor,
+        attribute=attribute,
+        since=since,
+        until=until,
+        window_days=window_days,
+        k=k,
+        lock=service.gallery_lock,
+    )
