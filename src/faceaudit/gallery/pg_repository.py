@@ -27,13 +27,7 @@ from faceaudit import pgsql
 from faceaudit.errors import UsageError
 from faceaudit.gallery import search_records
 from faceaudit.gallery.pg_statements import RepositoryLedgerStore, Rows
-from faceaudit.gallery.repository import (
-    SUBJECT_INSERT_COLUMNS,
-    CandidateRow,
-    NewSubject,
-    NewTemplate,
-    SubjectRow,
-)
+from faceaudit.gallery.sql_rows import SQLRows
 from faceaudit.gallery.sqlite_file import require_tables
 from faceaudit.ledger.pg_store import SCHEMA as LEDGER_SCHEMA
 from faceaudit.ledger.pg_store import PostgresLedgerStore
@@ -47,11 +41,6 @@ WRITE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.write").digest()[
 MIGRATE_LOCK = int.from_bytes(hashlib.sha256(b"faceaudit.gallery.migrate").digest()[:8], "big", signed=True)
 CHANGES_CHANNEL = "faceaudit_gallery"
 """NOTIFY channel: every committed write that bumps the version sends the new version on it."""
-
-_SUBJECT_COLUMNS = (
-    "id, subject_ref, display_name, consent_basis, consent_by, consent_at, consent_expires, created_at, 0, "
-    "name_binding"
-)
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,8 +77,13 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class PostgresGalleryRepository:
+class PostgresGalleryRepository(SQLRows):
     """A gallery in a PostgreSQL database reached through a connection pool (see the module docstring)."""
+
+    dialect = search_records.POSTGRESQL
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._execute(sql, params)
 
     def __init__(self, pool: Any, url: str) -> None:
         self._pool = pool
@@ -223,11 +217,6 @@ class PostgresGalleryRepository:
             return {}
         return dict(self._execute("SELECT key, value FROM meta").fetchall())
 
-    def write_meta(self, values: dict[str, str]) -> None:
-        """Insert meta values."""
-        with self.connection.cursor() as cur:
-            cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)", list(values.items()))
-
     @staticmethod
     def _version_or_none(conn: psycopg.Connection) -> int | None:
         if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
@@ -235,184 +224,13 @@ class PostgresGalleryRepository:
         row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return None if row is None else int(row[0])
 
-    def set_meta(self, key: str, value: str | None) -> None:
-        """Set (or, with None, delete) one meta value."""
-        if value is None:
-            self._execute("DELETE FROM meta WHERE key = %s", (key,))
-        else:
-            self._execute(
-                "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                (key, value),
-            )
-
-    def version(self) -> int:
-        """The gallery version from ``meta``."""
-        row = self._execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
-        try:
-            return int(row[0])
-        except (TypeError, ValueError):
-            from faceaudit.gallery.sqlite_file import GalleryDamagedError
-
-            raise GalleryDamagedError(
-                f"{self.path}: the gallery is damaged: meta.version is missing or not a number"
-            ) from None
-
-    def bump_version(self) -> int:
-        """Add one to the gallery version; returns the new value."""
-        row = self._execute(
-            "UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'version' RETURNING value"
-        ).fetchone()
-        return int(row[0])
-
     # --- subjects and templates -------------------------------------------------------------------------
-
-    def find_subject(self, subject_ref: str) -> SubjectRow | None:
-        """The subject with this ref, or None."""
-        row = self._execute(
-            f"SELECT {_SUBJECT_COLUMNS} FROM subjects WHERE subject_ref = %s", (subject_ref,)
-        ).fetchone()
-        return None if row is None else SubjectRow(*row)
-
-    def list_subjects(self) -> list[SubjectRow]:
-        """Every subject with its template count, in enrolment order."""
-        rows = self._execute(
-            "SELECT s.id, s.subject_ref, s.display_name, s.consent_basis, s.consent_by, s.consent_at, "
-            "s.consent_expires, s.created_at, COUNT(t.id), s.name_binding FROM subjects s "
-            "LEFT JOIN templates t ON t.subject_id = s.id GROUP BY s.id ORDER BY s.id"
-        ).fetchall()
-        return [SubjectRow(*r) for r in rows]
-
-    def expired_subjects(self, as_of: str) -> list[SubjectRow]:
-        """Subjects whose consent expires on or before ``as_of`` (ISO date)."""
-        rows = self._execute(
-            f"SELECT {_SUBJECT_COLUMNS} FROM subjects WHERE consent_expires IS NOT NULL AND "
-            "consent_expires <= %s ORDER BY id",
-            (as_of,),
-        ).fetchall()
-        return [SubjectRow(*r) for r in rows]
-
-    def insert_subject(self, subject: NewSubject) -> int:
-        """Insert one subject row; returns its id."""
-        row = self._execute(
-            f"INSERT INTO subjects ({SUBJECT_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            subject.row(),
-        ).fetchone()
-        return int(row[0])
-
-    def insert_template(self, subject_id: int, template: NewTemplate) -> int:
-        """Insert one sealed template; returns its id."""
-        row = self._execute(
-            "INSERT INTO templates (subject_id, model_id, quality, source_sha256, sealed, image, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
-            (
-                subject_id,
-                template.model_id,
-                template.quality_json,
-                template.source_sha256,
-                template.sealed,
-                template.image,
-                template.created_at,
-            ),
-        ).fetchone()
-        return int(row[0])
-
-    def delete_subjects(self, subject_ids: Sequence[int]) -> list[int]:
-        """Delete subjects and their templates; returns the template ids that were deleted."""
-        ids = [int(i) for i in subject_ids]
-        if not ids:
-            return []
-        removed = self._execute(
-            "DELETE FROM templates WHERE subject_id = ANY(%s) RETURNING id", (ids,)
-        ).fetchall()
-        self._execute("DELETE FROM subjects WHERE id = ANY(%s)", (ids,))
-        return sorted(int(r[0]) for r in removed)
-
-    def forget_subjects(self, erased: dict[str, str]) -> None:
-        """Pseudonymise erased subjects in the stored searches and reviews (see :mod:`.search_records`)."""
-        search_records.forget_subjects(self._execute, search_records.POSTGRESQL, erased)
-
-    def sealed_templates_of(self, subject_id: int) -> list[tuple[str, bytes]]:
-        """``(model_id, sealed)`` of every template of one subject."""
-        rows = self._execute(
-            "SELECT model_id, sealed FROM templates WHERE subject_id = %s ORDER BY id", (subject_id,)
-        ).fetchall()
-        return [(r[0], bytes(r[1])) for r in rows]
-
-    def iter_other_models(self, model_id: str) -> Iterator[tuple[int, str, str, bytes]]:
-        """``(id, subject_ref, model_id, sealed)`` of every template not of ``model_id``."""
-        rows = self._execute(
-            "SELECT t.id, s.subject_ref, t.model_id, t.sealed FROM templates t JOIN subjects s "
-            "ON s.id = t.subject_id WHERE t.model_id <> %s ORDER BY t.id",
-            (model_id,),
-        ).fetchall()
-        yield from ((int(i), ref, m, bytes(blob)) for i, ref, m, blob in rows)
-
-    def set_name_bindings(self, bindings: Sequence[tuple[int, str]]) -> None:
-        """Store name bindings of existing subjects."""
-        with self.connection.cursor() as cur:
-            cur.executemany(
-                "UPDATE subjects SET name_binding = %s WHERE id = %s", [(b, i) for i, b in bindings]
-            )
-
-    def sealed_images_of(self, subject_id: int) -> list[tuple[str, bytes]]:
-        """``(model_id, sealed image)`` of each stored reference image of one subject, by template id."""
-        rows = self._execute(
-            "SELECT model_id, image FROM templates WHERE subject_id = %s AND image IS NOT NULL ORDER BY id",
-            (subject_id,),
-        ).fetchall()
-        return [(r[0], bytes(r[1])) for r in rows]
-
-    def count_templates(self, model_id: str) -> int:
-        """How many templates of ``model_id`` are stored."""
-        return int(
-            self._execute("SELECT COUNT(*) FROM templates WHERE model_id = %s", (model_id,)).fetchone()[0]
-        )
-
-    def iter_sealed_templates(self, model_id: str) -> Iterator[tuple[int, str, bytes]]:
-        """``(template id, subject_ref, sealed)`` of every template of ``model_id``, by id, in pages by key."""
-        last = -1
-        while True:
-            rows = self._execute(
-                "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
-                "WHERE t.model_id = %s AND t.id > %s ORDER BY t.id LIMIT 8192",
-                (model_id, last),
-            ).fetchall()
-            yield from ((int(i), ref, bytes(blob)) for i, ref, blob in rows)
-            if len(rows) < 8192:
-                return
-            last = int(rows[-1][0])
-
-    def template_ids(self, model_id: str) -> list[int]:
-        """The id of every template of ``model_id``, ascending."""
-        rows = self._execute("SELECT id FROM templates WHERE model_id = %s ORDER BY id", (model_id,))
-        return [int(r[0]) for r in rows.fetchall()]
-
-    def sealed_templates_by_id(self, template_ids: Sequence[int]) -> Iterator[tuple[int, str, bytes]]:
-        """``(template id, subject_ref, sealed)`` of those of these ids that exist, by id, 8192 at a time."""
-        ids = sorted(int(i) for i in template_ids)
-        for chunk in range(0, len(ids), 8192):
-            rows = self._execute(
-                "SELECT t.id, s.subject_ref, t.sealed FROM templates t JOIN subjects s ON s.id = t.subject_id "
-                "WHERE t.id = ANY(%s) ORDER BY t.id",
-                (ids[chunk : chunk + 8192],),
-            ).fetchall()
-            yield from ((int(i), ref, bytes(blob)) for i, ref, blob in rows)
 
     def change_listener(self) -> NotifyListener:
         """LISTEN on :data:`CHANGES_CHANNEL` on a connection of its own (outside the pool)."""
         from faceaudit.gallery.pg_changes import NotifyListener
 
         return NotifyListener(self.url, CHANGES_CHANNEL)
-
-    def candidate_rows(self, template_ids: Sequence[int]) -> dict[int, CandidateRow]:
-        """Subject ref, display name and consent expiry of each existing template id."""
-        ids = [int(i) for i in template_ids]
-        rows = self._execute(
-            "SELECT t.id, s.subject_ref, s.display_name, s.consent_expires, s.name_binding FROM templates t "
-            "JOIN subjects s ON s.id = t.subject_id WHERE t.id = ANY(%s)",
-            (ids,),
-        ).fetchall()
-        return {int(r[0]): CandidateRow(int(r[0]), *r[1:]) for r in rows}
 
     # --- storage hygiene --------------------------------------------------------------------------------
 
