@@ -52,6 +52,14 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def _first_value(rows: psycopg.Cursor | Rows) -> Any:
+    """The first column of a statement's first row, for statements that always return a row (``to_regclass``,
+    the version that the migration that created ``faceaudit_schema`` inserted with it)."""
+    row = rows.fetchone()
+    assert row is not None
+    return row[0]
+
+
 class PostgresGalleryRepository(SQLRows):
     """A gallery in a PostgreSQL database reached through a connection pool (see the module docstring)."""
 
@@ -127,10 +135,9 @@ class PostgresGalleryRepository(SQLRows):
 
     def schema_version(self) -> int:
         """The schema version of the database (0 before the first migration)."""
-        row = self._execute("SELECT to_regclass('faceaudit_schema')").fetchone()
-        if row[0] is None:
+        if _first_value(self._execute("SELECT to_regclass('faceaudit_schema')")) is None:
             return 0
-        return int(self._execute("SELECT version FROM faceaudit_schema").fetchone()[0])
+        return int(_first_value(self._execute("SELECT version FROM faceaudit_schema")))
 
     def migrate(self) -> int:
         """Apply pending migrations in one transaction under a lock (DDL is transactional in PostgreSQL)."""
@@ -188,13 +195,13 @@ class PostgresGalleryRepository(SQLRows):
 
     def read_meta(self) -> dict[str, str]:
         """The ``meta`` table as a dict (empty before initialisation)."""
-        if self._execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        if _first_value(self._execute("SELECT to_regclass('meta')")) is None:
             return {}
         return dict(self._execute("SELECT key, value FROM meta").fetchall())
 
     @staticmethod
     def _version_or_none(conn: psycopg.Connection) -> int | None:
-        if conn.execute("SELECT to_regclass('meta')").fetchone()[0] is None:
+        if _first_value(conn.execute("SELECT to_regclass('meta')")) is None:
             return None
         row = conn.execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
         return None if row is None else int(row[0])
