@@ -181,7 +181,7 @@ def _consent(basis: str | None, by: str | None, expires: date | None):
     from faceaudit.gallery import Consent
 
     # Consent checks and converts raw text itself (ConsentError naming the option); its fields hold the result.
-    return Consent(basis, by, expires)  # type: ignore[arg-type]
+    return Consent(basis, by, expires)  # type: ignore[arg-type]  # None is refused by name
 
 
 def _os_user() -> str:
