@@ -66,3 +66,36 @@ def test_text_that_is_only_combining_marks_is_blank_but_scripts_pass():
         AccountableText("\u0301\u0301", "case")
     assert AccountableText("دعوى ١٢", "case") == "دعوى ١٢"  # right-to-left script without overrides is fine
     assert AccountableText("事件 7", "case") == "事件 7"
+
+
+def test_the_review_state_machine():
+    """The documented rule, as a table: reviews in order → status; and what is refused."""
+    from faceaudit.operations.review import Decision, Review, ReviewRefused, SearchStatus, check, decide
+
+    C, R = Decision.CONFIRM, Decision.REJECT
+    table = [
+        ([("a", C, "x")], SearchStatus.PENDING_REVIEW),
+        ([("a", C, "x"), ("b", C, "x")], SearchStatus.CONFIRMED),
+        ([("a", R, None), ("b", R, None)], SearchStatus.REJECTED),
+        ([("a", C, "x"), ("b", R, None)], SearchStatus.DISPUTED),
+        ([("a", C, "x"), ("b", C, "y")], SearchStatus.DISPUTED),
+        ([("a", C, "x"), ("b", R, None), ("c", C, "x")], SearchStatus.CONFIRMED),
+        ([("a", C, "x"), ("b", R, None), ("c", R, None)], SearchStatus.REJECTED),
+        ([("a", C, "x"), ("b", C, "y"), ("c", R, None)], SearchStatus.REJECTED),
+    ]
+    for reviews, status in table:
+        assert decide([Review(*r) for r in reviews]) is status, reviews
+    live = {"x", "y", "z"}
+    disputed = [Review("a", C, "x"), Review("b", C, "y")]
+    with pytest.raises(ReviewRefused, match="disputed"):  # a resolver must side with an earlier confirm
+        check("s", "searcher", SearchStatus.DISPUTED, disputed, Review("c", C, "z"), live)
+    with pytest.raises(ReviewRefused) as err:
+        check("s", "Searcher", SearchStatus.PENDING_REVIEW, [], Review("searcher", C, "x"), live)
+    assert err.value.code == "self_review" and err.value.status == 403
+    with pytest.raises(ReviewRefused) as err:
+        check("s", "s1", SearchStatus.CONFIRMED, disputed, Review("d", R), live)
+    assert err.value.code == "already_decided" and err.value.status == 409
+    with pytest.raises(ReviewRefused) as err:
+        check("s", "s1", SearchStatus.PENDING_REVIEW, [Review("a", C, "x")], Review("A", R), live)
+    assert err.value.code == "already_reviewed"
+    assert check("s", "s1", SearchStatus.PENDING_REVIEW, [], Review("a", R, "gone"), live).subject_ref is None

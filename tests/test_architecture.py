@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "imaging": 0,
     "csvfile": 0,
     "accountable": 0,
+    "sqldialect": 0,
     "pgsql": 0,
     "dask_cluster": 0,
     "face": 1,
@@ -41,7 +42,7 @@ LAYERS: dict[str, int] = {
 }
 """Top-level part of ``faceaudit.<part>`` → rank. A module imports only modules of its own rank or lower."""
 
-LEDGER_MAY_IMPORT = {"ledger", "errors", "types", "csvfile"}
+LEDGER_MAY_IMPORT = {"ledger", "errors", "types", "csvfile", "sqldialect"}
 """The ledger is read by key-less auditors: nothing of images, models, pipelines or galleries."""
 
 VERSION_ONLY = {"__version__"}

@@ -19,6 +19,7 @@ Constructing one from a value of its own class returns it unchanged.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Self
 
@@ -58,6 +59,13 @@ def _field_name(what: str) -> str | None:
     return name if name.isidentifier() else None
 
 
+def field_of(what: str) -> str | None:
+    """The machine name of the field that ``what`` describes: ``purpose`` for ``"purpose"``, ``"--purpose"`` or a
+    sentence that ends ``(--purpose)``; None when it names none."""
+    found = re.search(r"\(--([a-z][a-z-]*)\)\s*$", what)
+    return found.group(1).replace("-", "_") if found else _field_name(what)
+
+
 def clean_text(value: object, what: str, exc: type[Exception] = UsageError, max_len: int = MAX_TEXT) -> str:
     """``value`` in Unicode NFC, trimmed; raises ``exc`` naming ``what`` when it is not usable accountable text.
 
@@ -69,6 +77,22 @@ def clean_text(value: object, what: str, exc: type[Exception] = UsageError, max_
     if exc is UsageError:
         exc = _refusal(what)
         blank = f"{what}: must not be blank" if _field_name(what) else what
+    try:
+        return _clean(value, what, blank, max_len)
+    except _Refusal as refusal:
+        err = exc(refusal.message)
+        if not hasattr(err, "field"):
+            err.field = field_of(what)  # type: ignore[attr-defined]
+        raise err from None
+
+
+class _Refusal(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _clean(value: object, what: str, blank: str, max_len: int) -> str:
+    exc = _Refusal
     if value is None:
         raise exc(blank)
     if isinstance(value, bytes | bytearray):
@@ -86,7 +110,7 @@ def clean_text(value: object, what: str, exc: type[Exception] = UsageError, max_
 
 
 def _refusal(what: str) -> type[Exception]:
-    field = _field_name(what)
+    field = field_of(what)
 
     class _Refused(TextRefused):
         def __init__(self, message: str) -> None:

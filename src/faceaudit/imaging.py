@@ -110,7 +110,7 @@ def decode_bytes(data: bytes, label: str, *, max_pixels: int = MAX_PIXELS) -> np
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))  # exif_transpose below gives a plain Image
     except UnidentifiedImageError:
         raise InputError(
             label, "not a recognised image (supported: JPEG, PNG, WebP, BMP, PGM/PPM, TIFF)"

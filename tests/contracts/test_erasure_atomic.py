@@ -55,6 +55,14 @@ def _setup(store) -> str:
     return "s-1"
 
 
+def _audits_bytes(store) -> bytes:
+    """Every file under the audits folder that the store owns (``DB.audits`` beside a SQLite file)."""
+    from pathlib import Path
+
+    folder = Path(f"{store.db}.audits") if not store.pg else store.folder / "audits"
+    return b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file()) if folder.exists() else b""
+
+
 def _erase_and_die(store, when: str) -> int:
     """Run an erasure in a child process that kills itself (SIGKILL) ``when``: inside the transaction, just before
     the commit (``in_transaction``), or after the commit, before the scrub (``before_scrub``)."""
@@ -106,7 +114,7 @@ def test_killed_after_the_commit_leaves_nothing_after_restart(store):
     if store.pg:
         with store.gallery(create=False) as g:
             assert g.scrub(vacuum=True)  # PostgreSQL: VACUUM FULL rewrites the table files (docs/scaling.md)
-    blob = stored_bytes(store)
+    blob = stored_bytes(store) + _audits_bytes(store)
     for secret in (REF, NAME, CONSENT):
         assert secret.encode() not in blob and json.dumps(secret)[1:-1].encode() not in blob, secret
 
@@ -127,3 +135,34 @@ def test_a_new_gallery_file_is_readable_by_its_owner_only(tmp_path):
         )
         for path in tmp_path.glob("g.db*"):
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+
+
+def test_a_search_or_review_racing_an_erasure_cannot_write_the_ref_back(store):
+    """The search ran (and named the subject) before the erasure committed; storing it after must not bring the
+    ref back, and a review confirming the erased candidate is refused, both inside the store's transaction."""
+    from faceaudit.operations.review import Decision, Review, ReviewRefused
+
+    _setup(store)
+    with store.gallery(create=False) as g:
+        pseudonym = g.pseudonym(REF)
+        g.erase(REF, reason="asked", operator="dpo")
+    records = open_service_store(store.db)
+    try:
+        cands = [{"rank": 1, "subject_ref": REF, "name": NAME, "similarity": 0.9, "above_threshold": True}]
+        stored = records.add_search(
+            search_id="s-late", principal="searcher", key_id="k1", purpose="p", case_ref="c", ledger_seq=1,
+            threshold=0.5, candidates=cands, pseudonyms={REF: pseudonym},
+        )  # fmt: skip
+        assert stored[0]["subject_ref"] == pseudonym and stored[0]["name"] is None and stored[0]["erased"]
+        from faceaudit.gallery.values import Actor
+
+        with pytest.raises(ReviewRefused, match="candidates"):
+            records.add_review(
+                "s-late", Review("rev", Decision.CONFIRM, REF), key_id="k2", reason="same",
+                actor=Actor.service("rev", "k2"), pseudonym=lambda r: pseudonym,
+            )  # fmt: skip
+    finally:
+        records.close()
+    with store.raw() as conn:
+        rows = [r[0] for r in conn.execute("SELECT candidates FROM service_searches").fetchall()]
+    assert not [r for r in rows if json.dumps(REF)[1:-1] in r or REF in r]

@@ -203,7 +203,8 @@ def _open(args: argparse.Namespace, *, engine: bool = False, create: bool = Fals
 def _consent(basis: str | None, by: str | None, expires: date | None):
     from faceaudit.gallery import Consent
 
-    return Consent(basis, by, expires)  # checks itself (ConsentError naming the option)
+    # Consent checks and converts raw text itself (ConsentError naming the option); its fields hold the result.
+    return Consent(basis, by, expires)  # type: ignore[arg-type]  # None is refused by name
 
 
 def _os_user() -> str:

@@ -26,7 +26,13 @@ from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
 from faceaudit.gallery.live_index import LiveIndex
-from faceaudit.gallery.records import Candidate, ExpiredSubjects, ScrubPendingWarning, SubjectNotFoundError
+from faceaudit.gallery.records import (
+    Candidate,
+    ExpiredSubjects,
+    ScrubPendingWarning,
+    SubjectNotFoundError,
+    SubjectSummary,
+)
 from faceaudit.gallery.repository import (
     SCRUB_PENDING,
     SCRUB_WAIT_S,
@@ -204,16 +210,16 @@ class Gallery(Enrolling, Searching, GalleryBase):
     def subjects(self) -> list[dict[str, Any]]:
         """Every enrolled subject with its consent record and number of templates."""
         return [
-            {
-                "subject_ref": s.subject_ref,
-                "name": self._checked_name(s.subject_ref, s.name, s.name_binding),
-                "consent_basis": s.consent_basis,
-                "consent_by": s.consent_by,
-                "consent_at": s.consent_at,
-                "consent_expires": s.consent_expires,
-                "created_at": s.created_at,
-                "n_templates": s.n_templates,
-            }
+            SubjectSummary(
+                s.subject_ref,
+                self._checked_name(s.subject_ref, s.name, s.name_binding),
+                s.consent_basis,
+                s.consent_by,
+                s.consent_at,
+                s.consent_expires,
+                s.created_at,
+                s.n_templates,
+            ).as_dict()
             for s in self._repo.list_subjects()
         ]
 

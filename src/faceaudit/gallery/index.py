@@ -178,6 +178,7 @@ class TemplateIndex:
         return np.argpartition(-scores, k - 1)[:k]
 
     def _search_hnsw(self, q: np.ndarray, k: int) -> np.ndarray:
+        assert self._hnsw is not None  # called only for the hnsw kind, once built
         want = k
         while True:
             fetch = min(self._n, want + self._dead)

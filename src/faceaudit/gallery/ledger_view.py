@@ -23,7 +23,6 @@ class GalleryLedger:
                 f"{self.path}: no gallery here (run 'faceaudit gallery init')"
             )
         self._repo = locations.open_repository(path)
-        self._conn = self._repo.connection
         meta = self._repo.read_meta()
         if not meta:
             self._repo.close()

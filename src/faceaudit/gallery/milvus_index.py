@@ -176,7 +176,11 @@ class MilvusIndex:
             rng = np.random.default_rng()
             pick = rng.choice(len(ids), size=min(sample, len(ids)), replace=False)
             got = self.vectors_of(ids[pick])
-            bad = [int(ids[p]) for p in pick if not np.array_equal(got.get(int(ids[p])), vectors[p])]
+            bad = []
+            for p in pick:
+                stored_vector = got.get(int(ids[p]))
+                if stored_vector is None or not np.array_equal(stored_vector, vectors[p]):
+                    bad.append(int(ids[p]))
             if bad:
                 problems.append(f"{len(bad)} sampled vector(s) differ from the store (e.g. id {bad[0]})")
         return problems
@@ -223,11 +227,11 @@ class MilvusIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Delete templates by id (after an erasure); returns how many were there."""
-        ids = [int(i) for i in np.asarray(ids, np.int64)]
-        if not ids:
+        keys = [int(i) for i in np.asarray(ids, np.int64)]
+        if not keys:
             return 0
-        present = len(self._client.get(self.collection, ids=ids, output_fields=["id"]))
-        self._client.delete(self.collection, ids=ids)
+        present = len(self._client.get(self.collection, ids=keys, output_fields=["id"]))
+        self._client.delete(self.collection, ids=keys)
         self._n -= present
         return present
 

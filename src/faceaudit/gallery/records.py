@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from faceaudit.errors import UsageError
 from faceaudit.gallery.values import Consent, utc_today
@@ -72,6 +72,24 @@ class IdentifyResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SubjectSummary:
+    """An enrolled subject as :meth:`Gallery.subjects <faceaudit.gallery.Gallery.subjects>` lists it: the consent
+    record and the number of templates, never a template."""
+
+    subject_ref: str
+    name: str
+    consent_basis: str
+    consent_by: str
+    consent_at: str
+    consent_expires: str | None
+    created_at: str
+    n_templates: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectVerifyResult:
     """A 1:1 comparison of a probe with one enrolled subject (its best-matching reference)."""
 
@@ -85,18 +103,11 @@ class SubjectVerifyResult:
     probe_sha256: str
     ledger_seq: int
 
+    WIRE_NAMES: ClassVar[dict[str, str]] = {"model_id": "model"}
+    """Fields that the JSON output (``verify-subject --json``, the HTTP API) names differently."""
+
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "subject_ref": self.subject_ref,
-            "name": self.name,
-            "similarity": self.similarity,
-            "threshold": self.threshold,
-            "above_threshold": self.above_threshold,
-            "n_references": self.n_references,
-            "model": self.model_id,
-            "probe_sha256": self.probe_sha256,
-            "ledger_seq": self.ledger_seq,
-        }
+        return {self.WIRE_NAMES.get(k, k): v for k, v in asdict(self).items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +139,7 @@ __all__ = [
     "ScrubPendingWarning",
     "SubjectExistsError",
     "SubjectNotFoundError",
+    "SubjectSummary",
     "SubjectVerifyResult",
     "utc_today",
 ]

@@ -133,6 +133,10 @@ class GalleryRepository(Protocol):
         schema version. Called by ``Gallery`` after the key check (so a wrong key never writes)."""
         ...
 
+    def migrate_needed(self) -> bool:
+        """*read.* Whether the stored schema is older than this faceaudit's (so :meth:`migrate` would change it)."""
+        ...
+
     def write(self) -> AbstractContextManager[None]:
         """A write transaction (see the module docstring); nested use is an error."""
         ...

@@ -200,7 +200,7 @@ class Searching(GalleryBase):
             "policy": engine.policy,
             "subject": self.pseudonym(request.subject_ref),
         }
-        reason = {"purpose": request.purpose, "case_ref": request.case, "params": params}
+        reason: dict[str, Any] = {"purpose": request.purpose, "case_ref": request.case, "params": params}
         row = self._repo.find_subject(request.subject_ref)
         blobs = [] if row is None else self._opened_templates(row.subject_ref, row.id, engine.model_id)
         refusal: Exception | None = None

@@ -8,8 +8,10 @@ import sqlite3
 from collections.abc import Callable
 
 from faceaudit.errors import FaceAuditError, UsageError
+from faceaudit.gallery import schema
 from faceaudit.ledger.sqlite_store import add_optional_columns as add_ledger_columns
 from faceaudit.ledger.sqlite_store import create_schema as create_ledger_schema
+from faceaudit.sqldialect import SQLITE
 
 BUSY_TIMEOUT_MS = 60_000
 APPLICATION_ID = 0x46416731
@@ -20,34 +22,14 @@ _GALLERY_TABLES = frozenset({"meta", "subjects", "templates", "ledger"})
 
 
 def _v1(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-    conn.execute("""CREATE TABLE subjects (
-        id INTEGER PRIMARY KEY,
-        subject_ref TEXT NOT NULL UNIQUE,
-        display_name TEXT NOT NULL,
-        consent_basis TEXT NOT NULL,
-        consent_by TEXT NOT NULL,
-        consent_at TEXT NOT NULL,
-        consent_expires TEXT,
-        created_at TEXT NOT NULL)""")
-    conn.execute("""CREATE TABLE templates (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        subject_id INTEGER NOT NULL REFERENCES subjects(id) ON DELETE CASCADE,
-        model_id TEXT NOT NULL,
-        quality TEXT NOT NULL,
-        source_sha256 TEXT NOT NULL,
-        sealed BLOB NOT NULL,
-        image BLOB,
-        created_at TEXT NOT NULL)""")
+    for statement in schema.statements(SQLITE, schema.TABLES):
+        conn.execute(statement)
     create_ledger_schema(conn)
 
 
 def _v2(conn: sqlite3.Connection) -> None:
-    conn.execute("CREATE INDEX templates_subject ON templates(subject_id)")
-    conn.execute("CREATE INDEX templates_model ON templates(model_id, id)")
-    conn.execute(
-        "CREATE INDEX subjects_expiry ON subjects(consent_expires) WHERE consent_expires IS NOT NULL"
-    )
+    for statement in schema.statements(SQLITE, schema.INDEXES):
+        conn.execute(statement)
 
 
 def _v3(conn: sqlite3.Connection) -> None:

@@ -88,8 +88,10 @@ class Consent:
     it (ConsentError, exit 2): basis and recorder must be usable text, and the expiry must lie in the future.
     """
 
-    basis: AccountableText
-    recorded_by: AccountableText
+    basis: str
+    """Accountable text (:class:`~faceaudit.accountable.AccountableText` once built)."""
+    recorded_by: str
+    """Accountable text, as ``basis``."""
     expires: date | None = None
 
     def __post_init__(self) -> None:

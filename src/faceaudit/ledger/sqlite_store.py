@@ -2,38 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterator
 
-from faceaudit.ledger.chain import BODY_FIELDS, OPTIONAL_BODY_FIELDS, LedgerEntry
+from faceaudit.ledger.chain import OPTIONAL_BODY_FIELDS, LedgerEntry
+from faceaudit.ledger.sql_rows import BASE_COLUMNS, TABLE, LedgerRows
+from faceaudit.sqldialect import SQLITE
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS ledger (
-    pos INTEGER PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    purpose TEXT,
-    case_ref TEXT,
-    gallery_id TEXT,
-    gallery_version INTEGER,
-    probe_sha256 TEXT,
-    params TEXT NOT NULL,
-    result TEXT NOT NULL,
-    alg TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    entry_hash TEXT NOT NULL,
-    auth TEXT
-);
-CREATE INDEX IF NOT EXISTS ledger_seq ON ledger(seq);
-"""
-"""``pos`` is the storage order; ``seq`` is the hashed sequence number. They differ only after tampering."""
-
-_BASE_COLUMNS = (*BODY_FIELDS, "prev_hash", "entry_hash")
-_JSON_COLUMNS = ("params", "result", *OPTIONAL_BODY_FIELDS)
+SCHEMA = SQLITE.sql(TABLE)
+"""The ledger table in SQLite's words (see :data:`faceaudit.ledger.sql_rows.TABLE`)."""
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
@@ -52,51 +28,24 @@ def add_optional_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE ledger ADD COLUMN {name} TEXT")
 
 
-class SQLiteLedgerStore:
+class SQLiteLedgerStore(LedgerRows):
     """Entries in the ``ledger`` table of ``conn``. It never commits: the caller owns the transaction."""
+
+    dialect = SQLITE
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
         present = {r[1] for r in conn.execute("PRAGMA table_info(ledger)")}
-        self._columns = (*_BASE_COLUMNS, *(c for c in OPTIONAL_BODY_FIELDS if c in present))
-        self._select = f"SELECT {', '.join(self._columns)} FROM ledger"
-
-    def _row_to_entry(self, row: tuple) -> LedgerEntry:
-        values = dict(zip(self._columns, row, strict=True))
-        for name in _JSON_COLUMNS:
-            if name in values and values[name] is not None:
-                values[name] = json.loads(values[name])
-        return LedgerEntry(**values)
+        self.columns = (*BASE_COLUMNS, *(c for c in OPTIONAL_BODY_FIELDS if c in present))
 
     def head(self) -> LedgerEntry | None:
         """The entry with the highest ``seq`` (None when empty)."""
-        row = self.conn.execute(f"{self._select} ORDER BY seq DESC, pos DESC LIMIT 1").fetchone()
-        return None if row is None else self._row_to_entry(row)
+        return self._head()
 
     def write(self, entry: LedgerEntry) -> None:
         """Insert one entry (the caller's transaction commits it)."""
         d = entry.as_dict()
-        for name in _JSON_COLUMNS:
-            if d.get(name) is not None:
-                d[name] = json.dumps(d[name], sort_keys=True, ensure_ascii=False)
-        missing = [c for c in OPTIONAL_BODY_FIELDS if d.get(c) is not None and c not in self._columns]
+        missing = [c for c in OPTIONAL_BODY_FIELDS if d.get(c) is not None and c not in self.columns]
         if missing:
             raise RuntimeError(f"the ledger table has no {', '.join(missing)} column: migrate the file first")
-        columns = [c for c in self._columns if c in d]
-        self.conn.execute(
-            f"INSERT INTO ledger ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-            [d[c] for c in columns],
-        )
-
-    def entries(self, since_seq: int = 0) -> Iterator[LedgerEntry]:
-        """Entries in storage order (``pos``), those with ``seq > since_seq`` when it is positive."""
-        if since_seq > 0:
-            cursor = self.conn.execute(f"{self._select} WHERE seq > ? ORDER BY pos", (since_seq,))
-        else:
-            cursor = self.conn.execute(f"{self._select} ORDER BY pos")
-        while rows := cursor.fetchmany(1000):
-            yield from (self._row_to_entry(r) for r in rows)
-
-    def count(self) -> int:
-        """The number of stored entries."""
-        return int(self.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0])
+        self._insert(entry)

@@ -45,7 +45,7 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
-def check_threshold(threshold: float, what: str = "threshold") -> float:
+def check_threshold(threshold: float | str, what: str = "threshold") -> float:
     """``threshold`` as a float, refused unless it is a finite number within the similarity's range [-1, 1]."""
     try:
         value = float(threshold)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from typing import Any
 
 import cv2
 import numpy as np
@@ -88,7 +89,7 @@ class _OvYuNet:
         self._path = str(folded_model_path(verified_path(YUNET), free_spatial=True))
         self._config = openvino_config("f32", threads)
         self._free = self._compile(None)
-        self._static: OrderedDict[tuple[int, int], object] = OrderedDict()
+        self._static: OrderedDict[tuple[int, int], Any] = OrderedDict()  # OpenVINO compiled models
         self._seen: dict[tuple[int, int], int] = {}
         self._local = threading.local()
         self._lock = threading.Lock()

@@ -135,6 +135,17 @@ def check(
     return Review(new.principal, new.decision, ref)
 
 
+def may_review(search: dict, principal: str, roles: Iterable[str]) -> bool:
+    """Whether ``principal`` (holding ``roles``) may review ``search`` now (a stored search, as
+    :meth:`~faceaudit.operations.records.ServiceStore.get_search` returns it): the form a page offers follows
+    the same rule the store enforces."""
+    if "reviewer" not in set(roles) or SearchStatus(search["status"]).decided:
+        return False
+    if same_principal(search["searcher"], principal):
+        return False
+    return not any(same_principal(r["principal"], principal) for r in search["reviews"])
+
+
 def progress_note(status: SearchStatus, n_reviews: int) -> str:
     """One sentence for the person who just reviewed: what the search needs now."""
     return {

@@ -7,10 +7,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from faceaudit.csvfile import read_csv_table
 from faceaudit.errors import InputError, NoFaceError, UsageError
 from faceaudit.pipeline.results import NPZ_FORMAT, BatchRow, EmbedResult, load_templates
+
+if TYPE_CHECKING:
+    from multiprocessing.context import BaseContext
+
+    from faceaudit.pipeline.engine import Engine
 
 CHUNK = 32
 """Images handed to a worker at a time (their crops are embedded as one batch)."""
@@ -31,7 +37,7 @@ def read_manifest_paths(manifest: str | os.PathLike, column: str = "path") -> li
 
 # --- worker side -------------------------------------------------------------------------------------------
 
-_WORKER_ENGINE = None
+_WORKER_ENGINE: Engine | None = None
 
 
 def _init_worker(model: str, policy: str, threads: int | None, options: dict) -> None:
@@ -44,11 +50,13 @@ def _init_worker(model: str, policy: str, threads: int | None, options: dict) ->
 
 
 def _worker_info() -> tuple[str, int, str]:
+    assert _WORKER_ENGINE is not None  # set by _init_worker, the pool's initializer
     return _WORKER_ENGINE.model_id, _WORKER_ENGINE.dim, _WORKER_ENGINE.runtime
 
 
-def _process_chunk(engine, files: Sequence[tuple[str, str]]) -> list[BatchRow]:
-    """One :class:`BatchRow` per (label, full path) pair; the chunk's crops are embedded as one batch."""
+def _process_chunk(engine, files: Sequence[tuple[str, str | bytes]]) -> list[BatchRow]:
+    """One :class:`BatchRow` per (label, full path or encoded image) pair; the chunk's crops are embedded as one
+    batch."""
     crops, found = [], []
     for label, full in files:
         try:
@@ -99,11 +107,13 @@ class WorkerPool:
         from faceaudit.models.forward import openvino_started
 
         methods = multiprocessing.get_all_start_methods()
+        ctx: BaseContext
         if "fork" in methods and not openvino_started():
             ctx = multiprocessing.get_context("fork")
         elif "forkserver" in methods:
-            ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload(["faceaudit.pipeline.engine"])
+            server = multiprocessing.get_context("forkserver")
+            server.set_forkserver_preload(["faceaudit.pipeline.engine"])
+            ctx = server
         else:
             ctx = multiprocessing.get_context()
         self.start_method = ctx.get_start_method()

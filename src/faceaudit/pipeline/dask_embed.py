@@ -98,6 +98,8 @@ def embed_paths_dask(
             progress(len(rows))
         future.release()
     model_id, dim, runtime = info.result()
+    done = [row for row in results if row is not None]
+    assert len(done) == len(paths)  # every image has its row: a read error's or its chunk's
     return EmbedResult.from_rows(
-        paths, results, dim=dim, model_id=model_id, policy=policy, runtime=f"{runtime} (dask)"
+        paths, done, dim=dim, model_id=model_id, policy=policy, runtime=f"{runtime} (dask)"
     )

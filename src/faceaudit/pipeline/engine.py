@@ -182,6 +182,7 @@ class Engine:
             raise UsageError(
                 f"68-point landmarks come from dlib's predictor: use --model dlib or dlib-cnn, not {self.backend.name!r}"
             )
+        wanted_68 = points_68 if landmarks == 68 else None
         image = self.load(source, channels=channels)
         faces = self._faces(image)
         chosen = select_face(faces, image.shape[1], image.shape[0], self.policy)
@@ -190,7 +191,7 @@ class Engine:
                 f,
                 measure_quality(f, self.backend.embedder.align(image, f)),
                 chosen=i == chosen,
-                landmarks_68=points_68(image, f) if landmarks == 68 else None,
+                landmarks_68=wanted_68(image, f) if wanted_68 is not None else None,
             )
             for i, f in enumerate(faces)
         ]

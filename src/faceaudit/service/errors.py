@@ -89,9 +89,9 @@ def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
     if isinstance(exc, InputError):
         return ApiError(422, "bad_image", str(exc), field=field or exc.path.split(" (")[0])
     if isinstance(exc, ConsentError):
-        return ApiError(422, "consent", str(exc))
+        return ApiError(422, "consent", str(exc), field=field or getattr(exc, "field", None))
     if isinstance(exc, PolicyError):
-        return ApiError(422, "policy", str(exc))
+        return ApiError(422, "policy", str(exc), field=field or getattr(exc, "field", None))
     if isinstance(exc, LedgerIntegrityError):
         return ApiError(409, "ledger_broken", str(exc))
     from faceaudit.gallery.crypto import GalleryKeyError

@@ -8,6 +8,7 @@ from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, Field, create_model
 
+from faceaudit.gallery.records import SubjectSummary, SubjectVerifyResult
 from faceaudit.ledger import LedgerEntry
 from faceaudit.operations.review import SearchStatus
 
@@ -97,17 +98,6 @@ class ExpireOut(BaseModel):
     ledger_entry: int
 
 
-class SubjectOut(BaseModel):
-    subject_ref: str
-    name: str
-    consent_basis: str
-    consent_by: str
-    consent_at: str
-    consent_expires: str | None
-    created_at: str
-    n_templates: int
-
-
 class CandidateOut(BaseModel):
     rank: int
     subject_ref: str
@@ -126,18 +116,6 @@ class IdentifyOut(BaseModel):
     model: str
     ledger_entry: int
     status: Literal["pending_review"]
-
-
-class VerifySubjectOut(BaseModel):
-    subject_ref: str
-    name: str
-    similarity: float
-    threshold: float
-    above_threshold: bool
-    n_references: int
-    model: str
-    probe_sha256: str
-    ledger_entry: int
 
 
 class ReviewIn(BaseModel):
@@ -191,18 +169,26 @@ class SearchSummary(BaseModel):
     n_reviews: int = 0
 
 
-def _model_of(cls: type, name: str) -> type[BaseModel]:
-    """A response model with exactly the fields of the domain dataclass ``cls`` (never copied by hand)."""
+def _model_of(cls: type, name: str, rename: dict[str, str] | None = None) -> type[BaseModel]:
+    """A response model with exactly the fields of the domain dataclass ``cls`` (never copied by hand), some
+    named as the wire names them (``rename``: field → wire name)."""
     hints = get_type_hints(cls)
     fields: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
+        wire = (rename or {}).get(f.name, f.name)
         if f.default is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], f.default)
+            fields[wire] = (hints[f.name], f.default)
         elif f.default_factory is not dataclasses.MISSING:
-            fields[f.name] = (hints[f.name], Field(default_factory=f.default_factory))
+            fields[wire] = (hints[f.name], Field(default_factory=f.default_factory))
         else:
-            fields[f.name] = (hints[f.name], ...)
+            fields[wire] = (hints[f.name], ...)
     return create_model(name, __doc__=cls.__doc__, **fields)
+
+
+SubjectOut = _model_of(SubjectSummary, "SubjectOut")
+VerifySubjectOut = _model_of(
+    SubjectVerifyResult, "VerifySubjectOut", {**SubjectVerifyResult.WIRE_NAMES, "ledger_seq": "ledger_entry"}
+)
 
 
 LedgerEntryOut = _model_of(LedgerEntry, "LedgerEntryOut")

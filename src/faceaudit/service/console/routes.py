@@ -14,11 +14,10 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
 from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
-from faceaudit.operations.review import SearchStatus
+from faceaudit.operations.review import SearchStatus, may_review
 from faceaudit.service.auth import check_key, live_principal
 from faceaudit.service.console import (
     auditor,  # noqa: F401  (registers the auditor's pages on the router)
@@ -135,10 +134,8 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
     if search is None:
         raise Refused(404, f"no search {search_id}")
     who = ctx[0]
-    open_ = not SearchStatus(search["status"]).decided
-    can_review = open_ and "reviewer" in who.roles and not same_principal(search["searcher"], who.name)
-    can_review = can_review and not any(same_principal(r["principal"], who.name) for r in search["reviews"])
-    show_images = "reviewer" in who.roles and open_
+    can_review = may_review(search, who.name, who.roles)
+    show_images = "reviewer" in who.roles and not SearchStatus(search["status"]).decided
     return _render(
         request,
         "search.html",
