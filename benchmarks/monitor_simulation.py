@@ -332,7 +332,9 @@ def main() -> int:
                   f"{_cell(m.get('female', {}))} | {_cell(m.get('male', {}))} | {'yes' if p['equal'] else 'NO'} | {alerts} |")  # fmt: skip
             ok &= p["equal"]
         ok &= r["alert_only_degraded"]
-        print(f"| {r['store']} | enrolled | {r['enrolled']} (the others failed the quality gate) | | | | | |")
+        print(
+            f"| {r['store']} | enrolled | {r['enrolled']} of {len(people)} (the rest fail the quality gate) | | | | | |"
+        )
         print(f"| {r['store']} | time | {r['seconds']:.0f} s through the server | | | | | alert for {args.degrade} only: "
               f"{'yes' if r['alert_only_degraded'] else 'NO'} |")  # fmt: skip
     if args.json:

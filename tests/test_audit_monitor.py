@@ -92,14 +92,19 @@ def test_a_small_window_shows_its_volume_only():
     assert w["suppressed"] and "top1_score" not in w and w["volume"]["searches"] == 1
 
 
-def test_alerts_when_the_interval_excludes_the_baseline_only():
-    base = {"by_group": {"F": {"fnir_rank1": 0.05}, "M": {"fnir_rank1": 0.05}}}
+def test_alerts_when_the_interval_lies_above_the_baseline_only():
+    base = {"by_group": {"F": {"fnir_rank1": 0.05}, "M": {"fnir_rank1": 0.05}, "X": {"fnir_rank1": 0.5}}}
     window = {
         "start": "2026-01-01T00:00:00Z",
         "misses": {
             "by_group": {
                 "F": {"value": 0.06, "ci_low": 0.01, "ci_high": 0.15},
                 "M": {"value": 0.4, "ci_low": 0.25, "ci_high": 0.55},
+                "X": {
+                    "value": 0.1,
+                    "ci_low": 0.05,
+                    "ci_high": 0.2,
+                },  # below its baseline: a lower bound, no alert
             }
         },
     }
@@ -111,6 +116,7 @@ def test_the_baseline_comes_from_a_1n_audit_at_the_nearest_threshold():
     doc = {
         "schema": "faceaudit.audit/3",
         "identification": {
+            "gallery_composition": {"F": 50, "M": 150},
             "targets": [
                 {"target_fpir": 0.1, "threshold": 0.3, "by_group": {"F": {"fnir_rank1": {"value": 0.9}}}},
                 {
@@ -119,11 +125,16 @@ def test_the_baseline_comes_from_a_1n_audit_at_the_nearest_threshold():
                     "by_group": {"F": {"fnir_rank1": {"value": 0.02}}},
                     "false_positive_candidates": {"F": {"F": 3, "M": 1}},
                 },
-            ]
+            ],
         },
     }
     b = baseline_from_audit(doc, 0.48)
-    assert b["threshold"] == 0.5 and b["by_group"]["F"] == {"fnir_rank1": 0.02, "false_candidate_share": 0.75}
+    assert b["threshold"] == 0.5
+    assert b["by_group"]["F"] == {
+        "fnir_rank1": 0.02,
+        "false_candidate_share": 0.75,
+        "false_candidate_ratio": 3.0,
+    }
 
 
 def test_wilson_bounds():

@@ -135,6 +135,8 @@ def _false_candidates(
         share["ratio_to_gallery_share"] = (
             (share["value"] / gshare) if share["value"] is not None and gshare else None
         )
+        share["ratio_ci_low"] = share["ci_low"] / gshare if gshare else None
+        share["ratio_ci_high"] = share["ci_high"] / gshare if gshare else None
         cells[g] = share
     _suppress(cells, sizes, gallery, k)
     return {"total": total, "by_group": cells}

@@ -31,12 +31,17 @@ def baseline_from_audit(
             for g, n in gallery_counts.items():
                 fp[g] = fp.get(g, 0.0) + float(n)
     total = sum(fp.values())
+    composition = {g: float(n) for g, n in (ident.get("gallery_composition") or {}).items()}
+    n_gallery = sum(composition.values())
     groups: dict[str, dict[str, Any]] = {}
     for g, rates in (target.get("by_group") or {}).items():
         fnir = (rates or {}).get("fnir_rank1") or {}
+        share = fp.get(g, 0.0) / total if total else None
+        gshare = composition.get(g, 0.0) / n_gallery if n_gallery else None
         groups[g] = {
             "fnir_rank1": fnir.get("value"),
-            "false_candidate_share": fp.get(g, 0.0) / total if total else None,
+            "false_candidate_share": share,
+            "false_candidate_ratio": share / gshare if share is not None and gshare else None,
         }
     return {
         "source": source,
@@ -49,28 +54,44 @@ def baseline_from_audit(
 
 
 def alerts(windows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """One alert per (window, measure, group) whose operational interval excludes the group's baseline value;
-    suppressed cells raise none."""
+    """One alert per (window, measure, group) whose operational interval lies wholly *above* the group's baseline
+    (suppressed cells raise none):
+
+    * misses: the interval of the reviewer-seen miss rate against the audit's FNIR at rank 1 (operational misses
+      are a lower bound on FNIR, so only a rise is evidence);
+    * false candidates: the interval of the group's share of false candidates divided by its share of the
+      gallery, against the same ratio in the audit (shares alone depend on each gallery's composition; a group
+      returned wrongly *less* often means another group more often, which alerts for that group).
+    """
     out: list[dict[str, Any]] = []
-    pairs = (("misses", "fnir_rank1"), ("false_candidates", "false_candidate_share"))
+    pairs = (
+        ("misses", "fnir_rank1", "value", "ci_low", "ci_high"),
+        (
+            "false_candidates",
+            "false_candidate_ratio",
+            "ratio_to_gallery_share",
+            "ratio_ci_low",
+            "ratio_ci_high",
+        ),
+    )
     for w in windows:
-        for measure, base_key in pairs:
+        for measure, base_key, value, low, high in pairs:
             cells = (w.get(measure) or {}).get("by_group") or {}
             for g, cell in cells.items():
                 base = ((baseline.get("by_group") or {}).get(g) or {}).get(base_key)
-                if cell.get("suppressed") or base is None or cell.get("value") is None:
+                if cell.get("suppressed") or base is None or cell.get(low) is None:
                     continue
-                if cell["ci_low"] > base or cell["ci_high"] < base:
+                if cell[low] > base:
                     out.append(
                         {
                             "window_start": w["start"],
                             "measure": measure,
                             "group": g,
-                            "operational": cell["value"],
-                            "ci_low": cell["ci_low"],
-                            "ci_high": cell["ci_high"],
+                            "operational": cell[value],
+                            "ci_low": cell[low],
+                            "ci_high": cell[high],
                             "baseline": base,
-                            "direction": "higher" if cell["ci_low"] > base else "lower",
+                            "direction": "higher",
                         }
                     )
     return out
