@@ -224,6 +224,10 @@ def simulate(
     alerted = {a["group"] for a in doc2["alerts"]}
     result["alert_only_degraded"] = alerted == {degrade}
     result["period1_alerts"] = sorted({a["group"] for a in doc1["alerts"]})
+    result["baseline"] = {
+        k: doc2.get("baseline", {}).get(k) for k in ("threshold", "target_fpir", "comparable")
+    }
+    result["threshold"] = doc2["thresholds"]
     return result
 
 

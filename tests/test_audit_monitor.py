@@ -8,7 +8,7 @@ import json
 import pytest
 
 from faceaudit.audit.monitor import UNDECLARED, measure, wilson
-from faceaudit.audit.monitor_baseline import alerts, baseline_from_audit
+from faceaudit.audit.monitor_baseline import alerts, baseline_from_audit, comparable
 from faceaudit.audit.monitor_outcomes import Outcome, OutcomeCandidate
 
 T = 0.5
@@ -93,7 +93,10 @@ def test_a_small_window_shows_its_volume_only():
 
 
 def test_alerts_when_the_interval_lies_above_the_baseline_only():
-    base = {"by_group": {"F": {"fnir_rank1": 0.05}, "M": {"fnir_rank1": 0.05}, "X": {"fnir_rank1": 0.5}}}
+    base = {
+        "by_group": {"F": {"fnir_rank1": 0.05}, "M": {"fnir_rank1": 0.05}, "X": {"fnir_rank1": 0.5}},
+        "comparable": {"misses": True, "false_candidates": False},
+    }
     window = {
         "start": "2026-01-01T00:00:00Z",
         "misses": {
@@ -110,6 +113,13 @@ def test_alerts_when_the_interval_lies_above_the_baseline_only():
     }
     (a,) = alerts([window], base)
     assert (a["group"], a["measure"], a["direction"]) == ("M", "misses", "higher")
+    assert alerts([window], {**base, "comparable": {"misses": False}}) == []
+
+
+def test_measures_are_held_against_a_baseline_only_where_the_thresholds_allow():
+    assert comparable({"threshold": 0.4}, [0.36]) == {"misses": True, "false_candidates": False}
+    assert comparable({"threshold": 0.4}, [0.4]) == {"misses": True, "false_candidates": True}
+    assert comparable({"threshold": 0.3}, [0.36]) == {"misses": False, "false_candidates": False}
 
 
 def test_the_baseline_comes_from_a_1n_audit_at_the_nearest_threshold():

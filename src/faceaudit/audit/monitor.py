@@ -265,7 +265,7 @@ def measure(
     ``declared``: subject ref → declared value of ``attribute`` (enrolled subjects only); ``n_enrolled``: how
     many subjects the gallery holds. Never returns a subject ref, a name or a per-person value.
     """
-    from faceaudit.audit.monitor_baseline import alerts
+    from faceaudit.audit.monitor_baseline import alerts, comparable
 
     if k < 2:
         raise ValueError("k (the smallest group shown) must be at least 2")
@@ -310,6 +310,6 @@ def measure(
         "alerts": [],
     }
     if baseline is not None:
-        doc["baseline"] = dict(baseline)
-        doc["alerts"] = alerts(windows, baseline)
+        doc["baseline"] = {**baseline, "comparable": comparable(baseline, thresholds)}
+        doc["alerts"] = alerts(windows, doc["baseline"])
     return doc

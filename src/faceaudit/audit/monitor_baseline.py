@@ -53,9 +53,22 @@ def baseline_from_audit(
     }
 
 
+def comparable(baseline: Mapping[str, Any], thresholds: Sequence[float]) -> dict[str, Any]:
+    """Which measures can be held against the baseline, given the operational thresholds: misses when every
+    operational threshold is at most the audit's (a lower threshold finds fewer misses, so a rise is still
+    evidence); false candidates only at the audit's own threshold (the groups' shares move with it)."""
+    base = baseline.get("threshold")
+    if base is None or not thresholds:
+        return {"misses": False, "false_candidates": False}
+    return {
+        "misses": max(thresholds) <= float(base) + 1e-9,
+        "false_candidates": all(abs(t - float(base)) <= 1e-6 for t in thresholds),
+    }
+
+
 def alerts(windows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One alert per (window, measure, group) whose operational interval lies wholly *above* the group's baseline
-    (suppressed cells raise none):
+    (suppressed cells raise none; a measure that ``baseline["comparable"]`` rules out raises none):
 
     * misses: the interval of the reviewer-seen miss rate against the audit's FNIR at rank 1 (operational misses
       are a lower bound on FNIR, so only a rise is evidence);
@@ -74,8 +87,11 @@ def alerts(windows: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) ->
             "ratio_ci_high",
         ),
     )
+    usable = baseline.get("comparable") or {}
     for w in windows:
         for measure, base_key, value, low, high in pairs:
+            if not usable.get(measure, False):
+                continue
             cells = (w.get(measure) or {}).get("by_group") or {}
             for g, cell in cells.items():
                 base = ((baseline.get("by_group") or {}).get(g) or {}).get(base_key)

@@ -187,7 +187,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_metric_options(p)
     p.set_defaults(func=cmd_audit_scores)
 
-    p = sub.add_parser("verify-report", help="check a signed audit.json; --reproduce recomputes every number")
+    p = sub.add_parser(
+        "verify-report",
+        help="check a signed audit.json (or monitor.json); --reproduce recomputes every number",
+    )
     p.add_argument("report", help="the audit.json to check")
     p.add_argument("--public-key", default=None, help="Ed25519 public key (PEM) that must have signed it")
     p.add_argument("--reproduce", action="store_true", help="recompute every number from the inputs")
