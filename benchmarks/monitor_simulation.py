@@ -179,12 +179,14 @@ def simulate(
     k: int,
     baseline: Path | None = None,
     baseline_key: Path | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Both periods through a real server on ``store``; the comparison and the alerts."""
+    """Both periods through a real server on ``store`` (at ``threshold``: the audited operating point); the
+    comparison and the alerts."""
     make_gallery(store, n_synthetic=0)
     keys = {p: make_key(store, p, r, rate_limit="1000000/min") for p, r in (("enroller", "enroller"), ("searcher", "searcher"),
             ("rev-1", "reviewer"), ("rev-2", "reviewer"))}  # fmt: skip
-    server = start_server(store)
+    server = start_server(store, *(("--threshold", repr(threshold)) if threshold is not None else ()))
     server.keys = keys
     try:
         t0 = time.perf_counter()
@@ -283,6 +285,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         audit, pub = baseline_audit(people, nonmated, folder)
+        # deploy at the audited operating point: the service's threshold is the audit's tau for FPIR 0.1
+        tau = json.loads(audit.read_text())["identification"]["targets"][0]["threshold"]
         for kind in args.stores.split(","):
             if kind == "sqlite":
                 store = sqlite_store(folder / "sqlite")
@@ -295,6 +299,7 @@ def main() -> int:
                         k=args.k,
                         baseline=audit,
                         baseline_key=pub,
+                        threshold=tau,
                     )
                 )
             else:
@@ -316,6 +321,7 @@ def main() -> int:
                             k=args.k,
                             baseline=audit,
                             baseline_key=pub,
+                            threshold=tau,
                         )
                     )
                 finally:
@@ -337,7 +343,9 @@ def main() -> int:
             ok &= p["equal"]
         ok &= r["alert_only_degraded"]
         print(
-            f"| {r['store']} | enrolled | {r['enrolled']} of {len(people)} (the rest fail the quality gate) | | | | | |"
+            f"| {r['store']} | enrolled | {r['enrolled']} of {len(people)} (the rest fail the quality gate); "
+            f"threshold {r['threshold']} = the audit's for FPIR {r['baseline']['target_fpir']}; "
+            f"compared: {r['baseline']['comparable']} | | | | | |"
         )
         print(f"| {r['store']} | time | {r['seconds']:.0f} s through the server | | | | | alert for {args.degrade} only: "
               f"{'yes' if r['alert_only_degraded'] else 'NO'} |")  # fmt: skip
