@@ -135,6 +135,7 @@ def reproduce(
                 enrolled_fraction=ident["split"]["enrolled_fraction"],
                 seed=ident["split"]["seed"],
                 split=ident["split"].get("gallery"),  # the recorded split itself, not the seed's draw
+                splits=(ident.get("splits") or {}).get("n_splits", 1),
                 **options,
             )
         else:
