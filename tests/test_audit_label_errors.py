@@ -45,6 +45,8 @@ def test_aliases_are_listed_and_can_be_excluded_with_a_reason(tmp_path):
     assert pairs == {frozenset(("p7", "alias7"))}  # 1:1: the alias pairs, and no false alarm
     assert r.label_check["threshold"] > 0 and r.label_check["count"] >= 4
     assert any("possible label errors" in w for w in r.warnings)
+    html = r.to_html()
+    assert "Suspected label errors: 1:1 non-mated comparisons" in html and "alias7" in html
 
     pd.DataFrame({"path": ["i180.jpg", "i181.jpg"], "reason": "alias7 is p7 (same person)"}).to_csv(
         tmp_path / "x.csv", index=False

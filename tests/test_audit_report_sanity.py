@@ -102,7 +102,28 @@ def shapes(tmp_path):
     nan = np.full(len(x), np.nan, np.float32)
     EmbedResult(e.paths, x, ["ok"] * len(x), np.ones(len(x), np.int32), nan, nan, nan, nan, "m", "c").save(t)
     out.append(("1:N small group", audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1])))
+    out.append(
+        (
+            "candidate lists",
+            audit_scores(_candidate_lists(tmp_path), group_by="sex", target_fpir=(0.1,), rank=3),
+        )
+    )
     return out
+
+
+def _candidate_lists(tmp_path):
+    """Another system's candidate lists: 60 mated and 60 non-mated searches, 3 candidates each."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for q in range(120):
+        mated, sex = q < 60, ("female", "male")[q % 2]
+        scores = np.sort(rng.normal(0.3, 0.1, 3))[::-1]
+        mate_rank = rng.integers(1, 5) if mated else 0
+        for r in range(3):
+            rows.append({"search_id": f"q{q}", "mated": int(mated), "rank": r + 1, "score": round(float(scores[r]), 6),
+                         "is_mate": int(mate_rank == r + 1), "probe_sex": sex, "candidate_sex": sex})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "lists.csv", index=False)
+    return tmp_path / "lists.csv"
 
 
 def _visible_text(page: str) -> str:
