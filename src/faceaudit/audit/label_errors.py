@@ -129,16 +129,24 @@ def suspects_1to1(
     bound = score_bound(u32.shape[1])
     rows = []
     for r0 in range(0, len(u32), block):
-        s = u32[r0 : r0 + block] @ u32[r0:].T
-        i, j = np.nonzero(s > threshold - bound)
-        i, j = i + r0, j + r0
-        keep = (j > i) & (subject[i] != subject[j])
-        i, j = i[keep], j[keep]
-        exact = dot64(u64, u64, i, j)
-        for a, b, v in zip(i[exact > threshold], j[exact > threshold], exact[exact > threshold], strict=True):
-            rows.append({"image_a": str(paths[a]), "subject_a": str(subject_ids[a]), "image_b": str(paths[b]),
-                         "subject_b": str(subject_ids[b]), "score": float(v)})  # fmt: skip
+        for c0 in range(r0, len(u32), block):  # the upper triangle in tiles: memory O(block²)
+            s = u32[r0 : r0 + block] @ u32[c0 : c0 + block].T
+            i, j = np.nonzero(s > threshold - bound)
+            i, j = i + r0, j + c0
+            keep = (j > i) & (subject[i] != subject[j])
+            i, j = i[keep], j[keep]
+            exact = dot64(u64, u64, i, j)
+            hit = exact > threshold
+            rows += _pair_rows(i[hit], j[hit], exact[hit], paths, subject_ids)
     return _listing(rows, threshold, "non-mated comparisons")
+
+
+def _pair_rows(ia, ib, scores, paths, subject_ids) -> list[dict]:
+    rows = []
+    for a, b, v in zip(ia, ib, scores, strict=True):
+        rows.append({"image_a": str(paths[a]), "subject_a": str(subject_ids[a]), "image_b": str(paths[b]),
+                     "subject_b": str(subject_ids[b]), "score": float(v)})  # fmt: skip
+    return rows
 
 
 def warning(check: dict) -> str | None:
