@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -19,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
-from faceaudit.errors import InputError, UsageError
+from faceaudit.errors import FaceAuditError, InputError, UsageError
 from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
 from faceaudit.operations.context import Caller
@@ -74,6 +76,38 @@ def verify(service: Service, a: Upload, b: Upload) -> dict[str, Any]:
     similarity = round(float(engine.compare(ta.vector, tb.vector)), 6)
     match = bool(similarity >= engine.threshold)
     return VerifyResult(similarity, engine.threshold, match, engine.model_id, a=ta, b=tb).as_dict()
+
+
+def check_photos(service: Service, uploads: list[Upload]) -> list[dict[str, Any]]:
+    """Each photo's quality-gate result, storing nothing: ``{"photo", "passed", "reasons"}`` per upload (an
+    unreadable photo or one without a face fails with the reason)."""
+    results = []
+    for u in uploads:
+        try:
+            _prepare(service, u, "reference")
+            results.append({"photo": u.label, "passed": True, "reasons": []})
+        except InputError as exc:
+            results.append({"photo": u.label, "passed": False, "reasons": [exc.reason]})
+    return results
+
+
+def own_enrolments(service: Service, who: Caller, limit: int = 20) -> list[dict[str, Any]]:
+    """The enrolments ``who`` made, newest first, of subjects still enrolled (an erased one is a pseudonym in
+    the ledger and is left out): ref, name, when, templates."""
+    from faceaudit.accountable import same_principal
+
+    with service.gallery_lock:
+        by_pseudonym = {service.gallery.pseudonym(s["subject_ref"]): s for s in service.gallery.subjects()}
+    out = []
+    for e in reversed(service.store.ledger_page(0, 10**9)):
+        if e["action"] != "enroll" or not same_principal(e.get("actor") or "", who.name):
+            continue
+        subject = by_pseudonym.get((e.get("result") or {}).get("subject", ""))
+        if subject is not None:
+            out.append({**subject, "enrolled_at": e["started_at"], "ledger_entry": e["seq"]})
+        if len(out) >= limit:
+            break
+    return out
 
 
 def enrol(
@@ -320,17 +354,35 @@ def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
 def start_audit(
     service: Service, who: Caller, data: bytes, filename: str, group_by: str | None
 ) -> dict[str, Any]:
-    """Start an audit of an uploaded scores CSV in the background (ledgered when it is accepted or refused)."""
-    if not data:
-        raise TextRefused("scores: the file is empty", "scores")
-    return service.audits.submit(data, filename or "scores.csv", group_by=group_by, actor=who.actor)
+    """Start an audit of an uploaded scores CSV in the background; a refusal is ledgered, as an accepted audit's
+    result is."""
+    params = {"scores": filename or "scores.csv", "group_by": group_by}
+    with _refusal_ledgered(service, who, params):
+        if not data:
+            raise TextRefused("scores: the file is empty", "scores")
+        return service.audits.submit(data, filename or "scores.csv", group_by=group_by, actor=who.actor)
 
 
 def start_manifest_audit(
     service: Service, who: Caller, manifest: str, group_by: str | None
 ) -> dict[str, Any]:
-    """Start an audit of a manifest in the server's data folder in the background."""
-    return service.audits.submit_manifest(manifest, group_by=group_by, actor=who.actor)
+    """Start an audit of a manifest in the server's data folder in the background; a refusal is ledgered."""
+    with _refusal_ledgered(service, who, {"manifest": manifest, "group_by": group_by}):
+        return service.audits.submit_manifest(manifest, group_by=group_by, actor=who.actor)
+
+
+def refuse_audit(service: Service, who: Caller, params: dict[str, Any], reason: str) -> None:
+    """Ledger an audit request that was refused (bad upload, no data folder, bad manifest name, bad field)."""
+    service.store.record("audit", who.actor, params=params, result={"status": "refused", "reason": reason})
+
+
+@contextmanager
+def _refusal_ledgered(service: Service, who: Caller, params: dict[str, Any]) -> Iterator[None]:
+    try:
+        yield
+    except (FaceAuditError, LookupError, ValueError) as exc:
+        refuse_audit(service, who, params, str(exc))
+        raise
 
 
 class KeyNotFoundError(UsageError):

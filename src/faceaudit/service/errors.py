@@ -123,6 +123,18 @@ def _expects_multipart(request: Request) -> bool:
     return any(isinstance(getattr(f, "field_info", None), params.File) for f in fields)
 
 
+def _ledger_refused_audit(request: Request, reason: str) -> None:
+    """An audit request refused for a bad field is a ledger entry, as every refused audit request is (the caller
+    is known: FastAPI runs the role check before it validates the body)."""
+    who = getattr(request.state, "caller", None)
+    route = getattr(request.scope.get("route"), "path", "")
+    if who is None or request.method != "POST" or not route.startswith("/v1/audits"):
+        return
+    from faceaudit.operations.cases import refuse_audit
+
+    refuse_audit(request.app.state.service, who, {"route": route}, reason)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the envelope."""
 
@@ -138,6 +150,7 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         ctype = request.headers.get("content-type", "")
         if _expects_multipart(request) and not ctype.lower().startswith("multipart/form-data"):
+            _ledger_refused_audit(request, f"not multipart/form-data: {ctype[:60]!r}")
             return error_response(
                 ApiError(
                     415,
@@ -146,6 +159,7 @@ def install(app: FastAPI) -> None:
                 )
             )
         message, field = _validation_message(exc)
+        _ledger_refused_audit(request, message)
         return error_response(ApiError(422, "invalid", message, field=field))
 
     @app.exception_handler(StarletteHTTPException)
@@ -158,5 +172,6 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        route = getattr(request.scope.get("route"), "path", "-")  # the template: a path may hold a ref
+        log.exception("unexpected error on %s %s", request.method, route)
         return JSONResponse(envelope("internal", "internal error; the server log has the details"), 500)

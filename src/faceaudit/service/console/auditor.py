@@ -6,14 +6,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from faceaudit.accountable import AccountableText, TextRefused
 from faceaudit.errors import FaceAuditError, LedgerIntegrityError
 from faceaudit.operations import cases
 from faceaudit.service.audits import BadManifestName, NoDataFolder
-from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render, _service, _signed_in, router
+from faceaudit.service.console.common import (
+    PAGE_SIZE,
+    Refused,
+    _form,
+    _render,
+    _service,
+    _signed_in,
+    redirect,
+    router,
+)
 
 # --- auditor -------------------------------------------------------------------------------------------------
 
@@ -111,7 +120,7 @@ async def submit_manifest_audit(request: Request) -> Response:
         raise Refused(409, str(exc)) from None
     except BadManifestName as exc:
         return _audits_page(request, ctx, 422, message=f"manifest: {exc}", error=True)
-    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
+    return redirect(request, f"/ui/audits/{job['job_id']}")
 
 
 @router.post("/audits")
@@ -129,7 +138,7 @@ async def submit_audit(request: Request) -> Response:
         upload.filename or "scores.csv",
         (form.get("group_by") or "").strip() or None,
     )
-    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
+    return redirect(request, f"/ui/audits/{job['job_id']}")
 
 
 @router.get("/audits/{job_id}")

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from faceaudit.operations.context import Caller
@@ -30,12 +30,29 @@ NAV = (
 
 
 class SignIn(Exception):
-    """No live session: go to the sign-in page."""
+    """No live session: go to the sign-in page, saying why (``revoked``, ``expired``, ``ended``) if known."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
 
 
 class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         self.status, self.message = status, message
+
+
+def root(request: Request) -> str:
+    """The path prefix a reverse proxy serves us under (``--root-path``), or ""."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def redirect(request: Request, path: str) -> RedirectResponse:
+    """303 See Other to ``path`` (``/ui/…``) under the root path: after a POST, a reload sends nothing again."""
+    return RedirectResponse(root(request) + path, status_code=303)
+
+
+def cookie_path(request: Request) -> str:
+    return root(request) + "/ui"
 
 
 def _service(request: Request) -> Service:
@@ -59,12 +76,15 @@ def _render(
     **values: Any,
 ) -> HTMLResponse:
     who, session = ctx if ctx else (None, None)
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {"title": title, "who": who, "csrf": session.csrf if session else "", "nav": _nav(who), **values},
-        status_code=status,
-    )
+    context = {
+        "title": title,
+        "who": who,
+        "csrf": session.csrf if session else "",
+        "nav": _nav(who),
+        "root": root(request),
+        **values,
+    }
+    response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -72,16 +92,18 @@ def _render(
 def _signed_in(request: Request, *roles: str) -> tuple[Caller, Session]:
     """The signed-in principal (its key checked again) holding one of ``roles``; else sign-in or a 403 page."""
     service = _service(request)
-    session = _sessions(request).get(request.cookies.get(COOKIE))
+    token = request.cookies.get(COOKIE)
+    session = _sessions(request).get(token)
     if session is None:
-        raise SignIn()
+        raise SignIn("ended" if token else "")
     try:
         who = admit(request, service, session.key_id)  # the API's own check, rate limit included
     except ApiError as exc:
         if exc.status != 401:
             raise Refused(exc.status, exc.message) from None
         _sessions(request).close(request.cookies.get(COOKIE))
-        raise SignIn() from None
+        why = "revoked" if "revoked" in exc.message else "expired" if "expired" in exc.message else "ended"
+        raise SignIn(why) from None
     if roles and not set(roles) & set(who.roles):
         try:
             deny(service, request, who, f"this page needs the role {' or '.join(roles)}")

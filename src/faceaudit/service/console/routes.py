@@ -6,20 +6,24 @@ session's CSRF token; pages a role may not use are neither linked nor served (a 
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
+from starlette.staticfiles import StaticFiles
 
 from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
 from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
-from faceaudit.operations.review import SearchStatus
-from faceaudit.service.auth import check_key, live_principal
+from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus, progress_note
+from faceaudit.service.auth import check_key, deny, live_principal
 from faceaudit.service.console import auditor  # noqa: F401  (registers the auditor's pages on the router)
 from faceaudit.service.console.common import (
     Refused,
@@ -29,6 +33,8 @@ from faceaudit.service.console.common import (
     _service,
     _sessions,
     _signed_in,
+    cookie_path,
+    redirect,
     router,
 )
 from faceaudit.service.console.sessions import COOKIE, SessionStore
@@ -42,7 +48,7 @@ def install(app: FastAPI, minutes: int = 480) -> None:
 
     @app.exception_handler(SignIn)
     async def _to_sign_in(request: Request, exc: SignIn) -> Response:
-        return RedirectResponse("/ui/login", status_code=303)
+        return redirect(request, "/ui/login" + (f"?why={exc.why}" if exc.why else ""))
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused) -> Response:
@@ -57,26 +63,64 @@ def install(app: FastAPI, minutes: int = 480) -> None:
         return _render(request, "error.html", title, ctx, exc.status, message=exc.message, error=True)
 
     app.include_router(router)
+    app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
 
 
 # --- sign-in -------------------------------------------------------------------------------------------------
 
 
+SIGN_IN_COOKIE = "faceaudit_signin"
+WHY = {
+    "revoked": "Your session ended: its key was revoked. Ask an admin for a new key.",
+    "expired": "Your session ended: its key has expired. Ask an admin for a new key.",
+    "ended": "Your session has ended. Sign in again.",
+    "signed-out": "You are signed out.",
+}
+
+
+def _login_page(request: Request, status: int = 200, **values: Any) -> Response:
+    """The sign-in form with a fresh CSRF token, also set in a SameSite=Strict cookie: a form posted from
+    another site carries neither (login CSRF)."""
+    token = secrets.token_urlsafe(32)
+    why = WHY.get(request.query_params.get("why", ""))
+    if why and "message" not in values:
+        values["message"] = why
+    response = _render(request, "login.html", "Sign in", None, status, csrf=token, **values)
+    response.set_cookie(
+        SIGN_IN_COOKIE,
+        token,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path=cookie_path(request),
+    )
+    return response
+
+
 @router.get("/login")
 def login_page(request: Request) -> Response:
-    return _render(request, "login.html", "Sign in")
+    return _login_page(request)
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
     form = await request.form()
+    sent, expected = str(form.get("csrf", "")), request.cookies.get(SIGN_IN_COOKIE, "")
+    if not sent or not expected or not hmac.compare_digest(sent, expected):
+        return _login_page(
+            request,
+            403,
+            message="this sign-in form has expired or came from another site; sign in here",
+            error=True,
+        )
     service = _service(request)
     try:
         who = await run_in_threadpool(check_key, request, service, str(form.get("key", "")).strip())
     except ApiError as exc:
-        return _render(request, "login.html", "Sign in", None, 401, message=exc.message, error=True)
+        return _login_page(request, exc.status, message=exc.message, error=True)
     token, _ = _sessions(request).open(who.key_id)
-    response = RedirectResponse("/ui/", status_code=303)
+    response = redirect(request, "/ui/")
     response.set_cookie(
         COOKIE,
         token,
@@ -84,8 +128,9 @@ async def login(request: Request) -> Response:
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
-        path="/ui",
+        path=cookie_path(request),
     )
+    response.delete_cookie(SIGN_IN_COOKIE, path=cookie_path(request))
     return response
 
 
@@ -94,8 +139,8 @@ async def logout(request: Request) -> Response:
     _, session = _signed_in(request)
     await _form(request, session)
     _sessions(request).close(request.cookies.get(COOKIE))
-    response = RedirectResponse("/ui/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/ui")
+    response = redirect(request, "/ui/login?why=signed-out")
+    response.delete_cookie(COOKIE, path=cookie_path(request))
     return response
 
 
@@ -117,13 +162,10 @@ def _age(created_at: str) -> str:
 @router.get("/reviews")
 def review_queue(request: Request) -> Response:
     ctx = _signed_in(request, "reviewer")
-    store = _service(request).store
-    searches = sorted(
-        store.list_searches("pending_review", 500) + store.list_searches("disputed", 500),
-        key=lambda s: s["created_at"],
-    )
+    searches = _service(request).store.review_queue(ctx[0].name)
     for s in searches:
         s["age"] = _age(s["created_at"])
+        s["needed"] = REVIEWS_NEEDED + (1 if s["status"] == SearchStatus.DISPUTED else 0)
     return _render(request, "queue.html", "Review queue", ctx, searches=searches)
 
 
@@ -132,10 +174,18 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
     if search is None:
         raise Refused(404, f"no search {search_id}")
     who = ctx[0]
+    if not {"reviewer", "auditor"} & set(who.roles) and not same_principal(search["searcher"], who.name):
+        try:
+            deny(_service(request), request, who, "a searcher may read only their own searches")
+        except ApiError as exc:
+            raise Refused(403, exc.message) from None
     open_ = not SearchStatus(search["status"]).decided
     can_review = open_ and "reviewer" in who.roles and not same_principal(search["searcher"], who.name)
     can_review = can_review and not any(same_principal(r["principal"], who.name) for r in search["reviews"])
     show_images = "reviewer" in who.roles and open_
+    if request.query_params.get("recorded") and "message" not in values:
+        n = len(search["reviews"])
+        values["message"] = f"Recorded. {progress_note(SearchStatus(search['status']), n).capitalize()}."
     return _render(
         request,
         "search.html",
@@ -145,13 +195,14 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
         s=search,
         can_review=can_review,
         show_images=show_images,
+        needed=REVIEWS_NEEDED + (1 if search["status"] == SearchStatus.DISPUTED else 0),
         **values,
     )
 
 
 @router.get("/searches/{search_id}")
 def search_page(request: Request, search_id: str) -> Response:
-    ctx = _signed_in(request, "reviewer", "auditor")
+    ctx = _signed_in(request, "reviewer", "auditor", "searcher")
     return _search_page(request, ctx, search_id)
 
 
@@ -203,9 +254,17 @@ def candidate_image(request: Request, search_id: str, rank: int) -> Response:
             )
     except FaceAuditError:
         images = []
-    if not images:
-        raise Refused(404, "no enrolment image is stored for this candidate")
+    if not images:  # a placeholder, not a broken-image icon
+        return Response(NO_IMAGE, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
     return _image(images[0])
+
+
+NO_IMAGE = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="96" height="96" viewBox="0 0 96 96">'
+    b'<rect width="96" height="96" fill="#e8ecf0"/><text x="48" y="44" font-family="sans-serif" font-size="11" '
+    b'text-anchor="middle" fill="#4a5560">no stored</text><text x="48" y="58" font-family="sans-serif" '
+    b'font-size="11" text-anchor="middle" fill="#4a5560">image</text></svg>'
+)
 
 
 @router.post("/searches/{search_id}/review")
@@ -220,7 +279,7 @@ async def review(request: Request, search_id: str) -> Response:
             subject_ref=form.get("subject_ref") or None,
             reason=form.get("reason") or "",
         )
-        done = await run_in_threadpool(review_search, _service(request), request, ctx[0], search_id, body)
+        await run_in_threadpool(review_search, _service(request), request, ctx[0], search_id, body)
     except ValidationError:
         return _search_page(request, ctx, search_id, 422, message="give a decision and a reason", error=True)
     except (ApiError, FaceAuditError) as exc:
@@ -229,7 +288,7 @@ async def review(request: Request, search_id: str) -> Response:
         if exc.status == 403:
             raise Refused(403, exc.message) from None
         return _search_page(request, ctx, search_id, exc.status, message=exc.message, error=True)
-    return _search_page(request, ctx, search_id, message=f"Recorded. {done['note'].capitalize()}.")
+    return redirect(request, f"/ui/searches/{search_id}?recorded=1")
 
 
 # --- DPO -------------------------------------------------------------------------------------------------------
