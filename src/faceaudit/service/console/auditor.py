@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from faceaudit.accountable import AccountableText, TextRefused
 from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.ledger import utc_now
 from faceaudit.operations import cases
 from faceaudit.service.audits import BadManifestName, NoDataFolder
 from faceaudit.service.console.common import (
@@ -20,6 +21,7 @@ from faceaudit.service.console.common import (
     _render,
     _service,
     _signed_in,
+    done,
     redirect,
     router,
 )
@@ -89,7 +91,9 @@ async def ledger_verify(request: Request) -> Response:
         verdict = {"intact": False, "message": f"chain broken: {exc}"}
     except FaceAuditError as exc:
         verdict = {"intact": False, "message": str(exc)}
-    return _ledger_page(request, ctx, verdict)
+    verdict["at"] = utc_now()
+    request.app.state.ledger_verified = verdict  # for the home page: when it was last verified, and how
+    return done(request, ctx[1], "/ui/ledger", "", verdict=verdict, message=None)
 
 
 def _audits_page(request: Request, ctx, status: int = 200, **values: Any) -> Response:

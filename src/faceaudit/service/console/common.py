@@ -21,6 +21,9 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
 
 NAV = (
+    ("enroller", "/ui/enrol", "Enrol"),
+    ("searcher", "/ui/search", "Search"),
+    ("enroller", "/ui/compare", "Compare"),
     ("reviewer", "/ui/reviews", "Review queue"),
     ("auditor", "/ui/ledger", "Ledger"),
     ("auditor", "/ui/audits", "Audits"),
@@ -51,6 +54,13 @@ def redirect(request: Request, path: str) -> RedirectResponse:
     return RedirectResponse(root(request) + path, status_code=303)
 
 
+def done(request: Request, session: Session, path: str, notice: str, **values: Any) -> RedirectResponse:
+    """After a POST: show ``notice`` (and ``values``) once on ``path``, reached by a redirect, so that a reload
+    sends nothing again."""
+    session.carry = {"message": notice, **values}
+    return redirect(request, path)
+
+
 def cookie_path(request: Request) -> str:
     return root(request) + "/ui"
 
@@ -64,7 +74,14 @@ def _sessions(request: Request) -> SessionStore:
 
 
 def _nav(who: Caller | None) -> list[tuple[str, str]]:
-    return [(href, text) for role, href, text in NAV if who is not None and role in who.roles]
+    """The pages ``who`` may use, each once (Compare is for enrollers and searchers alike)."""
+    roles = set(who.roles) if who is not None else set()
+    out: list[tuple[str, str]] = []
+    for role, href, text in NAV:
+        allowed = role in roles or (href == "/ui/compare" and "searcher" in roles)
+        if allowed and (href, text) not in out:
+            out.append((href, text))
+    return out
 
 
 def _render(
@@ -76,6 +93,9 @@ def _render(
     **values: Any,
 ) -> HTMLResponse:
     who, session = ctx if ctx else (None, None)
+    if session is not None and session.carry:
+        values = {**values, **{k: v for k, v in session.carry.items() if values.get(k) is None}}
+        session.carry = {}
     context = {
         "title": title,
         "who": who,
@@ -112,10 +132,13 @@ def _signed_in(request: Request, *roles: str) -> tuple[Caller, Session]:
     return who, session
 
 
+LIST_FIELDS = ("roles", "photos")
+
+
 async def _form(request: Request, session: Session) -> dict[str, Any]:
-    """The posted form, after checking its CSRF token (403 page without it)."""
+    """The posted form, after checking its CSRF token (403 page without it); ``roles`` and ``photos`` as lists."""
     form = await request.form()
     token = str(form.get("csrf", ""))
     if not token or not hmac.compare_digest(token, session.csrf):
         raise Refused(403, "this form was sent without its security token (CSRF); reload the page and retry")
-    return {k: form.getlist(k) if k == "roles" else form.get(k) for k in form}
+    return {k: form.getlist(k) if k in LIST_FIELDS else form.get(k) for k in form}

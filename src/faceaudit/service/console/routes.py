@@ -24,7 +24,7 @@ from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
 from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus, progress_note
 from faceaudit.service.auth import check_key, deny, live_principal
-from faceaudit.service.console import auditor  # noqa: F401  (registers the auditor's pages on the router)
+from faceaudit.service.console import auditor, people  # noqa: F401  (they register their pages on the router)
 from faceaudit.service.console.common import (
     Refused,
     SignIn,
@@ -147,7 +147,35 @@ async def logout(request: Request) -> Response:
 @router.get("/")
 def home(request: Request) -> Response:
     ctx = _signed_in(request)
-    return _render(request, "home.html", "faceaudit console", ctx)
+    return _render(request, "home.html", "faceaudit console", ctx, todo=_todo(request, ctx[0]))
+
+
+def _todo(request: Request, who) -> dict[str, Any]:
+    """What needs doing, per role of ``who``: the home page's cards."""
+    service, roles, out = _service(request), set(who.roles), {}
+    if "reviewer" in roles:
+        out["reviews"] = len(service.store.review_queue(who.name))
+    if "searcher" in roles:
+        mine = service.store.list_searches(None, 1000, searcher=who.name)
+        out["awaiting"] = sum(not SearchStatus(s["status"]).decided for s in mine)
+        out["decided"] = sum(SearchStatus(s["status"]).decided for s in mine)
+    if "auditor" in roles:
+        jobs = service.audits.list()
+        out["running"] = sum(j["state"] in ("queued", "running") for j in jobs)
+        out["failed"] = sum(j["state"] == "failed" for j in jobs)
+        head = service.store.ledger_page(max(0, service.store.count() - 1), 1)
+        out["head"] = head[-1] if head else None
+        out["verified"] = getattr(request.app.state, "ledger_verified", None)
+    if "dpo" in roles:
+        with service.gallery_lock:
+            subjects = service.gallery.subjects()
+        today = datetime.now(UTC).date().isoformat()
+        out["expired"] = sum(bool(s["consent_expires"]) and s["consent_expires"] <= today for s in subjects)
+        out["subjects"] = len(subjects)
+    if "admin" in roles:
+        keys = service.store.list_keys()
+        out["live_keys"] = sum(k.revoked_at is None for k in keys)
+    return out
 
 
 # --- reviewer ------------------------------------------------------------------------------------------------
