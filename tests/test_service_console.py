@@ -49,6 +49,7 @@ def server(module_store):
         "sam": make_key(store, "sam", "searcher,reviewer"),
         "rita": make_key(store, "rita", "reviewer"),
         "rob": make_key(store, "rob", "reviewer"),
+        "tess": make_key(store, "tess", "reviewer"),
         "ada": make_key(store, "ada", "auditor"),
         "dora": make_key(store, "dora", "dpo"),
         "root": make_key(store, "root", "admin"),
@@ -346,5 +347,16 @@ def test_pages_fit_a_phone_and_sign_in_works_from_the_keyboard(browser, server):
                 "return document.documentElement.scrollWidth - window.innerWidth"
             )
             assert overflow <= 1, (path, overflow)  # wide tables scroll inside their own box
+    finally:
+        browser.set_window_size(1280, 800)
+
+
+def test_walk_through_every_role_at_desktop_and_phone_width(browser, server):
+    """Enrol with consent and two photos, search, confirm twice, split and resolve, read the result, compare."""
+    sqlite_only(server)
+    from console_walk import walk
+
+    try:
+        walk(browser, server.url, server.keys)
     finally:
         browser.set_window_size(1280, 800)

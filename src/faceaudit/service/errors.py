@@ -76,8 +76,10 @@ def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
         return ApiError(422, "invalid", str(exc), field=field or exc.field)
     if isinstance(exc, ReviewRefused):
         return ApiError(exc.status, exc.code, str(exc), field=exc.field)
-    from faceaudit.operations.cases import KeyNotFoundError
+    from faceaudit.operations.cases import KeyNotFoundError, LastAdminKey
 
+    if isinstance(exc, LastAdminKey):
+        return ApiError(409, "last_admin_key", str(exc))
     if isinstance(exc, KeyNotFoundError):
         return ApiError(404, "key_not_found", str(exc))
     if isinstance(exc, SearchNotFoundError):

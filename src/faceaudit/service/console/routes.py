@@ -22,7 +22,7 @@ from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
 from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
-from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus, progress_note
+from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus
 from faceaudit.service.auth import check_key, deny, live_principal
 from faceaudit.service.console import auditor, people  # noqa: F401  (they register their pages on the router)
 from faceaudit.service.console.common import (
@@ -34,6 +34,7 @@ from faceaudit.service.console.common import (
     _sessions,
     _signed_in,
     cookie_path,
+    done,
     redirect,
     router,
 )
@@ -211,9 +212,6 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
     can_review = open_ and "reviewer" in who.roles and not same_principal(search["searcher"], who.name)
     can_review = can_review and not any(same_principal(r["principal"], who.name) for r in search["reviews"])
     show_images = "reviewer" in who.roles and open_
-    if request.query_params.get("recorded") and "message" not in values:
-        n = len(search["reviews"])
-        values["message"] = f"Recorded. {progress_note(SearchStatus(search['status']), n).capitalize()}."
     return _render(
         request,
         "search.html",
@@ -307,7 +305,7 @@ async def review(request: Request, search_id: str) -> Response:
             subject_ref=form.get("subject_ref") or None,
             reason=form.get("reason") or "",
         )
-        await run_in_threadpool(review_search, _service(request), request, ctx[0], search_id, body)
+        result = await run_in_threadpool(review_search, _service(request), request, ctx[0], search_id, body)
     except ValidationError:
         return _search_page(request, ctx, search_id, 422, message="give a decision and a reason", error=True)
     except (ApiError, FaceAuditError) as exc:
@@ -316,7 +314,7 @@ async def review(request: Request, search_id: str) -> Response:
         if exc.status == 403:
             raise Refused(403, exc.message) from None
         return _search_page(request, ctx, search_id, exc.status, message=exc.message, error=True)
-    return redirect(request, f"/ui/searches/{search_id}?recorded=1")
+    return done(request, ctx[1], f"/ui/searches/{search_id}", f"Recorded. {result['note'].capitalize()}.")
 
 
 # --- DPO -------------------------------------------------------------------------------------------------------
@@ -358,21 +356,21 @@ async def erase(request: Request, ref: str) -> Response:
             error=True,
         )
     try:
-        done = await run_in_threadpool(cases.erase, _service(request), ctx[0], ref, reason)
+        erased = await run_in_threadpool(cases.erase, _service(request), ctx[0], ref, reason)
     except FaceAuditError as exc:
         err = from_domain(exc)
         return _subjects_page(request, ctx, err.status, message=err.message, error=True)
-    return _subjects_page(request, ctx, message=f"Erased {ref} (ledger entry {done['ledger_entry']}).")
+    return done(request, ctx[1], "/ui/subjects", f"Erased {ref} (ledger entry {erased['ledger_entry']}).")
 
 
 @router.post("/subjects/expire")
 async def expire(request: Request) -> Response:
     ctx = _signed_in(request, "dpo")
     await _form(request, ctx[1])
-    done = await run_in_threadpool(cases.expire, _service(request), ctx[0], None)
-    names = ", ".join(done["erased"]) or "none"
-    return _subjects_page(
-        request, ctx, message=f"Expiry run: {len(done['erased'])} subject(s) erased ({names})."
+    ran = await run_in_threadpool(cases.expire, _service(request), ctx[0], None)
+    names = ", ".join(ran["erased"]) or "none"
+    return done(
+        request, ctx[1], "/ui/subjects", f"Expiry run: {len(ran['erased'])} subject(s) erased ({names})."
     )
 
 
@@ -406,15 +404,30 @@ async def create_key(request: Request) -> Response:
         )
     except FaceAuditError as exc:
         return _keys_page(request, ctx, 400, message=str(exc), error=True)
-    return _keys_page(request, ctx, new_key={"key": new["key"], "principal": new["principal"]})
+    return done(
+        request,
+        ctx[1],
+        "/ui/keys",
+        f"Created a key for {new['principal']}.",
+        new_key={"key": new["key"], "principal": new["principal"]},
+    )
 
 
 @router.post("/keys/{key_id}/revoke")
 async def revoke_key(request: Request, key_id: str) -> Response:
+    """Revoke a key; one's own key only after a confirmation page (it ends this session)."""
     ctx = _signed_in(request, "admin")
-    await _form(request, ctx[1])
+    form = await _form(request, ctx[1])
+    own = key_id == ctx[0].key_id
+    if own and form.get("confirm") != "yes":
+        return _render(request, "revoke_own.html", "Revoke your own key?", ctx, key_id=key_id)
     try:
-        done = await run_in_threadpool(cases.revoke_key, _service(request), ctx[0], key_id)
-    except FaceAuditError:
-        return _keys_page(request, ctx, 404, message=f"no live key {key_id}", error=True)
-    return _keys_page(request, ctx, message=f"Revoked key {key_id} (ledger entry {done['ledger_entry']}).")
+        revoked = await run_in_threadpool(cases.revoke_key, _service(request), ctx[0], key_id)
+    except FaceAuditError as exc:
+        err = from_domain(exc)
+        return _keys_page(request, ctx, err.status, message=err.message, error=True)
+    if own:
+        return redirect(request, "/ui/login?why=revoked")
+    return done(
+        request, ctx[1], "/ui/keys", f"Revoked key {key_id} (ledger entry {revoked['ledger_entry']})."
+    )
