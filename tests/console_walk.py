@@ -5,7 +5,10 @@ third reviewer, the searcher reading the confirmed subject, a 1:1 comparison; ev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -157,3 +160,31 @@ def walk(browser, base: str, keys: dict[str, str]) -> None:
         assert browser.find_element(By.ID, "confirmed-subject").text == "walk-1"
         assert "Walker One" in browser.find_element(By.ID, "verdict").text
         fits(browser, "confirmed search")
+
+
+@contextmanager
+def browser_or_skip() -> Iterator[Any]:
+    """Debian's chromium through selenium, headless (skipped without it, unless CI requires it)."""
+    import os
+    import shutil
+
+    import pytest
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as DriverService
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not chromium or not driver:
+        if os.environ.get("FACEAUDIT_REQUIRE_BROWSER") == "1":
+            raise RuntimeError("no browser: .ci/run installs chromium and chromium-driver")
+        pytest.skip("no browser (Debian's chromium + chromium-driver)")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,900"):
+        opts.add_argument(arg)
+    browser = webdriver.Chrome(service=DriverService(driver), options=opts)
+    browser.implicitly_wait(5)
+    try:
+        yield browser
+    finally:
+        browser.quit()
