@@ -11,8 +11,8 @@ import re
 
 import pytest
 from service_fixtures import enrol, ledger_entries, make_gallery, make_key, start_server
-from stores import sqlite_store
 from starlette.testclient import TestClient
+from stores import sqlite_store
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,9 @@ def edge(tmp_path_factory):
         "sam": make_key(store, "sam", "searcher"),
         "old": make_key(store, "old", "searcher"),
     }
-    service = Service(ServiceConfig(db=store.db, key_file=store.key_file, workers=1, max_upload_bytes=100_000))
+    service = Service(
+        ServiceConfig(db=store.db, key_file=store.key_file, workers=1, max_upload_bytes=100_000)
+    )
     app = create_app(service=service)
 
     class Edge:
@@ -161,7 +163,9 @@ def test_every_refused_audit_request_is_ledgered(edge):
         assert c.post("/v1/audits/manifest", json={"manifest": "x.csv"}).status_code == 409  # no data folder
         assert c.post("/v1/audits", files={"scores": ("s.csv", b"", "text/csv")}).status_code == 422
         assert c.post("/v1/audits", data={"group_by": "sex"}).status_code in (415, 422)  # no file
-        assert c.post("/v1/audits", files={"scores": ("s.csv", b"x" * 200_000, "text/csv")}).status_code == 413
+        assert (
+            c.post("/v1/audits", files={"scores": ("s.csv", b"x" * 200_000, "text/csv")}).status_code == 413
+        )
     new = ledger_entries(edge.store)[before:]
     assert [e["action"] for e in new] == ["audit"] * 4
     assert {e["result"]["status"] for e in new} == {"refused"} and {e["actor"] for e in new} == {"ada"}

@@ -53,7 +53,8 @@ def proxied(tmp_path_factory):
     nginx_dir.mkdir()
     user = "user root;\n" if os.geteuid() == 0 else ""
     temps = " ".join(
-        f"{kind}_temp_path {nginx_dir}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        f"{kind}_temp_path {nginx_dir}/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     conf = nginx_dir / "nginx.conf"
     conf.write_text(
@@ -85,7 +86,10 @@ def test_links_forms_redirects_and_cookies_carry_the_prefix(proxied):
     with httpx.Client(base_url=base, follow_redirects=False) as c:
         assert c.get("/ui/").headers["location"] == f"{PREFIX}/ui/login"
         page = c.get("/ui/login")
-        assert f'action="{PREFIX}/ui/login"' in page.text and f'href="{PREFIX}/ui/static/console.css"' in page.text
+        assert (
+            f'action="{PREFIX}/ui/login"' in page.text
+            and f'href="{PREFIX}/ui/static/console.css"' in page.text
+        )
         assert f"Path={PREFIX}/ui" in page.headers["set-cookie"]
         token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
         r = c.post("/ui/login", data={"key": keys["rita"], "csrf": token})

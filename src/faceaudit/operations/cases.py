@@ -433,7 +433,8 @@ def browse_ledger(
     service: Service, who: Caller, filters: dict[str, AccountableText | str], page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the ledger entries that match ``filters`` (operator, action, purpose, case: substrings; date:
-    a prefix of ``started_at``), and how many match; the view is an ``export`` entry naming the filters."""
+    a prefix of ``started_at``), newest first, and how many match; the view is an ``export`` entry naming the
+    filters."""
     checks = {"operator": "actor", "action": "action", "purpose": "purpose", "case": "case_ref"}
 
     def matches(e: dict[str, Any]) -> bool:
@@ -443,7 +444,7 @@ def browse_ledger(
                 return False
         return not filters.get("date") or e["started_at"].startswith(str(filters["date"]))
 
-    rows = [e for e in service.store.ledger_page(0, 10**9) if matches(e)]
+    rows = [e for e in service.store.ledger_page(0, 10**9) if matches(e)][::-1]  # newest first
     entries = rows[page * page_size : (page + 1) * page_size]
     service.store.record(
         "export",

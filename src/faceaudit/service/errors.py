@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceaudit.errors import (
@@ -137,6 +137,20 @@ def _ledger_refused_audit(request: Request, reason: str) -> None:
     refuse_audit(request.app.state.service, who, {"route": route}, reason)
 
 
+def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Starlette's HTTP errors (404 no route, 405) in the envelope; the console's pages answer in HTML."""
+    html = getattr(request.app.state, "html_error", None)
+    if html is not None and str(request.url.path).startswith(
+        str(request.scope.get("root_path", "")) + "/ui/"
+    ):
+        return html(request, exc.status_code)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}"
+    return JSONResponse(envelope(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the envelope."""
 
@@ -165,12 +179,8 @@ def install(app: FastAPI) -> None:
         return error_response(ApiError(422, "invalid", message, field=field))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no route {request.method} {request.url.path}"
-        return JSONResponse(envelope(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return http_error(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

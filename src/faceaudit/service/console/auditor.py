@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
@@ -45,7 +46,24 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         page = max(0, int(request.query_params.get("page", "0")))
     except ValueError:
         page = 0
+    if f["date"] and not _DATE_PREFIX.fullmatch(f["date"]):
+        return _render(
+            request,
+            "ledger.html",
+            "Ledger",
+            ctx,
+            422,
+            f=f,
+            entries=[],
+            total=None,
+            first=0,
+            last=0,
+            message=f"date filter {f['date']!r}: write a day (2026-07-01), a month (2026-07) or a year (2026)",
+            error=True,
+        )
     entries, total = cases.browse_ledger(service, ctx[0], dict(f), page, PAGE_SIZE)
+    for e in entries:
+        e["fields"] = _readable(e.get("result"))
     query = {k: v for k, v in f.items() if v}
     return _render(
         request,
@@ -61,6 +79,23 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
         next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < total else None,
     )
+
+
+_DATE_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def _readable(value: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """A ledger result as (field, shown, full) rows: nested keys joined with dots, long values shortened."""
+    if isinstance(value, dict):
+        rows: list[tuple[str, str, str]] = []
+        for k, v in value.items():
+            rows += _readable(v, f"{prefix}{k}.") if isinstance(v, dict) else _readable(v, f"{prefix}{k}")
+        return rows
+    if not prefix:
+        return [] if value in (None, {}, []) else [("", str(value), str(value))]
+    full = ", ".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
+    shown = full if len(full) <= 24 else full[:12] + "…" + full[-6:]
+    return [(prefix.rstrip("."), shown, full)]
 
 
 @router.get("/ledger/export")

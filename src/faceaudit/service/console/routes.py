@@ -64,6 +64,20 @@ def install(app: FastAPI, minutes: int = 480) -> None:
         return _render(request, "error.html", title, ctx, exc.status, message=exc.message, error=True)
 
     app.include_router(router)
+
+    def html_error(request: Request, status: int) -> Response:
+        message = "There is no such page." if status == 404 else f"This page cannot answer that ({status})."
+        return _render(
+            request,
+            "error.html",
+            "Page not found" if status == 404 else "Error",
+            None,
+            status,
+            message=message,
+            error=True,
+        )
+
+    app.state.html_error = html_error  # errors.http_error answers /ui/ paths with it
     app.mount("/ui/static", StaticFiles(directory=Path(__file__).parent / "static"), name="console-static")
 
 
