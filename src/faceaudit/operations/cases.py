@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import numpy as np
 
-from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
-from faceaudit.errors import FaceAuditError, InputError, UsageError
+from faceaudit.accountable import AccountableText, SubjectRef
+from faceaudit.errors import InputError, UsageError
 from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
+from faceaudit.operations.audit_requests import (  # noqa: F401  (use cases, re-exported)
+    refuse_audit,
+    start_audit,
+    start_manifest_audit,
+)
 from faceaudit.operations.context import Caller
 from faceaudit.operations.context import Context as Service
 from faceaudit.operations.review import Decision, Review, SearchStatus, progress_note
@@ -357,40 +360,6 @@ def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
     if entry is None:
         raise KeyNotFoundError(f"no live key {key_id!r} (unknown or already revoked)")
     return {"revoked": key_id, "ledger_entry": entry.seq}
-
-
-def start_audit(
-    service: Service, who: Caller, data: bytes, filename: str, group_by: str | None
-) -> dict[str, Any]:
-    """Start an audit of an uploaded scores CSV in the background; a refusal is ledgered, as an accepted audit's
-    result is."""
-    params = {"scores": filename or "scores.csv", "group_by": group_by}
-    with _refusal_ledgered(service, who, params):
-        if not data:
-            raise TextRefused("scores: the file is empty", "scores")
-        return service.audits.submit(data, filename or "scores.csv", group_by=group_by, actor=who.actor)
-
-
-def start_manifest_audit(
-    service: Service, who: Caller, manifest: str, group_by: str | None
-) -> dict[str, Any]:
-    """Start an audit of a manifest in the server's data folder in the background; a refusal is ledgered."""
-    with _refusal_ledgered(service, who, {"manifest": manifest, "group_by": group_by}):
-        return service.audits.submit_manifest(manifest, group_by=group_by, actor=who.actor)
-
-
-def refuse_audit(service: Service, who: Caller, params: dict[str, Any], reason: str) -> None:
-    """Ledger an audit request that was refused (bad upload, no data folder, bad manifest name, bad field)."""
-    service.store.record("audit", who.actor, params=params, result={"status": "refused", "reason": reason})
-
-
-@contextmanager
-def _refusal_ledgered(service: Service, who: Caller, params: dict[str, Any]) -> Iterator[None]:
-    try:
-        yield
-    except (FaceAuditError, LookupError, ValueError) as exc:
-        refuse_audit(service, who, params, str(exc))
-        raise
 
 
 class KeyNotFoundError(UsageError):

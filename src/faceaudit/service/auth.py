@@ -11,8 +11,8 @@ from faceaudit.accountable import Principal
 from faceaudit.gallery.values import Actor, utc_today
 from faceaudit.operations.context import Caller
 from faceaudit.operations.keys import key_format_problem, key_id_of, parse_rate
-from faceaudit.service.edge import route_template
 from faceaudit.service.errors import ApiError
+from faceaudit.service.routing import route_template
 from faceaudit.service.state import Service
 
 
