@@ -130,3 +130,17 @@ def test_a_searcher_reads_their_own_searches(app):
     page = c.get(f"/ui/searches/{sid}")
     assert "candidates for human review, not an identification" in page.text
     assert client(app, "sue").get(f"/ui/searches/{sid}").status_code == 403
+
+
+def test_serve_help_names_the_console_and_compare_help_reads_as_text():
+    import subprocess
+    import sys
+
+    serve = subprocess.run(
+        [sys.executable, "-m", "faceaudit", "serve", "--help"], capture_output=True, text=True
+    )
+    assert "/ui/" in serve.stdout and "--anonymous-rate-limit" in serve.stdout
+    compare = subprocess.run(
+        [sys.executable, "-m", "faceaudit", "compare", "--help"], capture_output=True, text=True
+    )
+    assert compare.returncode == 0 and "``" not in compare.stdout

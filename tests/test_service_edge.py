@@ -186,5 +186,6 @@ def test_access_log_names_route_templates_never_a_subject(tmp_path):
         server.stop()
     log = server.log.read_text()
     assert '"DELETE /v1/subjects/{ref}" 200' in log and '"POST /v1/subjects" 201' in log
+    assert re.search(r"console +http://127\.0\.0\.1:\d+/ui/", log) and "/docs" in log  # addresses at start
     for secret in ("erz-77", "Erika", "Zander", "asked-to-forget", "?"):
         assert secret not in log, secret

@@ -107,8 +107,16 @@ def test_links_forms_redirects_and_cookies_carry_the_prefix(proxied):
 
 def test_walk_through_behind_nginx(proxied):
     from console_walk import browser_or_skip, walk
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     base, keys = proxied
     with browser_or_skip() as browser:
         walk(browser, base, keys)
         assert {c["path"] for c in browser.get_cookies()} == {f"{PREFIX}/ui"}
+        browser.get(f"{base}/docs")  # Swagger UI renders from the server's own files, nothing from elsewhere
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".swagger-ui .opblock"))
+        assert "faceaudit" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        origin = base.removesuffix(PREFIX)
+        assert loaded and all(name.startswith(origin + "/") for name in loaded), loaded
