@@ -189,3 +189,20 @@ def test_access_log_names_route_templates_never_a_subject(tmp_path):
     assert re.search(r"console +http://127\.0\.0\.1:\d+/ui/", log) and "/docs" in log  # addresses at start
     for secret in ("erz-77", "Erika", "Zander", "asked-to-forget", "?"):
         assert secret not in log, secret
+
+
+def test_an_unexpected_error_is_the_envelope_with_the_headers_and_no_path(edge, caplog):
+    def boom(ref: str) -> dict:
+        raise RuntimeError(f"broken while handling {ref}")
+
+    edge.app.add_api_route("/v1/boom/{ref}", boom)
+    try:
+        c = TestClient(edge.app, raise_server_exceptions=False)
+        r = c.get("/v1/boom/erz-99")
+    finally:
+        edge.app.router.routes[:] = [
+            r for r in edge.app.router.routes if getattr(r, "path", "") != "/v1/boom/{ref}"
+        ]
+    assert r.status_code == 500 and r.json()["error"]["code"] == "internal"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    assert "GET /v1/boom/{ref}" in caplog.text and "erz-99" not in caplog.messages[0]

@@ -8,6 +8,7 @@ gallery. Here it is ``DELETE /v1/subjects/{ref} 200``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -16,10 +17,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from faceaudit.operations.context import Caller
-from faceaudit.service.errors import ApiError, error_response
+from faceaudit.service.errors import ApiError, envelope, error_response
 from faceaudit.service.routing import route_path, route_template
 
 access_log = logging.getLogger("faceaudit.access")
+log = logging.getLogger("faceaudit.service")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
@@ -75,6 +77,13 @@ class Edge:
                 await who(scope, receive, secure_send)
             else:
                 await self.app(scope, receive, secure_send)
+        except Exception:
+            if status:  # the response had begun: nothing more can be said to the client
+                raise
+            template = route_template(scope.get("app"), scope)
+            log.exception("unexpected error on %s %s", scope.get("method", "?"), template)
+            body = json.dumps(envelope("internal", "internal error; the server log has the details")).encode()
+            await error_body(500, body)(scope, receive, secure_send)
         finally:
             template = route_template(scope.get("app"), scope)
             if status == 413 and isinstance(who, Caller) and template.startswith("/v1/audits"):
@@ -106,6 +115,13 @@ class Edge:
             return await run_in_threadpool(authenticate, request, service, rate_limited=False)
         except ApiError as exc:
             return error_response(exc)
+
+
+def error_body(status: int, body: bytes) -> Any:
+    """A JSON response (an ASGI app) with ``body``: an unexpected error still leaves through the edge."""
+    from starlette.responses import Response
+
+    return Response(body, status, media_type="application/json")
 
 
 def _client(scope: dict) -> str:
