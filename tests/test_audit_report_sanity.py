@@ -86,7 +86,10 @@ def shapes(tmp_path):
     subj = np.arange(200)
     m, t = _templates(tmp_path, subj, np.where(subj % 2 == 0, "female", "male"), name="nomated")
     out.append(
-        ("no mated", faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=[1e-2, 1e-3]))
+        (
+            "no mated",
+            faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=[1e-2, 1e-3]),
+        )
     )
     subj = np.repeat(np.arange(40), 3)
     m, t = _templates(tmp_path, subj, np.full(len(subj), "female"), name="one")

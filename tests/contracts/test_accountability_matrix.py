@@ -94,7 +94,10 @@ def test_enrolment_fields_are_refused_alike(server, field, why):
         _python_enrol(server, values)
     named = field.replace("_", " ") if field != "subject_ref" else "subject ref"
     assert named in str(err.value).replace("-", " ") or field in str(err.value), str(err.value)
-    if why in ("bidi override", "escape sequence"):  # each CLI row starts a process: two kinds of bad text suffice
+    if why in (
+        "bidi override",
+        "escape sequence",
+    ):  # each CLI row starts a process: two kinds of bad text suffice
         done = _cli_enrol(server, values)
         assert done.returncode == 2, done.stderr
         option = ENROL_FIELDS[field][1]
