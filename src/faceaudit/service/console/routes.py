@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
 
+from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
 from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
