@@ -94,10 +94,10 @@ def suspects_1n(
     threshold = bulk_threshold(top_score[~mated])
     rows = [
         {
-            "probe": str(probe_path[i]),
-            "probe_subject": str(probe_subject[i]),
-            "candidate": str(gallery_path[top_candidate[i]]),
-            "candidate_subject": str(gallery_subject[top_candidate[i]]),
+            "probe": str(probe_path[int(i)]),
+            "probe_subject": str(probe_subject[int(i)]),
+            "candidate": str(gallery_path[int(top_candidate[i])]),
+            "candidate_subject": str(gallery_subject[int(top_candidate[i])]),
             "score": float(top_score[i]),
         }  # fmt: skip
         for i in np.flatnonzero(~mated & (top_score > threshold))
