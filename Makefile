@@ -37,9 +37,11 @@ serve: $(STAMP)
 	# a demo gallery (five FairFace faces) with one API key per role, served on http://127.0.0.1:8000
 	$(PY) examples/serve_demo.py --dir serve-demo
 
+# A PNG of each console page, from the seeded demo gallery (needs Debian's chromium and chromium-driver), into
+# build/screenshots; `make screenshots SCREENSHOTS=docs/ui` updates the README's pictures.
+SCREENSHOTS ?= build/screenshots
 screenshots: $(STAMP)
-	# a PNG of each console page, from the seeded demo gallery (needs Debian's chromium and chromium-driver)
-	$(PY) examples/console_screenshots.py --out docs/ui
+	$(PY) examples/console_screenshots.py --out $(SCREENSHOTS)
 
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2

@@ -259,7 +259,7 @@ def test_verify_report_reproduces_a_1n_audit_from_its_recorded_split(tmp_path):
 
     m, t = _ident_files(tmp_path, seed=9)
     audit_identification(m, group_by="sex", templates=t, target_fpir=[0.1], target_fmr=0.05, bootstrap=20,
-                         seed=5).save(tmp_path / "o")  # fmt: skip
+                         seed=5, splits=3).save(tmp_path / "o")  # fmt: skip
     v = verify_report(tmp_path / "o" / "audit.json", reproduce_from={"templates": t, "manifest": m})
     assert v.reproduced and v.ok, v.differences
 

@@ -19,6 +19,8 @@ from faceaudit.pipeline.batch import EmbedResult
 from faceaudit.pipeline.results import load_templates
 
 BAD_WORDS = re.compile(r"\b[nN]a[nN]\b|\b[iI]nf\b|∞|\bNone\b")
+BOOT = 200
+"""Bootstrap resamples in these shapes (enough to give every interval; fewer than the default, for speed)."""
 DOUBLED = re.compile(r",\s*[,.;)]|(?<!\.)\.\s*\.(?!\.)|;\s*[;.,]|\(\s*\)|\s,|,,")
 
 
@@ -58,21 +60,42 @@ def shapes(tmp_path):
     out.append(
         (
             "two groups, bootstrap",
-            faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3]),
+            faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=[0.05, 1e-3]),
         )
     )
     # a tiny group (2 subjects, 7 mated pairs at most) beside big ones: zero errors, unbounded ratios
     subj = np.concatenate([np.repeat(np.arange(50), 4), np.repeat([50, 51], [4, 3])])
     sex = np.where(subj >= 50, "tiny", np.where(subj % 2 == 0, "female", "male"))
     m, t = _templates(tmp_path, subj, sex, spread=0.5, name="tiny")
-    out.append(("tiny group", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[0.05, 1e-3])))
+    out.append(
+        (
+            "tiny group",
+            faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=[0.05, 1e-3]),
+        )
+    )
+    # mated pairs only across labels: no group has a mated comparison within it, the overall DET curve remains
+    subj = np.repeat(np.arange(40), 2)
+    m, t = _templates(tmp_path, subj, np.where(np.arange(80) % 2 == 0, "female", "male"), name="across")
+    out.append(
+        (
+            "mated across groups only",
+            faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=0.05),
+        )
+    )
     # no repeat identities (the demo's shape)
     subj = np.arange(200)
     m, t = _templates(tmp_path, subj, np.where(subj % 2 == 0, "female", "male"), name="nomated")
-    out.append(("no mated", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=[1e-2, 1e-3])))
+    out.append(
+        (
+            "no mated",
+            faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=[1e-2, 1e-3]),
+        )
+    )
     subj = np.repeat(np.arange(40), 3)
     m, t = _templates(tmp_path, subj, np.full(len(subj), "female"), name="one")
-    out.append(("one group", faceaudit.run_audit(m, group_by="sex", templates=t, target_fmr=0.05)))
+    out.append(
+        ("one group", faceaudit.run_audit(m, group_by="sex", templates=t, bootstrap=BOOT, target_fmr=0.05))
+    )
     # 2,400 comparisons: FMR 1e-3 needs 3,000 (unsupported), 1e-2 is supported
     s = _scores_file(tmp_path / "s2400.csv", 2640)
     out.append(("scores, unsupported 1e-3", audit_scores(s, group_by="sex", target_fmr=[1e-3, 1e-2])))
@@ -81,16 +104,23 @@ def shapes(tmp_path):
     )
     subj = np.repeat(np.arange(80), 3)
     m, t = _templates(tmp_path, subj, np.where(subj % 3 == 0, "female", "male"), name="ident")
-    first = audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1, 1e-2], target_fmr=0.05)
+    first = audit_identification(
+        m, group_by="sex", templates=t, bootstrap=BOOT, target_fpir=[1e-1, 1e-2], target_fmr=0.05
+    )
     out.append(("1:N", first))
     gallery = first.identification.split["gallery"]
     out.append(
-        ("1:N, 3 splits", audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1], splits=3))
+        (
+            "1:N, 3 splits",
+            audit_identification(
+                m, group_by="sex", templates=t, bootstrap=BOOT, target_fpir=[1e-1], splits=3
+            ),
+        )
     )
     out.append(
         (
             "1:N, recorded split",
-            audit_identification(m, group_by="sex", templates=t, split=gallery, seed=None),
+            audit_identification(m, group_by="sex", templates=t, bootstrap=BOOT, split=gallery, seed=None),
         )
     )
     subj = np.concatenate(
@@ -104,8 +134,34 @@ def shapes(tmp_path):
     x = np.hstack([np.where(few, 0.0, e.templates), np.where(few, other, 0.0)]).astype(np.float32)
     nan = np.full(len(x), np.nan, np.float32)
     EmbedResult(e.paths, x, ["ok"] * len(x), np.ones(len(x), np.int32), nan, nan, nan, nan, "m", "c").save(t)
-    out.append(("1:N small group", audit_identification(m, group_by="sex", templates=t, target_fpir=[1e-1])))
+    out.append(
+        (
+            "1:N small group",
+            audit_identification(m, group_by="sex", templates=t, bootstrap=BOOT, target_fpir=[1e-1]),
+        )
+    )
+    out.append(
+        (
+            "candidate lists",
+            audit_scores(_candidate_lists(tmp_path), group_by="sex", target_fpir=(0.1,), rank=3),
+        )
+    )
     return out
+
+
+def _candidate_lists(tmp_path):
+    """Another system's candidate lists: 60 mated and 60 non-mated searches, 3 candidates each."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for q in range(120):
+        mated, sex = q < 60, ("female", "male")[q % 2]
+        scores = np.sort(rng.normal(0.3, 0.1, 3))[::-1]
+        mate_rank = rng.integers(1, 5) if mated else 0
+        for r in range(3):
+            rows.append({"search_id": f"q{q}", "mated": int(mated), "rank": r + 1, "score": round(float(scores[r]), 6),
+                         "is_mate": int(mate_rank == r + 1), "probe_sex": sex, "candidate_sex": sex})  # fmt: skip
+    pd.DataFrame(rows).to_csv(tmp_path / "lists.csv", index=False)
+    return tmp_path / "lists.csv"
 
 
 def _visible_text(page: str) -> str:
@@ -179,3 +235,12 @@ def test_1n_small_group_is_not_measurable_and_never_an_extreme(all_shapes):
     assert 0 < few.trials < 30 and few.errors == 0 and few.value is None and "need 30" in few.note
     assert "of few" not in r.headline and "those of few" not in r.headline
     assert "1:N, at the threshold that gives FPIR 1e-01" in r.headline
+
+
+def test_det_curves_whenever_there_are_mated_comparisons(all_shapes):
+    from faceaudit.audit.report import det_figure
+
+    for name, r in all_shapes:
+        if "overall" in r.curves:
+            has_mated = not np.isnan(r.curves["overall"]["fnmr"][0])
+            assert (det_figure(r) is not None) == has_mated, name

@@ -244,7 +244,8 @@ def test_role_by_route_table(server):
         e["actor"] == "anonymous" and e["auth"] == {"auth": "refused"} and e["params"]["status"] == 401
         for e in denied
     )
-    assert all("{" in e["params"]["route"] or "/v1/" in e["params"]["route"] for e in denied)
+    routes = [e["params"]["route"] for e in denied if e["params"]["route"] != "*"]  # "*": a minute's summary
+    assert routes and all("{" in r or "/v1/" in r for r in routes)
 
 
 def test_keys_are_never_stored_or_ledgered(server):
@@ -559,7 +560,7 @@ def test_audit_of_uploaded_scores_runs_in_the_background(server):
         report = c.get(f"/v1/audits/{job_id}/report")
         assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
         assert "female" in report.text and report.headers["cache-control"] == "no-store"
-        assert "Data: vendor.csv;" in report.text and "scores.csv;" not in report.text  # the name as uploaded
+        assert "Data: vendor.csv;" in report.text and "scores.csv" not in report.text  # the name as uploaded
         bad = c.post("/v1/audits", files={"scores": ("bad.csv", b"x,y\n1,2\n", "text/csv")})
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
@@ -572,7 +573,7 @@ def test_audit_of_uploaded_scores_runs_in_the_background(server):
         assert c.get("/v1/audits/nope").status_code == 404
     with server.client("dpo") as c:
         assert c.get(f"/v1/audits/{job_id}/report").status_code == 403
-    entry = [e for e in _entries(server, "audit") if e["params"]["job_id"] == job_id]
+    entry = [e for e in _entries(server, "audit") if e["params"].get("job_id") == job_id]
     assert (
         entry and entry[0]["actor"] == "auditor-person" and entry[0]["result"]["groups"] == ["female", "male"]
     )
@@ -629,7 +630,7 @@ def test_audit_of_a_manifest_in_the_data_folder(server):
             assert str(server.store.folder) not in failed["message"] and "private" not in failed["message"]
         ok = c.post("/v1/audits/manifest", json={"manifest": "fairface/manifest.csv"})
         assert _wait(c, ok.json()["job_id"])["state"] == "done"  # the worker survived the bad one
-    entry = [e for e in _entries(server, "audit") if e["params"]["job_id"] == job_id]
+    entry = [e for e in _entries(server, "audit") if e["params"].get("job_id") == job_id]
     assert entry and entry[0]["params"]["manifest"] == "fairface/manifest.csv"
     assert len(entry[0]["params"]["manifest_sha256"]) == 64
     assert entry[0]["result"]["groups"] == ["female", "male"]

@@ -49,6 +49,7 @@ def server(module_store):
         "sam": make_key(store, "sam", "searcher,reviewer"),
         "rita": make_key(store, "rita", "reviewer"),
         "rob": make_key(store, "rob", "reviewer"),
+        "tess": make_key(store, "tess", "reviewer"),
         "ada": make_key(store, "ada", "auditor"),
         "dora": make_key(store, "dora", "dpo"),
         "root": make_key(store, "root", "admin"),
@@ -126,11 +127,11 @@ def review(browser, server, who: str, search_id: str, decision: str, subject: st
 
 def test_sign_in_as_each_role_and_role_boundaries(browser, server):
     pages = {
-        "sam": ["Review queue"],
+        "sam": ["Search", "Compare", "Review queue"],
         "ada": ["Ledger", "Audits"],
         "dora": ["Subjects"],
         "root": ["Keys"],
-        "erin": [],
+        "erin": ["Enrol", "Compare"],
     }
     for who, links in pages.items():
         sign_in(browser, server, who)
@@ -149,7 +150,7 @@ def test_sign_in_as_each_role_and_role_boundaries(browser, server):
 def test_identification_two_reviews_confirmed_and_rejected(browser, server):
     sid = identify(server)
     assert review(browser, server, "rita", sid, "confirm", "p-0005") == "pending_review"
-    assert "more review(s) needed" in browser.find_element(By.ID, "needed").text
+    assert browser.find_element(By.ID, "needed").text.startswith("1 of 2 reviews")
     assert review(browser, server, "rob", sid, "confirm", "p-0005") == "confirmed"
     assert [li.text.split(":")[0] for li in browser.find_elements(By.CSS_SELECTOR, "#reviews li")] == [
         "rita",
@@ -345,6 +346,25 @@ def test_pages_fit_a_phone_and_sign_in_works_from_the_keyboard(browser, server):
             overflow = browser.execute_script(
                 "return document.documentElement.scrollWidth - window.innerWidth"
             )
-            assert overflow <= 1, (path, overflow)  # wide tables scroll inside their own box
+            assert overflow <= 1, (path, overflow)  # wide tables become cards
+        for who, paths in (("dora", ("/ui/subjects", "/ui/subjects/p-0005/erase")), ("root", ("/ui/keys",))):
+            sign_in(browser, server, who)
+            for path in paths:
+                browser.get(f"{server.url}{path}")
+                overflow = browser.execute_script(
+                    "return document.documentElement.scrollWidth - window.innerWidth"
+                )
+                assert overflow <= 1, (path, overflow)
+    finally:
+        browser.set_window_size(1280, 800)
+
+
+def test_walk_through_every_role_at_desktop_and_phone_width(browser, server):
+    """Enrol with consent and two photos, search, confirm twice, split and resolve, read the result, compare."""
+    sqlite_only(server)
+    from console_walk import walk
+
+    try:
+        walk(browser, server.url, server.keys)
     finally:
         browser.set_window_size(1280, 800)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -228,7 +229,8 @@ def test_the_whole_chain_recomputes_from_the_api_and_the_console_export(server):
     assert _recompute(entries) == len(entries) > 20
     assert {e["auth"]["auth"] for e in entries if e["auth"]} >= {"local", "api-key"}  # CLI vs authenticated
     with server.client() as c:
-        r = c.post("/ui/login", data={"key": server.keys["auditor"]}, follow_redirects=False)
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/ui/login").text).group(1)  # sign-in CSRF
+        r = c.post("/ui/login", data={"key": server.keys["auditor"], "csrf": token}, follow_redirects=False)
         assert r.status_code in (302, 303), r.text
         exported = c.get("/ui/ledger/export").json()
     assert _recompute(exported) == len(exported) >= len(entries)

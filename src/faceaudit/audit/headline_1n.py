@@ -67,7 +67,7 @@ def _rate_sentence(ident, t, key: str, name: str, pct: bool, verb: str) -> str:
             f"{format_rate(al, pct)}–{format_rate(bl, pct)})"
         )
     if not holds:
-        text += (" and" if overlap else " The") + " direction flips between splits"
+        text += (" and the" if overlap else " The") + " direction flips between splits"
     if overlap or not holds:
         text += f", so this {name} difference is not established by this data."
     return text

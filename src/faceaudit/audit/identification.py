@@ -178,6 +178,8 @@ class IdentificationResult:
     """Subject-clustered intervals (:mod:`faceaudit.audit.ident_bootstrap`), keyed by target FPIR."""
     splits: dict = field(default_factory=dict)
     """The spread across repeated splits (``--splits K``), keyed by target FPIR."""
+    label_check: dict = field(default_factory=dict)
+    """Non-mated searches above the median mate score (:mod:`faceaudit.audit.label_errors`)."""
 
     @property
     def candidate_groups(self) -> list[str]:
@@ -217,6 +219,7 @@ class IdentificationResult:
             "warnings": self.warnings,
             **({"bootstrap": self.bootstrap} if self.bootstrap else {}),
             **({"splits": self.splits} if self.splits else {}),
+            **({"label_check": self.label_check} if self.label_check else {}),
         }
 
 

@@ -85,6 +85,8 @@ class AuditResult:
     model_comparison: pd.DataFrame | None = None
     model_verdicts: list[dict] | None = None
     identification_comparison: pd.DataFrame | None = None
+    label_check: dict | None = None
+    """Suspected label errors (:mod:`faceaudit.audit.label_errors`), when checked."""
     """The 1:N audit (an :class:`~faceaudit.audit.identification.IdentificationResult`), when one was run."""
 
     @property
@@ -156,6 +158,8 @@ class AuditResult:
             "score_distributions": self.distributions,
             "warnings": self.warnings,
         }
+        if self.label_check is not None:
+            out["label_check"] = self.label_check
         if self.identification is not None:
             out["identification"] = self.identification.to_dict()
         if self.model_comparison is not None:

@@ -22,6 +22,8 @@ from faceaudit.audit.bootstrap import ClusteredBootstrap
 from faceaudit.audit.fairness import alphas
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
+from faceaudit.audit.label_errors import exclude_images, suspects_1to1
+from faceaudit.audit.label_errors import warning as suspect_warning
 from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
@@ -171,11 +173,14 @@ def audit(
     model_options: dict | None = None,
     extra_warnings: Sequence[str] = (),
     dask: Any = None,
+    exclude: str | os.PathLike | None = None,
+    label_check: bool = True,
 ) -> AuditResult:
     """Audit a face recognition model on a labelled manifest (``path``, ``subject_id`` and label columns).
 
     Images are embedded from ``root`` with ``model`` (default sface), or taken from ``templates`` (an
-    ``faceaudit embed`` npz; a ``model`` that did not make them is refused). Every pair of
+    ``faceaudit embed`` npz; a ``model`` that did not make them is refused). ``exclude`` (CSV: ``path``,
+    ``reason``) removes images first; ``label_check`` lists non-mated pairs above the median mated score. Every pair of
     templates is compared; mated pairs share a non-empty ``subject_id``. A global threshold is set for each
     ``target_fmr`` on the overall FMR, and each group's FMR/FNMR is measured there (same-group comparisons).
     With ``compare_policies`` the audit is rerun with every face-selection policy (needs ``root``). ``dask`` (a
@@ -188,6 +193,9 @@ def audit(
     client = dask
     targets = targets_of(target_fmr)
     m = load_manifest(manifest, group_by, label_source_text=label_source)
+    excluded = None
+    if exclude is not None:
+        m, excluded = exclude_images(m, exclude)
     paths = [p.strip() for p in m.frame["path"]]
     progress = progress or _no_progress
     file_warnings: list[str] = []
@@ -249,6 +257,10 @@ def audit(
         "same_group_rule": "a comparison counts for group g when both images are in g",
         "faceaudit_version": faceaudit_version(),
     }
+    if excluded is not None:
+        config["excluded"] = excluded
+        why = "; ".join(f"{r} ({n})" for r, n in excluded["reasons"].items())
+        warn.append(f"{excluded['images_excluded']} images excluded ({excluded['file']}): {why}")
     result = audit_templates(
         vecs[ok],
         m.group_index[ok],
@@ -263,6 +275,12 @@ def audit(
         progress=progress,
         dask=client,
     )
+    if label_check:
+        ids = m.frame["subject_id"].str.strip().to_numpy()[ok]
+        result.label_check = suspects_1to1(vecs[ok], m.subject[ok], np.asarray(paths, object)[ok], ids)
+        note = suspect_warning(result.label_check)
+        if note:
+            result.warnings.append(note)
     if compare_policies:
         if root is None:
             raise UsageError("--compare-policies re-embeds the images with each policy: give --root")

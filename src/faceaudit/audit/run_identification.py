@@ -21,6 +21,8 @@ from faceaudit.audit.identification import (
     split_subjects,
 )
 from faceaudit.audit.identification import DEFAULT_TARGETS as DEFAULT_FPIRS
+from faceaudit.audit.label_errors import exclude_images, suspects_1n
+from faceaudit.audit.label_errors import warning as suspect_warning
 from faceaudit.audit.pairs import UNLABELLED, load_manifest
 from faceaudit.audit.result import AuditResult
 from faceaudit.audit.run import (
@@ -106,9 +108,22 @@ def identify(
         boot = bootstrap_identification(
             searches, subject[probes], probe_group, mated, groups, targets, rank=rank, n_boot=bootstrap
         )
+    checked = {}
+    if labels is not None:
+        ids, names = (np.asarray(v, object) for v in labels)
+        top1 = searches.candidates[:, 0] if searches.candidates.shape[1] else np.zeros(len(probes), np.intp)
+        checked = suspects_1n(
+            searches.scores[:, 0] if searches.scores.shape[1] else np.full(len(probes), -np.inf),
+            top1, searches.mate_score, mated, names[probes], ids[probes], names[split.gallery], ids[split.gallery],
+        )  # fmt: skip
+        note = suspect_warning(checked)
+        if note:
+            warn.append(note)
     composition = {g: int((gallery_group == i).sum()) for i, g in enumerate(groups)}
     composition["unlabelled"] = int((gallery_group == UNLABELLED).sum())
-    return IdentificationResult(list(groups), rank, facts, composition, targets, warn, boot)
+    return IdentificationResult(
+        list(groups), rank, facts, composition, targets, warn, boot, label_check=checked
+    )
 
 
 def _split_facts(split: Split, labels) -> dict:
@@ -182,6 +197,8 @@ def audit_identification(
         manifest, root, group_by, templates=templates, progress=progress, dask=dask, **audit_options
     )
     m = load_manifest(manifest, group_by)
+    if audit_options.get("exclude") is not None:
+        m, _ = exclude_images(m, audit_options["exclude"])
     _, er = templates_for_manifest(templates, [p.strip() for p in m.frame["path"]])
     ok = np.array([s == "ok" for s in er.status], bool)
     subject_ids = m.frame["subject_id"].str.strip().to_numpy()[ok]

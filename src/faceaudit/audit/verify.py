@@ -124,7 +124,7 @@ def reproduce(
         manifest = manifest or c.get("manifest")
         _check_hash(diffs, "manifest", manifest, c.get("manifest_sha256"))
         _check_hash(diffs, "templates", templates, c.get("templates_sha256"))
-        options = {**common, "bootstrap": c.get("bootstrap", 0)}
+        options = {**common, "bootstrap": c.get("bootstrap", 0), "exclude": c.get("excluded")}
         if "identification" in doc:
             from faceaudit.audit.run_identification import audit_identification
 
@@ -139,6 +139,7 @@ def reproduce(
                 enrolled_fraction=ident["split"]["enrolled_fraction"],
                 seed=ident["split"]["seed"],
                 split=ident["split"].get("gallery"),  # the recorded split itself, not the seed's draw
+                splits=(ident.get("splits") or {}).get("n_splits", 1),
                 **options,
             )
         else:

@@ -53,6 +53,7 @@ def _audit_options(args: argparse.Namespace) -> dict:
         "label_source": args.label_source,
         "dataset": args.dataset,
         "progress": progress_bar,
+        "exclude": args.exclude,
     }
 
 
@@ -118,6 +119,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_metric_options(p)
     add_model_options(p)
+    p.add_argument(
+        "--exclude",
+        default=None,
+        metavar="FILE",
+        help="CSV of images to leave out (columns path, reason), e.g. confirmed label errors from label_check; "
+        "the report states what was excluded and why",
+    )
     p.set_defaults(func=cmd_audit, model=None)  # None: the templates' own model, else sface
 
     p = sub.add_parser(
@@ -167,6 +175,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _add_metric_options(p)
     add_model_options(p)
+    p.add_argument(
+        "--exclude",
+        default=None,
+        metavar="FILE",
+        help="CSV of images to leave out (columns path, reason), e.g. confirmed label errors from label_check; "
+        "the report states what was excluded and why",
+    )
     p.set_defaults(func=cmd_audit_identification, model=None)  # None: the templates' own model, else sface
 
     p = sub.add_parser("audit-scores", help="audit another system's comparison scores (CSV)")

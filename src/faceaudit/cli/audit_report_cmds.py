@@ -74,7 +74,8 @@ def _print_spread(ident, t, file) -> None:
             r = sp.get(f"{key}_ratio")
             if r and r["median"] is not None:
                 hi, lo = r["pair"]
-                print(f"  {key.upper()} {hi}/{lo}: median {r['median']:.2f}× [{r['min']:.2f}, {r['max']:.2f}]; "
+                name = "FPIR" if key == "fpir" else "FNIR rank 1"
+                print(f"  {name} {hi}/{lo}: median {r['median']:.2f}× [{r['min']:.2f}, {r['max']:.2f}]; "
                       f"{hi} higher in {r['direction_holds']} of {r['n_splits']} splits", file=file)  # fmt: skip
 
 

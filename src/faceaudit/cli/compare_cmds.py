@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
         help="compare unknown images with known ones (names from file or folder names); keeps nothing",
-        description=__doc__,
+        description=(__doc__ or "").replace("``", ""),  # the docstring's reStructuredText, read as text
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("known", help="a folder of known people (files named after them, or one sub-folder each)")

@@ -27,7 +27,12 @@ def _db(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="serve the gallery as an authenticated HTTP API (FastAPI + uvicorn)")
+    p = sub.add_parser(
+        "serve",
+        help="serve the gallery as an authenticated HTTP API (FastAPI + uvicorn) with its web console",
+        description="Serve the gallery: the API under /v1/ (Authorization: Bearer <key>), its docs at /docs, "
+        "and the web console at /ui/ (sign in with a key). The addresses are printed at start.",
+    )
     _db(p)
     p.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)"
@@ -57,6 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rate-limit",
         default="600/min",
         help="default per-key rate limit, N/s, N/min or N/h (default 600/min)",
+    )
+    p.add_argument(
+        "--anonymous-rate-limit",
+        default="60/min",
+        help="per client address: requests without a live key refused with 401 before 429 (default 60/min)",
     )
     p.add_argument(
         "--audit-data",
@@ -180,6 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from faceaudit.service import ServiceConfig, create_app
+    from faceaudit.service.edge import log_config
 
     if args.max_upload_mb <= 0:
         raise UsageError("--max-upload-mb must be positive")
@@ -196,6 +207,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         queue=args.queue,
         rate_limit=args.rate_limit,
+        anonymous_rate_limit=args.anonymous_rate_limit,
         audit_data=args.audit_data,
     )
     if args.audit_data is not None and not os.path.isdir(args.audit_data):
@@ -203,10 +215,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(config)
     service = app.state.service
     scheme = "https" if args.ssl_certfile else "http"
+    base = f"{scheme}://{args.host}:{args.port}{args.root_path.rstrip('/')}"
     print(
         f"faceaudit serve: gallery {service.gallery.gallery_id} ({service.n_templates} templates, "
         f"model {service.engine.model_id}, {service.pool.workers} inference workers) on "
-        f"{scheme}://{args.host}:{args.port}",
+        f"{scheme}://{args.host}:{args.port}\n"
+        f"  API      {base}/v1/\n  API docs {base}/docs\n  console  {base}/ui/",
         file=sys.stderr,
         flush=True,
     )
@@ -223,6 +237,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         root_path=args.root_path,
         proxy_headers=True,
         log_level=args.log_level,
+        log_config=log_config(args.log_level),
+        access_log=False,  # faceaudit.access logs route templates, never refs, names or query strings
         server_header=False,
         **extra,
     )

@@ -18,11 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
+from faceaudit.accountable import AccountableText, SubjectRef
 from faceaudit.errors import InputError, UsageError
 from faceaudit.gallery.declared import DeclaredAttributes
 from faceaudit.gallery.values import Consent
 from faceaudit.imaging import DecodedImage, read_image
+from faceaudit.operations.audit_requests import (  # noqa: F401  (use cases, re-exported)
+    refuse_audit,
+    start_audit,
+    start_manifest_audit,
+)
 from faceaudit.operations.context import Caller
 from faceaudit.operations.context import Context as Service
 from faceaudit.operations.review import Decision, Review, SearchStatus, progress_note
@@ -75,6 +80,38 @@ def verify(service: Service, a: Upload, b: Upload) -> dict[str, Any]:
     similarity = round(float(engine.compare(ta.vector, tb.vector)), 6)
     match = bool(similarity >= engine.threshold)
     return VerifyResult(similarity, engine.threshold, match, engine.model_id, a=ta, b=tb).as_dict()
+
+
+def check_photos(service: Service, uploads: list[Upload]) -> list[dict[str, Any]]:
+    """Each photo's quality-gate result, storing nothing: ``{"photo", "passed", "reasons"}`` per upload (an
+    unreadable photo or one without a face fails with the reason)."""
+    results = []
+    for u in uploads:
+        try:
+            _prepare(service, u, "reference")
+            results.append({"photo": u.label, "passed": True, "reasons": []})
+        except InputError as exc:
+            results.append({"photo": u.label, "passed": False, "reasons": [exc.reason]})
+    return results
+
+
+def own_enrolments(service: Service, who: Caller, limit: int = 20) -> list[dict[str, Any]]:
+    """The enrolments ``who`` made, newest first, of subjects still enrolled (an erased one is a pseudonym in
+    the ledger and is left out): ref, name, when, templates."""
+    from faceaudit.accountable import same_principal
+
+    with service.gallery_lock:
+        by_pseudonym = {service.gallery.pseudonym(s["subject_ref"]): s for s in service.gallery.subjects()}
+    out = []
+    for e in reversed(service.store.ledger_page(0, 10**9)):
+        if e["action"] != "enroll" or not same_principal(e.get("actor") or "", who.name):
+            continue
+        subject = by_pseudonym.get((e.get("result") or {}).get("subject", ""))
+        if subject is not None:
+            out.append({**subject, "enrolled_at": e["started_at"], "ledger_entry": e["seq"]})
+        if len(out) >= limit:
+            break
+    return out
 
 
 def enrol(
@@ -330,31 +367,33 @@ def create_key(
 
 
 def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
-    """Revoke a live key from its next request on (ledgered); :class:`KeyNotFoundError` when there is none."""
+    """Revoke a live key from its next request on (ledgered); :class:`KeyNotFoundError` when there is none;
+    :class:`LastAdminKey` for the last live admin key (no one could manage keys through the service after it)."""
+    live = [k for k in service.store.list_keys() if k.revoked_at is None and not _expired(k.expires)]
+    admins = [k for k in live if "admin" in k.roles]
+    if [k.key_id for k in admins] == [key_id]:
+        raise LastAdminKey(
+            f"key {key_id} is the last live admin key: create another admin key first "
+            "(or revoke it with 'faceaudit keys revoke' on the server)"
+        )
     entry = service.store.revoke_key(key_id, actor=who.actor)
     if entry is None:
         raise KeyNotFoundError(f"no live key {key_id!r} (unknown or already revoked)")
     return {"revoked": key_id, "ledger_entry": entry.seq}
 
 
-def start_audit(
-    service: Service, who: Caller, data: bytes, filename: str, group_by: str | None
-) -> dict[str, Any]:
-    """Start an audit of an uploaded scores CSV in the background (ledgered when it is accepted or refused)."""
-    if not data:
-        raise TextRefused("scores: the file is empty", "scores")
-    return service.audits.submit(data, filename or "scores.csv", group_by=group_by, actor=who.actor)
-
-
-def start_manifest_audit(
-    service: Service, who: Caller, manifest: str, group_by: str | None
-) -> dict[str, Any]:
-    """Start an audit of a manifest in the server's data folder in the background."""
-    return service.audits.submit_manifest(manifest, group_by=group_by, actor=who.actor)
-
-
 class KeyNotFoundError(UsageError):
     """No live key has this id."""
+
+
+class LastAdminKey(UsageError):
+    """The key is the last live admin key."""
+
+
+def _expired(expires: str | None) -> bool:
+    from faceaudit.gallery.values import utc_today
+
+    return expires is not None and expires <= utc_today().isoformat()
 
 
 def view_probe(service: Service, who: Caller, search_id: str) -> bytes:
@@ -383,7 +422,8 @@ def browse_ledger(
     service: Service, who: Caller, filters: dict[str, AccountableText | str], page: int, page_size: int
 ) -> tuple[list[dict[str, Any]], int]:
     """One page of the ledger entries that match ``filters`` (operator, action, purpose, case: substrings; date:
-    a prefix of ``started_at``), and how many match; the view is an ``export`` entry naming the filters."""
+    a prefix of ``started_at``), newest first, and how many match; the view is an ``export`` entry naming the
+    filters."""
     checks = {"operator": "actor", "action": "action", "purpose": "purpose", "case": "case_ref"}
 
     def matches(e: dict[str, Any]) -> bool:
@@ -393,7 +433,7 @@ def browse_ledger(
                 return False
         return not filters.get("date") or e["started_at"].startswith(str(filters["date"]))
 
-    rows = [e for e in service.store.ledger_page(0, 10**9) if matches(e)]
+    rows = [e for e in service.store.ledger_page(0, 10**9) if matches(e)][::-1]  # newest first
     entries = rows[page * page_size : (page + 1) * page_size]
     service.store.record(
         "export",

@@ -107,6 +107,21 @@ def key_id_of(key: str) -> str | None:
     return m.group(1) if m else None
 
 
+def key_format_problem(key: str) -> str:
+    """What is wrong with text that is not a well-formed key, without echoing it (it may be a real secret)."""
+    key = key or ""
+    if not key:
+        return "no API key given"
+    parts = key.split("_", 2)
+    if parts[0] != "fa" or len(parts) < 3:
+        return "not an API key: a key looks like fa_<12 hex digits>_<43 characters>"
+    if not re.fullmatch(r"[0-9a-f]{12}", parts[1]):
+        return "malformed API key: its id (after 'fa_') must be 12 hex digits"
+    if not re.fullmatch(r"[A-Za-z0-9_-]{43}", parts[2]):
+        return f"malformed API key: its secret must be 43 characters of A-Z a-z 0-9 _ -, not {len(parts[2])}"
+    return "malformed API key"
+
+
 class KeyHasher:
     """Keyed hashes of API keys under a secret derived from the gallery key."""
 

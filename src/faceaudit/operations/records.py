@@ -286,6 +286,23 @@ class ServiceStore(KeyRecords):
         keys = ("search_id", "searcher", "purpose", "case", "status", "created_at", "n_reviews")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def review_queue(self, reviewer: str, limit: int = 500) -> list[dict[str, Any]]:
+        """The searches ``reviewer`` may review now, oldest first: pending or disputed, neither made nor already
+        reviewed by them (a split search leaves the queues of its two reviewers and waits for a third)."""
+        who = Principal(reviewer)
+        sql = (
+            "SELECT s.search_id, s.principal, s.purpose, s.case_ref, s.status, s.created_at, "
+            "(SELECT COUNT(*) FROM service_reviews r WHERE r.search_id = s.search_id) FROM service_searches s "
+            "WHERE s.status IN (?, ?) AND s.principal <> ? AND NOT EXISTS "
+            "(SELECT 1 FROM service_reviews r WHERE r.search_id = s.search_id AND r.principal = ?) "
+            "ORDER BY s.created_at LIMIT ?"
+        )
+        args = (SearchStatus.PENDING_REVIEW.value, SearchStatus.DISPUTED.value, who, who, limit)
+        with self._lock:
+            rows = self._conn.execute(sql, args).fetchall()
+        keys = ("search_id", "searcher", "purpose", "case", "status", "created_at", "n_reviews")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
     def add_review(
         self,
         search_id: str,

@@ -8,7 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from faceaudit import __version__
-from faceaudit.service import console, errors
+from faceaudit.service import console, docs, errors
+from faceaudit.service.edge import Edge
 from faceaudit.service.limits import UploadLimit
 from faceaudit.service.routes import audits, keys, ledger, monitor, recognition, searches, status, subjects
 from faceaudit.service.schemas import Health
@@ -39,10 +40,13 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served by faceaudit.service.docs from local files
+        redoc_url=None,
     )
     app.state.service = service
     errors.install(app)
     app.add_middleware(UploadLimit, max_bytes=service.config.max_upload_bytes)
+    app.add_middleware(Edge)  # outermost: headers, access log, the key before the body
 
     @app.get("/healthz", response_model=Health, tags=["health"], summary="liveness (no auth)")
     def healthz() -> dict:
@@ -51,4 +55,5 @@ def create_app(config: ServiceConfig | None = None, *, service: Service | None =
     for module in (recognition, subjects, searches, ledger, audits, keys, status, monitor):
         app.include_router(module.router)
     console.install(app)
+    docs.install(app)
     return app

@@ -238,6 +238,7 @@ class AuditJobs:
             from faceaudit.audit import audit_scores
 
             result = audit_scores(folder / "scores.csv", group_by=group_by or None, dataset=filename)
+            result.config["scores"] = filename  # the report names the uploaded file, not the server's copy
             self._write(job_id, progress=80, message="writing the report")
             return result
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from faceaudit.errors import (
@@ -76,8 +76,10 @@ def from_domain(exc: FaceAuditError, field: str | None = None) -> ApiError:
         return ApiError(422, "invalid", str(exc), field=field or exc.field)
     if isinstance(exc, ReviewRefused):
         return ApiError(exc.status, exc.code, str(exc), field=exc.field)
-    from faceaudit.operations.cases import KeyNotFoundError
+    from faceaudit.operations.cases import KeyNotFoundError, LastAdminKey
 
+    if isinstance(exc, LastAdminKey):
+        return ApiError(409, "last_admin_key", str(exc))
     if isinstance(exc, KeyNotFoundError):
         return ApiError(404, "key_not_found", str(exc))
     if isinstance(exc, SearchNotFoundError):
@@ -123,6 +125,32 @@ def _expects_multipart(request: Request) -> bool:
     return any(isinstance(getattr(f, "field_info", None), params.File) for f in fields)
 
 
+def _ledger_refused_audit(request: Request, reason: str) -> None:
+    """An audit request refused for a bad field is a ledger entry, as every refused audit request is (the caller
+    is known: FastAPI runs the role check before it validates the body)."""
+    who = getattr(request.state, "caller", None)
+    route = getattr(request.scope.get("route"), "path", "")
+    if who is None or request.method != "POST" or not route.startswith("/v1/audits"):
+        return
+    from faceaudit.operations.cases import refuse_audit
+
+    refuse_audit(request.app.state.service, who, {"route": route}, reason)
+
+
+def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """Starlette's HTTP errors (404 no route, 405) in the envelope; the console's pages answer in HTML."""
+    html = getattr(request.app.state, "html_error", None)
+    if html is not None and str(request.url.path).startswith(
+        str(request.scope.get("root_path", "")) + "/ui/"
+    ):
+        return html(request, exc.status_code)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    message = exc.detail if isinstance(exc.detail, str) else code
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route {request.method} {request.url.path}"
+    return JSONResponse(envelope(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into the envelope."""
 
@@ -138,6 +166,7 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         ctype = request.headers.get("content-type", "")
         if _expects_multipart(request) and not ctype.lower().startswith("multipart/form-data"):
+            _ledger_refused_audit(request, f"not multipart/form-data: {ctype[:60]!r}")
             return error_response(
                 ApiError(
                     415,
@@ -146,17 +175,15 @@ def install(app: FastAPI) -> None:
                 )
             )
         message, field = _validation_message(exc)
+        _ledger_refused_audit(request, message)
         return error_response(ApiError(422, "invalid", message, field=field))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _STATUS_CODES.get(exc.status_code, "error")
-        message = exc.detail if isinstance(exc.detail, str) else code
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"no route {request.method} {request.url.path}"
-        return JSONResponse(envelope(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        return http_error(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        route = getattr(request.scope.get("route"), "path", "-")  # the template: a path may hold a ref
+        log.exception("unexpected error on %s %s", request.method, route)
         return JSONResponse(envelope("internal", "internal error; the server log has the details"), 500)

@@ -14,9 +14,11 @@ from faceaudit.operations.records import open_service_store
 from faceaudit.service.limits import RateLimiter
 from faceaudit.service.pool import InferencePool
 from faceaudit.service.probes import ProbeSealer
+from faceaudit.service.refusals import AddressRefusals
 
 DEFAULT_MAX_UPLOAD = 20 * 1024 * 1024
 DEFAULT_RATE_LIMIT = "600/min"
+DEFAULT_ANONYMOUS_LIMIT = "60/min"
 
 
 @dataclass(slots=True)
@@ -34,6 +36,8 @@ class ServiceConfig:
     queue: int | None = None
     rate_limit: str = DEFAULT_RATE_LIMIT
     """Default per-key rate limit (N/s, N/min or N/h); a key may carry its own."""
+    anonymous_rate_limit: str = DEFAULT_ANONYMOUS_LIMIT
+    """Per client address: how many requests without a live key are refused with 401 before 429."""
     audit_data: str | os.PathLike | None = None
     """A server-side folder whose manifest CSVs auditors may audit by name (``--audit-data``); None: none."""
 
@@ -73,6 +77,10 @@ class Service:
         self.follower.start()
         self.pool = InferencePool(config.workers, config.queue)
         self.limiter = RateLimiter()
+        count, per = parse_rate(config.anonymous_rate_limit) or (60, 60.0)
+        self.refusals = AddressRefusals(
+            lambda params: self.store.record_denied("anonymous", None, params), count, per
+        )
         from faceaudit.service.audits import AuditJobs
 
         audit_options: dict[str, Any] = {"model": config.model, "model_options": dict(config.model_options)}
@@ -89,6 +97,7 @@ class Service:
         self.audits.shutdown()
         self.follower.stop()
         self.pool.shutdown()
+        self.refusals.flush()
         with self.gallery_lock:
             self.gallery.close()
         self.store.close()

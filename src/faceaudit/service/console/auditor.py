@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from faceaudit.accountable import AccountableText, TextRefused
 from faceaudit.errors import FaceAuditError, LedgerIntegrityError
+from faceaudit.ledger import utc_now
 from faceaudit.operations import cases
 from faceaudit.service.audits import BadManifestName, NoDataFolder
-from faceaudit.service.console.common import PAGE_SIZE, Refused, _form, _render, _service, _signed_in, router
+from faceaudit.service.console.common import (
+    PAGE_SIZE,
+    Refused,
+    _form,
+    _render,
+    _service,
+    _signed_in,
+    done,
+    redirect,
+    router,
+)
 
 # --- auditor -------------------------------------------------------------------------------------------------
 
@@ -34,7 +46,24 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         page = max(0, int(request.query_params.get("page", "0")))
     except ValueError:
         page = 0
+    if f["date"] and not _DATE_PREFIX.fullmatch(f["date"]):
+        return _render(
+            request,
+            "ledger.html",
+            "Ledger",
+            ctx,
+            422,
+            f=f,
+            entries=[],
+            total=None,
+            first=0,
+            last=0,
+            message=f"date filter {f['date']!r}: write a day (2026-07-01), a month (2026-07) or a year (2026)",
+            error=True,
+        )
     entries, total = cases.browse_ledger(service, ctx[0], dict(f), page, PAGE_SIZE)
+    for e in entries:
+        e["fields"] = _readable(e.get("result"))
     query = {k: v for k, v in f.items() if v}
     return _render(
         request,
@@ -50,6 +79,23 @@ def _ledger_page(request: Request, ctx, verdict: dict | None = None) -> Response
         prev=urlencode({**query, "page": page - 1}) if page > 0 else None,
         next=urlencode({**query, "page": page + 1}) if (page + 1) * PAGE_SIZE < total else None,
     )
+
+
+_DATE_PREFIX = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+
+
+def _readable(value: Any, prefix: str = "") -> list[tuple[str, str, str]]:
+    """A ledger result as (field, shown, full) rows: nested keys joined with dots, long values shortened."""
+    if isinstance(value, dict):
+        rows: list[tuple[str, str, str]] = []
+        for k, v in value.items():
+            rows += _readable(v, f"{prefix}{k}.") if isinstance(v, dict) else _readable(v, f"{prefix}{k}")
+        return rows
+    if not prefix:
+        return [] if value in (None, {}, []) else [("", str(value), str(value))]
+    full = ", ".join(map(str, value)) if isinstance(value, list) else "" if value is None else str(value)
+    shown = full if len(full) <= 24 else full[:12] + "…" + full[-6:]
+    return [(prefix.rstrip("."), shown, full)]
 
 
 @router.get("/ledger/export")
@@ -80,7 +126,9 @@ async def ledger_verify(request: Request) -> Response:
         verdict = {"intact": False, "message": f"chain broken: {exc}"}
     except FaceAuditError as exc:
         verdict = {"intact": False, "message": str(exc)}
-    return _ledger_page(request, ctx, verdict)
+    verdict["at"] = utc_now()
+    request.app.state.ledger_verified = verdict  # for the home page: when it was last verified, and how
+    return done(request, ctx[1], "/ui/ledger", "", verdict=verdict, message=None)
 
 
 def _audits_page(request: Request, ctx, status: int = 200, **values: Any) -> Response:
@@ -111,7 +159,7 @@ async def submit_manifest_audit(request: Request) -> Response:
         raise Refused(409, str(exc)) from None
     except BadManifestName as exc:
         return _audits_page(request, ctx, 422, message=f"manifest: {exc}", error=True)
-    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
+    return redirect(request, f"/ui/audits/{job['job_id']}")
 
 
 @router.post("/audits")
@@ -129,7 +177,7 @@ async def submit_audit(request: Request) -> Response:
         upload.filename or "scores.csv",
         (form.get("group_by") or "").strip() or None,
     )
-    return RedirectResponse(f"/ui/audits/{job['job_id']}", status_code=303)
+    return redirect(request, f"/ui/audits/{job['job_id']}")
 
 
 @router.get("/audits/{job_id}")

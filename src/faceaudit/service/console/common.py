@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from faceaudit.operations.context import Caller
@@ -21,6 +21,9 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
 
 NAV = (
+    ("enroller", "/ui/enrol", "Enrol"),
+    ("searcher", "/ui/search", "Search"),
+    ("enroller", "/ui/compare", "Compare"),
     ("reviewer", "/ui/reviews", "Review queue"),
     ("auditor", "/ui/ledger", "Ledger"),
     ("auditor", "/ui/audits", "Audits"),
@@ -30,12 +33,36 @@ NAV = (
 
 
 class SignIn(Exception):
-    """No live session: go to the sign-in page."""
+    """No live session: go to the sign-in page, saying why (``revoked``, ``expired``, ``ended``) if known."""
+
+    def __init__(self, why: str = "") -> None:
+        self.why = why
 
 
 class Refused(Exception):
     def __init__(self, status: int, message: str) -> None:
         self.status, self.message = status, message
+
+
+def root(request: Request) -> str:
+    """The path prefix a reverse proxy serves us under (``--root-path``), or ""."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def redirect(request: Request, path: str) -> RedirectResponse:
+    """303 See Other to ``path`` (``/ui/…``) under the root path: after a POST, a reload sends nothing again."""
+    return RedirectResponse(root(request) + path, status_code=303)
+
+
+def done(request: Request, session: Session, path: str, notice: str, **values: Any) -> RedirectResponse:
+    """After a POST: show ``notice`` (and ``values``) once on ``path``, reached by a redirect, so that a reload
+    sends nothing again."""
+    session.carry = {"message": notice, **values}
+    return redirect(request, path)
+
+
+def cookie_path(request: Request) -> str:
+    return root(request) + "/ui"
 
 
 def _service(request: Request) -> Service:
@@ -47,7 +74,14 @@ def _sessions(request: Request) -> SessionStore:
 
 
 def _nav(who: Caller | None) -> list[tuple[str, str]]:
-    return [(href, text) for role, href, text in NAV if who is not None and role in who.roles]
+    """The pages ``who`` may use, each once (Compare is for enrollers and searchers alike)."""
+    roles = set(who.roles) if who is not None else set()
+    out: list[tuple[str, str]] = []
+    for role, href, text in NAV:
+        allowed = role in roles or (href == "/ui/compare" and "searcher" in roles)
+        if allowed and (href, text) not in out:
+            out.append((href, text))
+    return out
 
 
 def _render(
@@ -59,12 +93,18 @@ def _render(
     **values: Any,
 ) -> HTMLResponse:
     who, session = ctx if ctx else (None, None)
-    response = templates.TemplateResponse(
-        request,
-        name,
-        {"title": title, "who": who, "csrf": session.csrf if session else "", "nav": _nav(who), **values},
-        status_code=status,
-    )
+    if session is not None and session.carry:
+        values = {**values, **{k: v for k, v in session.carry.items() if values.get(k) is None}}
+        session.carry = {}
+    context = {
+        "title": title,
+        "who": who,
+        "csrf": session.csrf if session else "",
+        "nav": _nav(who),
+        "root": root(request),
+        **values,
+    }
+    response = templates.TemplateResponse(request, name, context, status_code=status)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -72,16 +112,18 @@ def _render(
 def _signed_in(request: Request, *roles: str) -> tuple[Caller, Session]:
     """The signed-in principal (its key checked again) holding one of ``roles``; else sign-in or a 403 page."""
     service = _service(request)
-    session = _sessions(request).get(request.cookies.get(COOKIE))
+    token = request.cookies.get(COOKIE)
+    session = _sessions(request).get(token)
     if session is None:
-        raise SignIn()
+        raise SignIn("ended" if token else "")
     try:
         who = admit(request, service, session.key_id)  # the API's own check, rate limit included
     except ApiError as exc:
         if exc.status != 401:
             raise Refused(exc.status, exc.message) from None
         _sessions(request).close(request.cookies.get(COOKIE))
-        raise SignIn() from None
+        why = "revoked" if "revoked" in exc.message else "expired" if "expired" in exc.message else "ended"
+        raise SignIn(why) from None
     if roles and not set(roles) & set(who.roles):
         try:
             deny(service, request, who, f"this page needs the role {' or '.join(roles)}")
@@ -90,10 +132,13 @@ def _signed_in(request: Request, *roles: str) -> tuple[Caller, Session]:
     return who, session
 
 
+LIST_FIELDS = ("roles", "photos")
+
+
 async def _form(request: Request, session: Session) -> dict[str, Any]:
-    """The posted form, after checking its CSRF token (403 page without it)."""
+    """The posted form, after checking its CSRF token (403 page without it); ``roles`` and ``photos`` as lists."""
     form = await request.form()
     token = str(form.get("csrf", ""))
     if not token or not hmac.compare_digest(token, session.csrf):
         raise Refused(403, "this form was sent without its security token (CSRF); reload the page and retry")
-    return {k: form.getlist(k) if k == "roles" else form.get(k) for k in form}
+    return {k: form.getlist(k) if k in LIST_FIELDS else form.get(k) for k in form}

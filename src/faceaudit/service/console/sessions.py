@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 COOKIE = "faceaudit_session"
 
@@ -19,6 +20,8 @@ class Session:
     key_id: str
     csrf: str
     expires_at: float
+    carry: dict[str, Any] = field(default_factory=dict)
+    """What the next page shows once (after a POST, the redirect's target): a message, a verdict."""
 
 
 class SessionStore:
