@@ -128,7 +128,7 @@ def review(browser, server, who: str, search_id: str, decision: str, subject: st
 def test_sign_in_as_each_role_and_role_boundaries(browser, server):
     pages = {
         "sam": ["Search", "Compare", "Review queue"],
-        "ada": ["Ledger", "Audits"],
+        "ada": ["Ledger", "Audits", "Monitoring"],
         "dora": ["Subjects"],
         "root": ["Keys"],
         "erin": ["Enrol", "Compare"],

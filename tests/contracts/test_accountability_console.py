@@ -127,3 +127,36 @@ def test_a_key_made_in_the_console_names_its_principal_canonically(server):
     with server.client("admin") as api:
         principals = [k["principal"] for k in api.get("/v1/keys").json()]
     assert "reviewer-b" in principals and "Reviewer-B" not in principals
+
+
+def test_declared_attributes_from_the_console_enrol_form_are_sealed_with_their_consent(server):
+    """The enrol page's declared-attributes fields reach the same value type as the API and the CLI: stored
+    sealed (never as text), readable only by the monitor; without their own consent they are refused."""
+    ref = "con-declared-1"
+    form = {"subject_ref": ref, "name": "Dee Clared", "consent_basis": "form", "consent_by": "desk"}
+    with _console(server, "enroller") as c:
+        token = _csrf(c.get("/ui/enrol").text)
+        r = c.post(
+            "/ui/enrol",
+            data={**form, "declared": "sex=female", "csrf": token},
+            files=[("photos", image("0007"))],
+            follow_redirects=True,
+        )
+        assert r.status_code == 422 and "consent" in r.text  # declared attributes need their own consent
+        token = _csrf(c.get("/ui/enrol").text)
+        r = c.post(
+            "/ui/enrol",
+            data={
+                **form,
+                "declared": "sex=female",
+                "declared_consent_basis": "bias monitoring form",
+                "declared_consent_by": "desk",
+                "csrf": token,
+            },  # fmt: skip
+            files=[("photos", image("0007"))],
+            follow_redirects=True,
+        )
+        assert r.status_code == 200, r.text
+    with server.store.gallery(create=False) as g:
+        assert g.declared_groups("sex").get(ref) == "female"
+    assert b"bias monitoring form" not in stored_bytes(server.store)

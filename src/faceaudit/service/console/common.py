@@ -27,6 +27,7 @@ NAV = (
     ("reviewer", "/ui/reviews", "Review queue"),
     ("auditor", "/ui/ledger", "Ledger"),
     ("auditor", "/ui/audits", "Audits"),
+    ("auditor", "/ui/monitor", "Monitoring"),
     ("dpo", "/ui/subjects", "Subjects"),
     ("admin", "/ui/keys", "Keys"),
 )

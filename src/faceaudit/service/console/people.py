@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 from faceaudit.accountable import AccountableText, SubjectRef, TextRefused
 from faceaudit.errors import FaceAuditError
 from faceaudit.gallery import Consent
+from faceaudit.gallery.values import DeclaredAttributes
 from faceaudit.operations import cases
 from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus
 from faceaudit.service.console.common import Refused, _form, _render, _service, _signed_in, done, router
@@ -63,7 +64,8 @@ async def enrol(request: Request) -> Response:
     form = await _form(request, ctx[1])
     service = _service(request)
     fields = {k: str(form.get(k) or "") for k in ("subject_ref", "name", "consent_basis", "consent_by")}
-    fields["consent_expires"] = str(form.get("consent_expires") or "")
+    for k in ("consent_expires", "declared", "declared_consent_basis", "declared_consent_by"):
+        fields[k] = str(form.get(k) or "")
     keep = form.get("store_images") == "yes"
     try:
         ref = SubjectRef(fields["subject_ref"])
@@ -73,6 +75,11 @@ async def enrol(request: Request) -> Response:
         expires = _day(fields["consent_expires"], "consent_expires")
         consent = Consent(basis, by, expires)
         consent.validate()
+        declared = DeclaredAttributes.parse(
+            [line for line in fields["declared"].splitlines() if line.strip()],
+            fields["declared_consent_basis"],
+            fields["declared_consent_by"],
+        )
         uploads = await _uploads(form.get("photos") or [], "photos")
         if not uploads:
             raise TextRefused("photos: choose one or more photos of the person", "photos")
@@ -98,6 +105,7 @@ async def enrol(request: Request) -> Response:
                 consent=consent,
                 uploads=uploads,
                 store_images=keep,
+                declared=declared,
             )
         )
     except (FaceAuditError, ValueError) as exc:
