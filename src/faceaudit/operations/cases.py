@@ -148,24 +148,19 @@ def enrol(
                 store_images=True,
                 declared=declared,
             )
-        return {
-            "subject_ref": result.subject_ref,
-            "templates": result.n_templates,
-            "ledger_entry": result.ledger_seq,
-        }
-    crops = [_prepare(service, u, "reference") for u in uploads]
-    vectors = service.engine.embed_crops(crops)
-    with service.gallery_lock:
-        result = service.gallery.enroll_templates(
-            subject_ref,
-            vectors,
-            name=name,
-            consent=consent,
-            operator=who.actor,
-            model_id=service.engine.model_id,
-            source_sha256=[u.sha256 for u in uploads],
-            declared=declared,
-        )
+    else:
+        vectors = service.engine.embed_crops([_prepare(service, u, "reference") for u in uploads])
+        with service.gallery_lock:
+            result = service.gallery.enroll_templates(
+                subject_ref,
+                vectors,
+                name=name,
+                consent=consent,
+                operator=who.actor,
+                model_id=service.engine.model_id,
+                source_sha256=[u.sha256 for u in uploads],
+                declared=declared,
+            )
     return {
         "subject_ref": result.subject_ref,
         "templates": result.n_templates,
