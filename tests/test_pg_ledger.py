@@ -130,6 +130,24 @@ def test_a_write_on_a_stale_head_is_refused_not_forked(conn):
     assert store.count() == 2 and ledger.verify().n_entries == 2
 
 
+def test_append_many_writes_one_chain_and_refuses_a_broken_or_stale_one(conn):
+    store = PostgresLedgerStore(conn)
+    ledger = Ledger(store, key=b"k")
+    ledger.append("init", "admin")
+    with store.transaction():
+        entries = ledger.append_many(
+            [{"action": "enroll", "actor": "a", "params": {"i": i}} for i in range(5)]
+        )
+    assert [e.seq for e in entries] == [2, 3, 4, 5, 6] and ledger.verify().n_entries == 6
+    assert [e.as_dict() for e in store.entries(1)] == [e.as_dict() for e in entries]
+    gap = [entries[0], LedgerEntry(**{**entries[1].as_dict(), "seq": 9})]
+    with pytest.raises(LedgerConflictError, match="does not follow"):
+        store.write_many(gap)
+    with pytest.raises(LedgerConflictError, match="another writer"):
+        store.write_many(entries[:2])  # a chain that no longer follows the head
+    assert store.count() == 6 and ledger.verify().n_entries == 6
+
+
 def test_appends_refuse_snapshot_isolation(conn):
     store = PostgresLedgerStore(conn)
     Ledger(store).append("init", "admin")

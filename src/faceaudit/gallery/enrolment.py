@@ -7,8 +7,9 @@ repository, sealer, live index and ledger, and adds no state of its own.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -123,11 +124,51 @@ class Enrolling(GalleryBase):
             )
             n += 1
             if len(batch) >= batch_size:
-                self._store_subjects(batch, model_id, utc_now())
+                self._store_bulk(batch, model_id, utc_now())
                 batch = []
         if batch:
-            self._store_subjects(batch, model_id, utc_now())
+            self._store_bulk(batch, model_id, utc_now())
         return n
+
+    def _store_bulk(
+        self,
+        batch: list[tuple[EnrolmentRequest, np.ndarray, _Refs]],
+        model_id: str,
+        started_at: str,
+    ) -> None:
+        """What :meth:`_store_subjects` stores (the same rows, one ledger entry per subject, the version up by one
+        per subject), in multi-row statements: the batch's rows in a few round trips, in one transaction. The requests
+        carry no declared attributes (:meth:`enroll_many` takes none)."""
+        now = utc_now()
+        refs = [request.subject_ref for request, _, _ in batch]
+        repeated = {r for r, count in Counter(refs).items() if count > 1}
+        added_ids: list[int] = []
+        with self._repo.write():
+            before = self._repo.version()
+            taken = self._repo.taken_refs(refs)
+            clash = next((r for r in refs if r in taken or r in repeated), None)
+            if clash is not None:
+                raise SubjectExistsError(f"subject {clash!r} is already enrolled; erase it first to re-enrol")
+            subject_ids = self._repo.insert_subjects(
+                [_new_subject(self, request, now) for request, _, _ in batch]
+            )
+            rows = [
+                (subject_id, _new_template(self, request.subject_ref, model_id, vector, ref, now))
+                for subject_id, (request, vectors, refs_) in zip(subject_ids, batch, strict=True)
+                for vector, ref in zip(vectors, refs_, strict=True)
+            ]
+            added_ids = self._repo.insert_templates(rows)
+            version = before + len(batch)
+            self._repo.set_version(version)
+            self._ledger.append_many(
+                [
+                    self._enrol_entry(request, refs_, len(vectors), model_id, started_at, before + i + 1, {})
+                    for i, (request, vectors, refs_) in enumerate(batch)
+                ]
+            )
+        self._live.after_change(
+            before, version, add=(model_id, np.array(added_ids), np.concatenate([v for _, v, _ in batch]))
+        )
 
     def _store_subjects(
         self,
@@ -160,35 +201,13 @@ class Enrolling(GalleryBase):
     ) -> tuple[list[int], LedgerEntry]:
         """Insert one subject, its sealed templates and its ledger entry, inside the caller's transaction."""
         now = utc_now()
-        ref, consent = request.subject_ref, request.consent
+        ref = request.subject_ref
         if self._repo.find_subject(ref) is not None:
             raise SubjectExistsError(f"subject {ref!r} is already enrolled; erase it first to re-enrol")
-        expires = consent.expires.isoformat() if consent.expires else None
-        subject_id = self._repo.insert_subject(
-            NewSubject(
-                ref,
-                request.name,
-                consent.basis,
-                consent.recorded_by,
-                expires,
-                now,
-                self._sealer.name_binding(self.gallery_id, ref, request.name),
-            )
-        )
-        bound = {"gallery_id": self.gallery_id, "subject_ref": ref, "model_id": model_id}
+        subject_id = self._repo.insert_subject(_new_subject(self, request, now))
         ids = [
-            self._repo.insert_template(
-                subject_id,
-                NewTemplate(
-                    model_id,
-                    json.dumps(quality, sort_keys=True),
-                    digest,
-                    self._sealer.seal(vector, **bound),
-                    None if encoded is None else self._sealer.seal_image(encoded, **bound),
-                    now,
-                ),
-            )
-            for vector, (quality, digest, encoded) in zip(vectors, refs, strict=True)
+            self._repo.insert_template(subject_id, _new_template(self, ref, model_id, vector, r, now))
+            for vector, r in zip(vectors, refs, strict=True)
         ]
         params: dict[str, object] = {}
         if request.declared is not None:
@@ -201,25 +220,73 @@ class Enrolling(GalleryBase):
                 "consent", request.declared.consent.basis, request.declared.consent.recorded_by
             )
         version = self._repo.bump_version()
-        entry = self._record(
-            "enroll",
-            request.operator,
-            started_at,
-            version,
-            params={
+        entry = self._ledger.append(
+            **self._enrol_entry(request, refs, len(ids), model_id, started_at, version, params)
+        )
+        return ids, entry
+
+    def _enrol_entry(
+        self,
+        request: EnrolmentRequest,
+        refs: _Refs,
+        n_templates: int,
+        model_id: str,
+        started_at: str,
+        version: int,
+        params: dict[str, object],
+    ) -> dict[str, Any]:
+        """The keyword arguments of the ``enroll`` ledger entry of one subject (see :meth:`Ledger.append`)."""
+        consent = request.consent
+        return {
+            "action": "enroll",
+            "actor": request.operator.operator,
+            "auth": request.operator.ledger_auth(),
+            "started_at": started_at,
+            "gallery_id": self.gallery_id,
+            "gallery_version": version,
+            "params": {
                 "model": model_id,
                 "consent": self._sealer.ledger_digest("consent", consent.basis, consent.recorded_by),
-                "consent_expires": expires,
+                "consent_expires": consent.expires.isoformat() if consent.expires else None,
                 "images_stored": any(r[2] is not None for r in refs),
                 **params,
             },
-            result={
-                "subject": self.pseudonym(ref),
-                "n_templates": len(ids),
+            "result": {
+                "subject": self.pseudonym(request.subject_ref),
+                "n_templates": n_templates,
                 "source_hmac": [self._sealer.ledger_digest("photo", r[1]) for r in refs],
             },
-        )
-        return ids, entry
+        }
+
+
+def _new_subject(gallery: Enrolling, request: EnrolmentRequest, now: str) -> NewSubject:
+    """The subject row of an enrolment request."""
+    consent = request.consent
+    return NewSubject(
+        request.subject_ref,
+        request.name,
+        consent.basis,
+        consent.recorded_by,
+        consent.expires.isoformat() if consent.expires else None,
+        now,
+        gallery._sealer.name_binding(gallery.gallery_id, request.subject_ref, request.name),
+    )
+
+
+def _new_template(
+    gallery: Enrolling, subject_ref: str, model_id: str, vector: np.ndarray, ref: tuple, now: str
+) -> NewTemplate:
+    """One sealed template row (and its sealed image, if any), bound to its gallery, subject and model."""
+    quality, digest, encoded = ref
+    bound = {"gallery_id": gallery.gallery_id, "subject_ref": subject_ref, "model_id": model_id}
+    return NewTemplate(
+        model_id,
+        json.dumps(quality, sort_keys=True),
+        digest,
+        gallery._sealer.seal(vector, **bound),
+        None if encoded is None else gallery._sealer.seal_image(encoded, **bound),
+        now,
+    )
 
 
 def _as_templates(templates: np.ndarray) -> np.ndarray:

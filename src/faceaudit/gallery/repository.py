@@ -199,6 +199,23 @@ class GalleryRepository(Protocol):
         """*write.* Insert one sealed template of ``subject_id`` and return its template id."""
         ...
 
+    def taken_refs(self, subject_refs: Sequence[str]) -> set[str]:
+        """*read.* Those of these subject refs that are enrolled."""
+        ...
+
+    def insert_subjects(self, subjects: Sequence[NewSubject]) -> list[int]:
+        """*write.* Insert subjects (refs checked free and distinct) in few statements; their ids, in order."""
+        ...
+
+    def insert_templates(self, templates: Sequence[tuple[int, NewTemplate]]) -> list[int]:
+        """*write.* Insert ``(subject_id, template)`` rows in few statements; their template ids, in order (a
+        subject's templates get ascending ids in the order given, as with :meth:`insert_template`)."""
+        ...
+
+    def set_version(self, version: int) -> None:
+        """*write.* Set the gallery version (a bulk write that made several changes sets it once)."""
+        ...
+
     def delete_subjects(self, subject_ids: Sequence[int]) -> list[int]:
         """*write.* Delete these subjects, all their templates (and images) and their declared attributes; return the
         deleted template ids."""

@@ -31,6 +31,8 @@ SUBJECT_COLUMNS = (
 PAGE = 8192
 """Rows per statement when streaming templates (keyset pages), ids per statement when looking rows up by id."""
 ID_CHUNK = 500
+INSERT_CHUNK = 500
+"""Rows per multi-row INSERT (8 values a subject row: well under SQLite's 32,766 variables)."""
 
 
 def _blob(value: Any) -> Any:
@@ -132,6 +134,67 @@ class SQLRows:
             ),
         ).fetchone()
         return int(row[0])
+
+    def taken_refs(self, subject_refs: Sequence[str]) -> set[str]:
+        """Those of these subject refs that are enrolled."""
+        refs = list(subject_refs)
+        return {
+            r[0]
+            for start in range(0, len(refs), ID_CHUNK)
+            for r in self._q(
+                "SELECT subject_ref FROM subjects WHERE subject_ref IN "
+                f"({', '.join('?' for _ in refs[start : start + ID_CHUNK])})",
+                refs[start : start + ID_CHUNK],
+            ).fetchall()
+        }
+
+    def insert_subjects(self, subjects: Sequence[NewSubject]) -> list[int]:
+        """Insert subjects with distinct, free refs, one multi-row statement per chunk; their ids, in order."""
+        ids: dict[str, int] = {}
+        for start in range(0, len(subjects), INSERT_CHUNK):
+            part = subjects[start : start + INSERT_CHUNK]
+            rows = ", ".join("(" + ", ".join("?" for _ in s.row()) + ")" for s in part)
+            sql = f"INSERT INTO subjects ({SUBJECT_INSERT_COLUMNS}) VALUES {rows} RETURNING id, subject_ref"
+            ids.update(
+                (ref, int(i)) for i, ref in self._q(sql, [v for s in part for v in s.row()]).fetchall()
+            )
+        return [ids[s.subject_ref] for s in subjects]
+
+    def insert_templates(self, templates: Sequence[tuple[int, NewTemplate]]) -> list[int]:
+        """Insert ``(subject_id, template)`` rows, one multi-row statement per chunk; their ids, in order."""
+        out: list[int] = []
+        for start in range(0, len(templates), INSERT_CHUNK):
+            part = templates[start : start + INSERT_CHUNK]
+            rows = ", ".join("(?, ?, ?, ?, ?, ?, ?)" for _ in part)
+            params = [
+                v
+                for subject_id, t in part
+                for v in (
+                    subject_id,
+                    t.model_id,
+                    t.quality_json,
+                    t.source_sha256,
+                    t.sealed,
+                    t.image,
+                    t.created_at,
+                )
+            ]
+            returned = self._q(
+                "INSERT INTO templates (subject_id, model_id, quality, source_sha256, sealed, image, created_at) "
+                f"VALUES {rows} RETURNING id, subject_id",
+                params,
+            ).fetchall()
+            # the rows may come back in any order: a subject's templates take its ids in ascending order
+            by_subject: dict[int, list[int]] = {}
+            for i, subject_id in sorted((int(i), int(s)) for i, s in returned):
+                by_subject.setdefault(subject_id, []).append(i)
+            queues = {s: iter(ids) for s, ids in by_subject.items()}
+            out += [next(queues[int(subject_id)]) for subject_id, _ in part]
+        return out
+
+    def set_version(self, version: int) -> None:
+        """Set the gallery version."""
+        self._q("UPDATE meta SET value = ? WHERE key = 'version'", (str(int(version)),))
 
     def delete_subjects(self, subject_ids: Sequence[int]) -> list[int]:
         """Delete subjects, their templates and their declared attributes; returns the deleted template ids."""

@@ -8,7 +8,7 @@ that the entry records, so the change and its record commit together or not at a
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -98,6 +98,43 @@ class Ledger:
 
         ``auth`` says how ``actor`` was established (see :attr:`LedgerEntry.auth`).
         """
+        head = self._checked_head()
+        entry = self._seal(
+            head,
+            action=action,
+            actor=actor,
+            started_at=started_at,
+            purpose=purpose,
+            case_ref=case_ref,
+            gallery_id=gallery_id,
+            gallery_version=gallery_version,
+            probe_sha256=probe_sha256,
+            params=params,
+            result=result,
+            auth=auth,
+        )
+        self.store.write(entry)
+        return entry
+
+    def append_many(self, drafts: Sequence[dict[str, Any]]) -> list[LedgerEntry]:
+        """Seal and store several entries after the current head, in order: each dict holds the keyword
+        arguments of :meth:`append` (``action`` and ``actor`` included). The entries are exactly those that as
+        many :meth:`append` calls would write; a store with ``write_many`` stores them in few statements."""
+        head = self._checked_head()
+        entries: list[LedgerEntry] = []
+        for fields in drafts:
+            head = self._seal(head, **fields)
+            entries.append(head)
+        write_many = getattr(self.store, "write_many", None)
+        if write_many is not None:
+            write_many(entries)
+        else:
+            for entry in entries:
+                self.store.write(entry)
+        return entries
+
+    def _checked_head(self) -> LedgerEntry | None:
+        """The stored head, after checking the ledger's mode matches this key's."""
         head = self.store.head()
         if head is not None and head.alg != self.alg:
             if head.alg == ALG_HMAC:
@@ -114,6 +151,25 @@ class Ledger:
                 "was written. If it was meant to be signed, treat the file as tampered with: check it against an "
                 "anchor kept elsewhere ('faceaudit ledger verify --anchor SEQ:HASH')"
             )
+        return head
+
+    def _seal(
+        self,
+        head: LedgerEntry | None,
+        *,
+        action: str,
+        actor: str,
+        started_at: str | None = None,
+        purpose: str | None = None,
+        case_ref: str | None = None,
+        gallery_id: str | None = None,
+        gallery_version: int | None = None,
+        probe_sha256: str | None = None,
+        params: dict[str, Any] | None = None,
+        result: dict[str, Any] | None = None,
+        auth: dict[str, Any] | None = None,
+    ) -> LedgerEntry:
+        """The sealed entry that follows ``head``."""
         ended_at = utc_now()
         draft = LedgerEntry(
             seq=1 if head is None else head.seq + 1,
@@ -134,9 +190,7 @@ class Ledger:
         )
         canonical_json(draft.body())  # fails early on values JSON cannot hold
         entry_hash = compute_hash(draft.prev_hash, draft.body(), self.key)
-        entry = LedgerEntry(**{**draft.as_dict(), "entry_hash": entry_hash})
-        self.store.write(entry)
-        return entry
+        return LedgerEntry(**{**draft.as_dict(), "entry_hash": entry_hash})
 
     def verify(self, anchor: str | None = None) -> VerifyReport:
         """Verify the chain (and the anchor, if given); raises LedgerIntegrityError naming the first bad entry."""

@@ -14,7 +14,7 @@ entries come back exactly as they were hashed.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -95,7 +95,22 @@ class PostgresLedgerStore(LedgerRows):
             self.lock()
             self._write(entry)
 
-    def _write(self, entry: LedgerEntry) -> None:
+    def write_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert a chain of entries under the append lock, in few statements, after checking that the first
+        links to the head and each to the one before (:class:`LedgerConflictError` otherwise)."""
+        if not entries:
+            return
+        for before, entry in zip(entries, entries[1:], strict=False):
+            if entry.seq != before.seq + 1 or entry.prev_hash != before.entry_hash:
+                raise LedgerConflictError(f"ledger entry {entry.seq} does not follow entry {before.seq}")
+        if not self._in_transaction():
+            with self.transaction():
+                self._write(entries[0], entries[1:])
+        else:
+            self.lock()
+            self._write(entries[0], entries[1:])
+
+    def _write(self, entry: LedgerEntry, more: Sequence[LedgerEntry] = ()) -> None:
         head = self._head()
         expected = (1, None) if head is None else (head.seq + 1, head.entry_hash)
         if entry.seq != expected[0] or (head is not None and entry.prev_hash != expected[1]):
@@ -103,4 +118,7 @@ class PostgresLedgerStore(LedgerRows):
                 f"ledger entry {entry.seq} does not follow the head (entry {expected[0] - 1}): another writer "
                 "appended first; retry the transaction"
             )
-        self._insert(entry)
+        if more:
+            self._insert_many([entry, *more])
+        else:
+            self._insert(entry)

@@ -8,7 +8,7 @@ of an older SQLite file, and PostgreSQL's append lock.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from faceaudit.ledger.chain import BODY_FIELDS, OPTIONAL_BODY_FIELDS, LedgerEntry
@@ -76,6 +76,26 @@ class LedgerRows:
         columns = [c for c in self.columns if c in d]
         marks = ", ".join("?" for _ in columns)
         self._q(f"INSERT INTO ledger ({', '.join(columns)}) VALUES ({marks})", [d[c] for c in columns])
+
+    def _insert_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert entries in one ``executemany``, each as :meth:`_insert` would."""
+        if not entries:
+            return
+        rows = []
+        for entry in entries:
+            d = entry.as_dict()
+            for name in JSON_COLUMNS:
+                if d.get(name) is not None:
+                    d[name] = json.dumps(d[name], sort_keys=True, ensure_ascii=False)
+            rows.append(d)
+        columns = [c for c in self.columns if c in rows[0]]
+        if any([c for c in self.columns if c in d] != columns for d in rows):
+            for entry in entries:  # entries with different optional fields: one statement each
+                self._insert(entry)
+            return
+        marks = ", ".join("?" for _ in columns)
+        sql = self.dialect.sql(f"INSERT INTO ledger ({', '.join(columns)}) VALUES ({marks})")
+        self.conn.cursor().executemany(sql, [[d[c] for c in columns] for d in rows])
 
     def entries(self, since_seq: int = 0) -> Iterator[LedgerEntry]:
         """Entries in storage order (``pos``), those with ``seq > since_seq``; read in pages by key."""

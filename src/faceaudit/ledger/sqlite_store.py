@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 
 from faceaudit.ledger.chain import OPTIONAL_BODY_FIELDS, LedgerEntry
 from faceaudit.ledger.sql_rows import BASE_COLUMNS, TABLE, LedgerRows
@@ -49,3 +50,14 @@ class SQLiteLedgerStore(LedgerRows):
         if missing:
             raise RuntimeError(f"the ledger table has no {', '.join(missing)} column: migrate the file first")
         self._insert(entry)
+
+    def write_many(self, entries: Sequence[LedgerEntry]) -> None:
+        """Insert several entries, in order, in one statement (the caller's transaction commits them)."""
+        for entry in entries:
+            d = entry.as_dict()
+            missing = [c for c in OPTIONAL_BODY_FIELDS if d.get(c) is not None and c not in self.columns]
+            if missing:
+                raise RuntimeError(
+                    f"the ledger table has no {', '.join(missing)} column: migrate the file first"
+                )
+        self._insert_many(entries)
