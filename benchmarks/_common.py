@@ -5,11 +5,30 @@ from __future__ import annotations
 import csv
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from faceaudit.pipeline.batch import EmbedResult, embed_paths, load_templates
+
+
+@contextmanager
+def postgres_url(url: str | None, name: str) -> Iterator[str]:
+    """``url``; without one, a new database ``name`` in a throwaway PostgreSQL cluster (``tests/pg_cluster.py``,
+    Debian's server), stopped when the block ends."""
+    if url is not None:
+        yield url
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from pg_cluster import start_cluster
+
+    cluster = start_cluster()
+    try:
+        yield cluster.create_database(name)
+    finally:
+        cluster.stop()
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

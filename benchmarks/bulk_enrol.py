@@ -13,12 +13,11 @@ import argparse
 import cProfile
 import os
 import pstats
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import postgres_url
 
 from faceaudit.gallery import Consent, Gallery
 from faceaudit.gallery.crypto import generate_key
@@ -61,24 +60,12 @@ def main() -> None:
     ap.add_argument("--db", default=None, help="a PostgreSQL URL (default: a throwaway cluster)")
     ap.add_argument("--profile", action="store_true", help="print a cProfile of the PostgreSQL run")
     args = ap.parse_args()
-    cluster = None
-    url = args.db
-    if url is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from pg_cluster import start_cluster
-
-        cluster = start_cluster()
-        url = cluster.create_database("bulk_enrol")
     load = os.getloadavg()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = [
-                ("PostgreSQL", bench(url, args.size, args.batch, args.profile)),
-                ("SQLite", bench(f"{tmp}/g.db", args.size, args.batch)),
-            ]
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with postgres_url(args.db, "bulk_enrol") as url, tempfile.TemporaryDirectory() as tmp:
+        rows = [
+            ("PostgreSQL", bench(url, args.size, args.batch, args.profile)),
+            ("SQLite", bench(f"{tmp}/g.db", args.size, args.batch)),
+        ]
     print(f"\n{args.size:,} subjects, batches of {args.batch:,}; load average {load[0]:.1f}\n")
     print("| store | subjects/s |")
     print("|---|---:|")

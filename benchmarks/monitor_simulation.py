@@ -21,6 +21,7 @@ check holds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import subprocess
@@ -34,6 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _common import postgres_url  # noqa: E402
 from service_fixtures import make_gallery, make_key, start_server  # noqa: E402
 from stores import GalleryStore, postgres_store, sqlite_store  # noqa: E402
 
@@ -288,8 +290,12 @@ def main() -> int:
         # deploy at the audited operating point: the service's threshold is the audit's tau for FPIR 0.1
         tau = json.loads(audit.read_text())["identification"]["targets"][0]["threshold"]
         for kind in args.stores.split(","):
-            if kind == "sqlite":
-                store = sqlite_store(folder / "sqlite")
+            with contextlib.ExitStack() as stack:
+                if kind == "sqlite":
+                    store = sqlite_store(folder / "sqlite")
+                else:
+                    url = stack.enter_context(postgres_url(args.pg_url, "monitor_simulation"))
+                    store = postgres_store(url, folder / "pg")
                 results.append(
                     simulate(
                         store,
@@ -302,31 +308,6 @@ def main() -> int:
                         threshold=tau,
                     )
                 )
-            else:
-                cluster = None
-                url = args.pg_url
-                if url is None:
-                    from pg_cluster import start_cluster
-
-                    cluster = start_cluster()
-                    url = cluster.create_database("monitor_simulation")
-                try:
-                    store = postgres_store(url, folder / "pg")
-                    results.append(
-                        simulate(
-                            store,
-                            people,
-                            nonmated,
-                            degrade=args.degrade,
-                            k=args.k,
-                            baseline=audit,
-                            baseline_key=pub,
-                            threshold=tau,
-                        )
-                    )
-                finally:
-                    if cluster is not None:
-                        cluster.stop()
     ok = True
     print(f"\n{len(people)} enrolled identities ({args.per_group if not args.full else 'all'} per sex), "
           f"{len(nonmated)} non-mated probes per period; k={args.k}; degraded in period 2: {args.degrade}\n")  # fmt: skip

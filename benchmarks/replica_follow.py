@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
+from _common import postgres_url
 
 from faceaudit.gallery import Consent, Gallery
 from faceaudit.gallery.crypto import generate_key
@@ -111,23 +110,11 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=40, help="enrolments and erasures through replica A")
     ap.add_argument("--db", default=None, help="a PostgreSQL URL (default: a throwaway cluster)")
     args = ap.parse_args()
-    cluster = None
-    url = args.db
-    if url is None:
-        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from pg_cluster import start_cluster
-
-        cluster = start_cluster()
-        url = cluster.create_database("replica_follow")
     load = os.getloadavg()
     rows = []
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, db in (("PostgreSQL (LISTEN/NOTIFY)", url), ("SQLite (0.5 s poll)", f"{tmp}/g.db")):
-                rows.append((name, bench(db, args.size, args.changes)))
-    finally:
-        if cluster is not None:
-            cluster.stop()
+    with postgres_url(args.db, "replica_follow") as url, tempfile.TemporaryDirectory() as tmp:
+        for name, db in (("PostgreSQL (LISTEN/NOTIFY)", url), ("SQLite (0.5 s poll)", f"{tmp}/g.db")):
+            rows.append((name, bench(db, args.size, args.changes)))
     print(f"\n{args.changes} changes through replica A (1 in 5 an erasure); load average {load[0]:.1f}\n")
     print("| store | templates | B follows A: p50 / p99 ms | one catch-up ms | full rebuild ms (before) |")
     print("|---|---:|---|---:|---:|")
