@@ -146,6 +146,11 @@ def may_review(search: dict, principal: str, roles: Iterable[str]) -> bool:
     return not any(same_principal(r["principal"], principal) for r in search["reviews"])
 
 
+def reviews_to_decide(status: SearchStatus | str) -> int:
+    """How many reviews a search with ``status`` takes in all before it is decided (a dispute takes a third)."""
+    return REVIEWS_NEEDED + (1 if SearchStatus(status) is SearchStatus.DISPUTED else 0)
+
+
 def progress_note(status: SearchStatus, n_reviews: int) -> str:
     """One sentence for the person who just reviewed: what the search needs now."""
     return {

@@ -17,7 +17,7 @@ from faceaudit.errors import FaceAuditError
 from faceaudit.gallery import Consent
 from faceaudit.gallery.values import DeclaredAttributes
 from faceaudit.operations import cases
-from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus
+from faceaudit.operations.review import reviews_to_decide
 from faceaudit.service.console.common import Refused, _form, _render, _service, _signed_in, done, router
 from faceaudit.service.errors import ApiError, from_domain
 
@@ -48,6 +48,19 @@ def _error(exc: Exception) -> ApiError:
 # --- enroller ----------------------------------------------------------------------------------------------
 
 
+ENROL_FIELDS = (
+    "subject_ref",
+    "name",
+    "consent_basis",
+    "consent_by",
+    "consent_expires",
+    "declared",
+    "declared_consent_basis",
+    "declared_consent_by",
+)
+"""The enrol form's text fields (kept as typed, to fill the form again after a refusal)."""
+
+
 def _enrol_page(request: Request, ctx, status: int = 200, **values: Any) -> Response:
     mine = cases.own_enrolments(_service(request), ctx[0])
     return _render(request, "enrol.html", "Enrol a person", ctx, status, mine=mine, **values)
@@ -63,9 +76,7 @@ async def enrol(request: Request) -> Response:
     ctx = _signed_in(request, "enroller")
     form = await _form(request, ctx[1])
     service = _service(request)
-    fields = {k: str(form.get(k) or "") for k in ("subject_ref", "name", "consent_basis", "consent_by")}
-    for k in ("consent_expires", "declared", "declared_consent_basis", "declared_consent_by"):
-        fields[k] = str(form.get(k) or "")
+    fields = {k: str(form.get(k) or "") for k in ENROL_FIELDS}
     keep = form.get("store_images") == "yes"
     try:
         ref = SubjectRef(fields["subject_ref"])
@@ -139,7 +150,7 @@ def _day(value: str, field: str) -> date | None:
 def _search_form(request: Request, ctx, status: int = 200, **values: Any) -> Response:
     mine = _service(request).store.list_searches(None, 50, searcher=ctx[0].name)
     for s in mine:
-        s["needed"] = REVIEWS_NEEDED + (1 if s["status"] == SearchStatus.DISPUTED else 0)
+        s["needed"] = reviews_to_decide(s["status"])
     return _render(request, "identify.html", "Search the gallery", ctx, status, mine=mine, **values)
 
 

@@ -22,7 +22,7 @@ from faceaudit.accountable import same_principal
 from faceaudit.errors import FaceAuditError
 from faceaudit.operations import cases
 from faceaudit.operations.keys import ROLES
-from faceaudit.operations.review import REVIEWS_NEEDED, SearchStatus, may_review
+from faceaudit.operations.review import SearchStatus, may_review, reviews_to_decide
 from faceaudit.service.auth import check_key, deny, live_principal
 from faceaudit.service.console import auditor, monitor, people  # noqa: F401  (they register their pages on the router)
 from faceaudit.service.console.common import (
@@ -208,7 +208,7 @@ def review_queue(request: Request) -> Response:
     searches = _service(request).store.review_queue(ctx[0].name)
     for s in searches:
         s["age"] = _age(s["created_at"])
-        s["needed"] = REVIEWS_NEEDED + (1 if s["status"] == SearchStatus.DISPUTED else 0)
+        s["needed"] = reviews_to_decide(s["status"])
     return _render(request, "queue.html", "Review queue", ctx, searches=searches)
 
 
@@ -233,7 +233,7 @@ def _search_page(request: Request, ctx, search_id: str, status: int = 200, **val
         s=search,
         can_review=can_review,
         show_images=show_images,
-        needed=REVIEWS_NEEDED + (1 if search["status"] == SearchStatus.DISPUTED else 0),
+        needed=reviews_to_decide(search["status"]),
         **values,
     )
 
