@@ -10,8 +10,10 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -69,6 +71,22 @@ def make_key(store: GalleryStore, principal: str, roles: str, rate_limit: str | 
     finally:
         service.close()
     return new.key
+
+
+@contextmanager
+def in_process_service(store: GalleryStore, principals: dict[str, str], **config: Any):
+    """A small gallery in ``store`` with a key per ``principals`` entry (principal → roles), served by an in-process
+    app (no server process); yields ``(app, service, keys)`` and closes the service afterwards."""
+    from faceaudit.service import ServiceConfig, create_app
+    from faceaudit.service.state import Service
+
+    make_gallery(store, n_synthetic=3)
+    keys = {who: make_key(store, who, roles) for who, roles in principals.items()}
+    service = Service(ServiceConfig(db=store.db, key_file=store.key_file, workers=1, **config))
+    try:
+        yield create_app(service=service), service, keys
+    finally:
+        service.close()
 
 
 @dataclass

@@ -8,7 +8,7 @@ import re
 import time
 
 import pytest
-from service_fixtures import image, make_gallery, make_key
+from service_fixtures import image, in_process_service
 from starlette.testclient import TestClient
 from stores import sqlite_store
 
@@ -17,22 +17,11 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    from faceaudit.service import ServiceConfig, create_app
-    from faceaudit.service.state import Service
-
+    principals = {"root": "admin", "ada": "auditor", "sam": "searcher", "sue": "searcher"}
     store = sqlite_store(tmp_path_factory.mktemp("pages"))
-    make_gallery(store, n_synthetic=3)
-    keys = {
-        "root": make_key(store, "root", "admin"),
-        "ada": make_key(store, "ada", "auditor"),
-        "sam": make_key(store, "sam", "searcher"),
-        "sue": make_key(store, "sue", "searcher"),
-    }
-    service = Service(ServiceConfig(db=store.db, key_file=store.key_file, workers=1))
-    application = create_app(service=service)
-    application.state.test_keys = keys
-    yield application
-    service.close()
+    with in_process_service(store, principals) as (application, _, keys):
+        application.state.test_keys = keys
+        yield application
 
 
 def client(app, who: str | None = None) -> TestClient:

@@ -10,7 +10,7 @@ import contextlib
 import re
 
 import pytest
-from service_fixtures import enrol, ledger_entries, make_gallery, make_key, start_server
+from service_fixtures import enrol, in_process_service, ledger_entries, make_gallery, make_key, start_server
 from starlette.testclient import TestClient
 from stores import sqlite_store
 
@@ -20,33 +20,21 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def edge(tmp_path_factory):
     """An in-process app over a small SQLite gallery; ``edge.client(address)`` calls it from that address."""
-    from faceaudit.service import ServiceConfig, create_app
-    from faceaudit.service.state import Service
-
     store = sqlite_store(tmp_path_factory.mktemp("edge"))
-    make_gallery(store, n_synthetic=3)
-    keys = {
-        "ada": make_key(store, "ada", "auditor"),
-        "sam": make_key(store, "sam", "searcher"),
-        "old": make_key(store, "old", "searcher"),
-    }
-    service = Service(
-        ServiceConfig(db=store.db, key_file=store.key_file, workers=1, max_upload_bytes=100_000)
-    )
-    app = create_app(service=service)
+    principals = {"ada": "auditor", "sam": "searcher", "old": "searcher"}
+    with in_process_service(store, principals, max_upload_bytes=100_000) as (app, service, keys):
 
-    class Edge:
-        def __init__(self) -> None:
-            self.store, self.keys, self.service, self.app = store, keys, service, app
+        class Edge:
+            def __init__(self) -> None:
+                self.store, self.keys, self.service, self.app = store, keys, service, app
 
-        def client(self, address: str = "10.0.0.1", who: str | None = None):
-            """A client (its ``with`` does not run the app's lifespan, which would close the service)."""
-            headers = {"Authorization": f"Bearer {keys[who]}"} if who else {}
-            client = TestClient(app, client=(address, 40000), headers=headers, follow_redirects=False)
-            return contextlib.nullcontext(client)
+            def client(self, address: str = "10.0.0.1", who: str | None = None):
+                """A client (its ``with`` does not run the app's lifespan, which would close the service)."""
+                headers = {"Authorization": f"Bearer {keys[who]}"} if who else {}
+                client = TestClient(app, client=(address, 40000), headers=headers, follow_redirects=False)
+                return contextlib.nullcontext(client)
 
-    yield Edge()
-    service.close()
+        yield Edge()
 
 
 def test_anonymous_refusals_are_rate_limited_and_summarised(edge):
