@@ -53,7 +53,7 @@ def _save(path: str, counts) -> None:
 
 
 def child(mode: str, n: int, workers: int, out: str) -> dict:
-    from faceaudit.audit.scores import compare_templates
+    from faceaudit.audit.comparator import compare_templates
 
     x, groups, subject = _templates(n)
     w = 3000  # warm-up (BLAS threads, page faults of the tile buffers), as in audit_throughput.py

@@ -117,8 +117,8 @@ def main() -> int:
     print(f"1:N time: faceaudit {t_fa:.1f} s, brute force {t_bf:.1f} s over {n} splits", file=sys.stderr)
     if a.skip_1to1:
         return 0
+    from faceaudit.audit.comparator import compare_templates
     from faceaudit.audit.grid import ScoreGrid
-    from faceaudit.audit.scores import compare_templates
 
     grid = ScoreGrid.cosine()
     t0 = time.perf_counter()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from faceaudit.audit.bootstrap import ClusteredBootstrap
+from faceaudit.audit.comparator import compare_templates
 from faceaudit.audit.grid import ScoreGrid
-from faceaudit.audit.scores import compare_templates, sort_templates
+from faceaudit.audit.scores import sort_templates
 
 
 def make_data(seed: int, n: int):

@@ -115,9 +115,9 @@ def test_score_bound_holds_and_is_tight_enough():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_1to1_histograms_and_thresholds_equal_a_float64_brute_force(seed):
+    from faceaudit.audit.comparator import compare_templates
     from faceaudit.audit.grid import ScoreGrid
     from faceaudit.audit.metrics import threshold_index
-    from faceaudit.audit.scores import compare_templates
 
     x, subj, group, groups = clustered(seed, n=150)
     grid = ScoreGrid.cosine()

@@ -12,10 +12,10 @@ import pytest
 from conftest import SHARED
 from test_audit_exact import brute_1n
 
+from faceaudit.audit.comparator import compare_templates
 from faceaudit.audit.exact import unit64
 from faceaudit.audit.grid import ScoreGrid
 from faceaudit.audit.identification import identification_rates, search, split_subjects
-from faceaudit.audit.scores import compare_templates
 
 LFW = SHARED / "lfw"
 pytestmark = pytest.mark.skipif(not (LFW / "manifest.csv").is_file(), reason="needs ../shared/datasets/lfw")

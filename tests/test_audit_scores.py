@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from faceaudit.audit.analysis import analyse
+from faceaudit.audit.comparator import compare_templates
 from faceaudit.audit.metrics import threshold_index
-from faceaudit.audit.scores import ScoreGrid, compare_templates, count_scores
+from faceaudit.audit.scores import ScoreGrid, count_scores
 
 
 def grid_templates(rng: np.random.Generator, n: int, d: int = 16) -> np.ndarray:

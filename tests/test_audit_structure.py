@@ -14,11 +14,11 @@ import pytest
 import faceaudit
 from faceaudit.audit.analysis import analyse
 from faceaudit.audit.disaggregated import GroupRates, TargetResult
+from faceaudit.audit.comparator import compare_templates
 from faceaudit.audit.scores import (
     BlockCounts,
     ScoreGrid,
     compare_block,
-    compare_templates,
     fold_blocks,
     sort_templates,
 )

@@ -16,13 +16,13 @@ from faceaudit.audit import scores  # noqa: E402
 if not hasattr(scores, "compare_block"):
     pytest.skip("the block comparator (audit split) is not merged yet", allow_module_level=True)
 
+from faceaudit.audit.comparator import compare_templates  # noqa: E402
 from faceaudit.audit.distributed import (  # noqa: E402
     _task_runs,
     compare_templates_dask,
     dask_client,
     worker_memory,
 )
-from faceaudit.audit.scores import compare_templates  # noqa: E402
 from faceaudit.dask_cluster import DaskTaskError, completed, scatter_once  # noqa: E402
 from faceaudit.errors import UsageError  # noqa: E402
 

@@ -10,16 +10,23 @@ many times it was drawn), and then
   subjects s and t and n_s is subject s's number of images (every pair of images of two different subjects of
   the group is a non-mated comparison). Two draws of the same subject make no non-mated pair.
 
-E is sparse (only false matches, from :func:`high_scoring_pairs`), so a resample costs O(subjects + false
-matches), not O(pairs). The draws are ``rng.integers(0, S_g, S_g)`` per resample and group, in group order,
-from ``numpy.random.default_rng(seed)``; tests repeat them in a plain loop over the resampled images.
+E is sparse: only false matches, which the comparator keeps as it counts (:class:`~faceaudit.audit.comparator.
+KeptPairs`), or which :func:`high_scoring_pairs` finds in a second pass when it did not. Every resample is
+drawn at once, as a matrix W of weights (resamples × subjects), and every sum is a product with it: FNMR*
+takes ``W @ e`` and ``W @ m``, FMR* takes ``rowsum((W @ E) ∘ W)`` with E a sparse subjects × subjects matrix.
+The cost grows with the subjects and the false matches, never with the pairs. Every term is an integer, and
+float64 holds integers exactly, so the order of the sums changes no bit. The draws are
+``rng.integers(0, S_g, S_g)`` per resample and group, in group order, from ``numpy.random.default_rng(seed)``
+(drawn as one array, which is the same stream); tests repeat them in a plain loop over the resampled images.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 
 from faceaudit.audit.counts import ComparisonCounts
 from faceaudit.audit.disaggregated import Interval
@@ -27,8 +34,11 @@ from faceaudit.audit.scores import BLOCK, SortedTemplates, score_tile
 
 METHOD = "subject-clustered bootstrap (percentile; subjects resampled within each group)"
 CONFIDENCE = 0.95
-CHUNK = 128
-"""Resamples drawn at a time (memory: CHUNK × subjects weights)."""
+CHUNK = 256
+"""Resamples summed at a time (memory: CHUNK × subjects float64 per product)."""
+
+if TYPE_CHECKING:
+    from faceaudit.audit.comparator import KeptPairs
 
 
 def high_scoring_pairs(st: SortedTemplates, k_min: int, block: int = BLOCK) -> tuple[np.ndarray, ...]:
@@ -80,17 +90,35 @@ class ClusteredBootstrap:
         self.clusters = clusters
         self.n_boot = n_boot
         self.seed = seed
+        self._memo: dict[tuple[str, int, int], np.ndarray] = {}
         rng = np.random.default_rng(seed)
         for c in clusters:
             c.weights = _weights(rng, len(c.n_images), n_boot)
 
     @classmethod
     def from_templates(
-        cls, st: SortedTemplates, counts: ComparisonCounts, k_min: int, n_boot: int, seed: int = 0
+        cls,
+        st: SortedTemplates,
+        counts: ComparisonCounts,
+        k_min: int,
+        n_boot: int,
+        seed: int = 0,
+        kept: KeptPairs | None = None,
     ) -> ClusteredBootstrap:
-        """Clusters from the sorted templates (subjects per group) and the comparator's mated counts."""
+        """Clusters from the sorted templates (subjects per group) and the comparator's mated counts.
+
+        The false matches at bin ``k_min`` and above come from ``kept`` (the comparator's kept pairs) when it
+        holds them all, else from a second pass over the same-group tiles (:func:`high_scoring_pairs`).
+        """
         code, subj = st.code, st.subject
-        pair_group, pair_a, pair_b, pair_bin = high_scoring_pairs(st, k_min)
+        if kept is not None and kept.floor is not None and kept.floor <= k_min:
+            a, b, coord = kept.same_group
+            hit = coord >= k_min
+            a, b = a[hit], b[hit]
+            pair_group, pair_a, pair_b = code[a], subj[a], subj[b]
+            pair_bin = np.floor(coord[hit]).astype(np.intp)
+        else:
+            pair_group, pair_a, pair_b, pair_bin = high_scoring_pairs(st, k_min)
         clusters = []
         for g in range(len(st.groups)):
             subjects, n_img = np.unique(subj[code == g], return_counts=True)
@@ -110,21 +138,31 @@ class ClusteredBootstrap:
 
     def fmr(self, g: int, k: int) -> np.ndarray:
         """FMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no comparisons)."""
+        if ("fmr", g, k) in self._memo:
+            return self._memo["fmr", g, k]
         c = self.clusters[g]
-        n = c.n_images
+        assert c.weights is not None
+        n, size = c.n_images, len(c.n_images)
         hit = c.pair_bin >= k
-        a, b = c.pair_a[hit], c.pair_b[hit]
+        e = sparse.csr_matrix(
+            (np.ones(int(hit.sum())), (c.pair_a[hit], c.pair_b[hit])), shape=(size, size)
+        )  # duplicates (several image pairs of two subjects) are summed
         errors, trials = np.empty(self.n_boot), np.empty(self.n_boot)
         for lo in range(0, self.n_boot, CHUNK):
             w = c.weights[lo : lo + CHUNK].astype(np.float64)
             trials[lo : lo + CHUNK] = ((w @ n) ** 2 - (w**2) @ (n**2)) / 2
-            errors[lo : lo + CHUNK] = (w[:, a] * w[:, b]).sum(axis=1)
+            errors[lo : lo + CHUNK] = np.einsum("bs,sb->b", w, e @ w.T) if e.nnz else 0.0
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(trials > 0, errors / trials, np.nan)
+            out = np.where(trials > 0, errors / trials, np.nan)
+        self._memo["fmr", g, k] = out
+        return out
 
     def fnmr(self, g: int, k: int) -> np.ndarray:
         """FNMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no mated pair)."""
+        if ("fnmr", g, k) in self._memo:
+            return self._memo["fnmr", g, k]
         c = self.clusters[g]
+        assert c.weights is not None
         size = len(c.n_images)
         mated = np.bincount(c.mated_cluster, minlength=size).astype(np.float64)
         errors = np.bincount(c.mated_cluster, weights=(c.mated_bin < k), minlength=size)
@@ -133,7 +171,9 @@ class ClusteredBootstrap:
             w = c.weights[lo : lo + CHUNK].astype(np.float64)
             num[lo : lo + CHUNK], den[lo : lo + CHUNK] = w @ errors, w @ mated
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(den > 0, num / den, np.nan)
+            out = np.where(den > 0, num / den, np.nan)
+        self._memo["fnmr", g, k] = out
+        return out
 
     def interval(self, values: np.ndarray) -> Interval:
         """Percentile interval of resampled values (NaN resamples dropped; ``high`` inf when unbounded)."""
@@ -157,10 +197,14 @@ class ClusteredBootstrap:
 
 
 def _weights(rng: np.random.Generator, size: int, n_boot: int) -> np.ndarray:
-    """``w[b, s]``: how many times subject s was drawn in resample b (draws of ``size`` from ``size``)."""
+    """``w[b, s]``: how many times subject s was drawn in resample b (draws of ``size`` from ``size``).
+
+    One ``rng.integers`` call per :data:`CHUNK` resamples: the same stream as one call per resample."""
     w = np.zeros((n_boot, size), np.uint8)  # a subject is drawn a few times at most (≪ 255)
     if size == 0:
         return w
-    for b in range(n_boot):
-        w[b] = np.minimum(np.bincount(rng.integers(0, size, size), minlength=size), 255)
+    for lo in range(0, n_boot, CHUNK):
+        m = min(CHUNK, n_boot - lo)
+        draws = rng.integers(0, size, (m, size)) + (np.arange(m) * size)[:, None]
+        w[lo : lo + m] = np.minimum(np.bincount(draws.ravel(), minlength=m * size), 255).reshape(m, size)
     return w

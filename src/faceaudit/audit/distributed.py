@@ -6,7 +6,7 @@ scatters them to every worker once, and sends each task a run of consecutive til
 (:meth:`~faceaudit.audit.scores.SortedTemplates.tiles`). A task folds its tiles with
 :func:`~faceaudit.audit.scores.compare_block` and returns histograms and mated scores, never scores one by one.
 Histograms are integer counts, so the order in which they arrive does not matter; mated scores are joined in
-tile order, as :func:`~faceaudit.audit.scores.compare_templates` joins them.
+tile order, as :func:`~faceaudit.audit.comparator.compare_templates` joins them.
 
 Bit for bit, with one condition. BLAS may round differently with a different number of threads. The tiles
 are DGEMMs (a score would need to lie within ~1e-12 of a bin edge to change bins) and the 1:N searches
@@ -56,7 +56,7 @@ def _compare_tiles(
     st: SortedTemplates, tiles: Sequence[tuple[tuple[int, int], tuple[int, int]]], n_blas: int | None
 ) -> BlockCounts:
     """One task: fold ``tiles`` (consecutive, in tile order) into one :class:`BlockCounts`, its SGEMMs run
-    with ``n_blas`` BLAS threads (the client's count, for identical rounding)."""
+    with ``n_blas`` BLAS threads (default 1, as the in-process comparator, for identical rounding)."""
     from threadpoolctl import threadpool_limits
 
     total = BlockCounts()
@@ -88,7 +88,7 @@ def compare_templates_dask(
     n_blas: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> ComparisonCounts:
-    """:func:`~faceaudit.audit.scores.compare_templates` on a Dask cluster (give ``client`` or ``address``).
+    """:func:`~faceaudit.audit.comparator.compare_templates` on a Dask cluster (give ``client`` or ``address``).
 
     ``tasks`` defaults to :data:`TASKS_PER_THREAD` per worker thread. ``n_blas`` is the BLAS thread count of
     each task's SGEMMs (default: this process's, which makes the counts equal the in-process ones).
@@ -117,7 +117,7 @@ def compare_templates_dask(
     n_threads = sum(client.nthreads().values()) or 1
     runs = _task_runs(tiles, tasks or TASKS_PER_THREAD * n_threads)
     st_remote = scatter_once(client, st)  # once per worker, not once per task
-    n_blas = n_blas or blas_threads()
+    n_blas = n_blas or 1  # the in-process comparator runs one BLAS thread per thread: the same rounding
     futures = [client.submit(_compare_tiles, st_remote, run, n_blas, pure=False) for run in runs]
     index = {f.key: i for i, f in enumerate(futures)}
     total = BlockCounts()

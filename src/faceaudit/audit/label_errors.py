@@ -105,40 +105,73 @@ def suspects_1n(
     return _listing(rows, threshold, "non-mated searches")
 
 
+def bulk_threshold_1to1(templates: np.ndarray, subject: np.ndarray, block: int = 512) -> float | None:
+    """:func:`bulk_threshold` of the non-mated comparisons of each template with the next :data:`NEIGHBOURS`
+    (None with fewer than two of them): a band of the score matrix, one float64 GEMM per ``block`` rows."""
+    subject = np.asarray(subject)
+    u64 = unit64(templates)
+    n = len(u64)
+    r = np.arange(block)[:, None]
+    k = np.arange(1, NEIGHBOURS + 1)[None, :]
+    parts = [np.zeros(0)]
+    for i0 in range(0, n, block):
+        s = u64[i0 : i0 + block] @ u64[i0 : i0 + block + NEIGHBOURS].T
+        rows, cols = np.broadcast_arrays(r[: len(s)], r[: len(s)] + k)
+        ok = (cols < s.shape[1]) & (subject[i0 + rows] != subject[np.minimum(i0 + cols, n - 1)])
+        parts.append(s[rows[ok], cols[ok]])
+    scores = np.concatenate(parts)
+    return bulk_threshold(scores) if len(scores) >= 2 else None
+
+
 def suspects_1to1(
     templates: np.ndarray,
     subject: np.ndarray,
     paths: Sequence[str],
     subject_ids: Sequence[str],
     block: int = 2048,
+    *,
+    threshold: float | None = None,
+    candidates: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict:
-    """Non-mated pairs far above the non-mated bulk (:data:`RULE`; float64 scores: blocked float32 GEMM, exact
-    re-scoring within the proven bound of the threshold)."""
+    """Non-mated pairs far above the non-mated bulk (:data:`RULE`), scored exactly in float64.
+
+    ``candidates`` (index pairs) are every non-mated pair that may score above ``threshold`` (as the
+    comparator keeps them, :class:`~faceaudit.audit.comparator.Keep`); without them, a pass of blocked
+    float32 GEMMs finds them, within the proven bound of the threshold.
+    """
     subject = np.asarray(subject)
-    u64 = unit64(templates)
-    n = len(u64)
-    ia = np.repeat(np.arange(n), NEIGHBOURS)
-    ib = ia + np.tile(np.arange(1, NEIGHBOURS + 1), n)
-    keep = ib < n
-    ia, ib = ia[keep], ib[keep]
-    keep = subject[ia] != subject[ib]
-    if keep.sum() < 2:
+    if threshold is None:
+        threshold = bulk_threshold_1to1(templates, subject)
+    if threshold is None:
         return _listing([], None, "non-mated comparisons")
-    threshold = bulk_threshold(dot64(u64, u64, ia[keep], ib[keep]))
+    u64 = unit64(templates)
+    i, j = candidates if candidates is not None else _candidates(u64, subject, threshold, block)
+    i, j = np.minimum(i, j), np.maximum(i, j)
+    keep = (j > i) & (subject[i] != subject[j])
+    i, j = i[keep], j[keep]
+    order = np.lexsort((j, i, j // block, i // block))  # the blocked pass's order (ties keep it)
+    i, j = i[order], j[order]
+    exact = dot64(u64, u64, i, j)
+    hit = exact > threshold
+    return _listing(
+        _pair_rows(i[hit], j[hit], exact[hit], paths, subject_ids), threshold, "non-mated comparisons"
+    )
+
+
+def _candidates(u64: np.ndarray, subject: np.ndarray, threshold: float, block: int) -> tuple[np.ndarray, ...]:
+    """Index pairs (i < j) whose float32 score lies above ``threshold`` less the proven bound."""
     u32 = u64.astype(np.float32)
     bound = score_bound(u32.shape[1])
-    rows = []
+    parts_i, parts_j = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
     for r0 in range(0, len(u32), block):
         for c0 in range(r0, len(u32), block):  # the upper triangle in tiles: memory O(block²)
             s = u32[r0 : r0 + block] @ u32[c0 : c0 + block].T
             i, j = np.nonzero(s > threshold - bound)
             i, j = i + r0, j + c0
             keep = (j > i) & (subject[i] != subject[j])
-            i, j = i[keep], j[keep]
-            exact = dot64(u64, u64, i, j)
-            hit = exact > threshold
-            rows += _pair_rows(i[hit], j[hit], exact[hit], paths, subject_ids)
-    return _listing(rows, threshold, "non-mated comparisons")
+            parts_i.append(i[keep])
+            parts_j.append(j[keep])
+    return np.concatenate(parts_i), np.concatenate(parts_j)
 
 
 def _pair_rows(ia, ib, scores, paths, subject_ids) -> list[dict]:

@@ -19,15 +19,16 @@ import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.bootstrap import ClusteredBootstrap
+from faceaudit.audit.comparator import Keep, compare_sorted
 from faceaudit.audit.fairness import alphas
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
-from faceaudit.audit.label_errors import exclude_images, suspects_1to1
+from faceaudit.audit.label_errors import bulk_threshold_1to1, exclude_images, suspects_1to1
 from faceaudit.audit.label_errors import warning as suspect_warning
 from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.pairs import UNLABELLED, Manifest, load_manifest
 from faceaudit.audit.result import SCHEMA, AuditResult
-from faceaudit.audit.scores import compare_templates, sort_templates
+from faceaudit.audit.scores import sort_templates
 from faceaudit.audit.signing import model_file_sha256
 from faceaudit.audit.templates_file import check_model, read_templates
 from faceaudit.errors import InputError, UsageError
@@ -86,17 +87,25 @@ def audit_templates(
     warnings: Sequence[str] = (),
     progress: Progress | None = None,
     dask: Any = None,
+    label_check: tuple[Sequence[str], Sequence[str]] | None = None,
 ) -> AuditResult:
     """Audit templates already in memory (rows of failed images removed). ``group_index`` -1: no label.
 
     ``dask`` (a scheduler address, ``local:N`` or a ``distributed.Client``) runs the all-pairs comparison on a
-    Dask cluster (:mod:`faceaudit.audit.distributed`); the counts are the in-process counts.
+    Dask cluster (:mod:`faceaudit.audit.distributed`); the counts are the in-process counts. ``label_check``
+    (each template's path and subject id) lists suspected label errors (:mod:`faceaudit.audit.label_errors`).
+    In process, the comparison keeps the pairs that the bootstrap and the label check need as it counts
+    (:class:`~faceaudit.audit.comparator.Keep`); on Dask they take a second pass.
     """
     n = len(templates)
     targets = targets_of(target_fmr)
+    label_threshold = bulk_threshold_1to1(templates, subject) if label_check is not None else None
+    st = sort_templates(templates, group_index, subject, groups)
+    kept = None
     with _dask_client(dask) as client, (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         if client is None:
-            counts = compare_templates(templates, group_index, subject, groups, progress=advance)
+            keep = Keep(fmr=max(targets) if bootstrap else None, score=label_threshold)
+            counts, kept = compare_sorted(st, keep=keep, progress=advance)
         else:
             from faceaudit.audit.distributed import blas_threads, compare_templates_dask
 
@@ -114,8 +123,7 @@ def audit_templates(
         total = counts.non_mated_total()
         ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
         if ks:
-            st = sort_templates(templates, group_index, subject, groups, counts.grid)
-            boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap)
+            boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap, kept=kept)
     result = analyse(
         counts,
         targets=targets,
@@ -126,6 +134,18 @@ def audit_templates(
         warnings=warnings,
     )
     result.headline = headline(result)
+    if label_check is not None:
+        candidates = None
+        if kept is not None and kept.score == label_threshold and st.order is not None:
+            a, b, _ = kept.above
+            candidates = (st.order[a], st.order[b])
+        paths, ids = label_check
+        result.label_check = suspects_1to1(
+            templates, subject, paths, ids, threshold=label_threshold, candidates=candidates
+        )
+        note = suspect_warning(result.label_check)
+        if note:
+            result.warnings.append(note)
     return result
 
 
@@ -274,13 +294,10 @@ def audit(
         warnings=warn,
         progress=progress,
         dask=client,
+        label_check=(np.asarray(paths, object)[ok], m.frame["subject_id"].str.strip().to_numpy()[ok])
+        if label_check
+        else None,
     )
-    if label_check:
-        ids = m.frame["subject_id"].str.strip().to_numpy()[ok]
-        result.label_check = suspects_1to1(vecs[ok], m.subject[ok], np.asarray(paths, object)[ok], ids)
-        note = suspect_warning(result.label_check)
-        if note:
-            result.warnings.append(note)
     if compare_policies:
         if root is None:
             raise UsageError("--compare-policies re-embeds the images with each policy: give --root")

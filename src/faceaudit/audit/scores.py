@@ -7,14 +7,12 @@ and are kept exactly.
 The unit of work is one block of the score matrix: :func:`compare_block` turns the rows ``[r0, r1)`` against
 the columns ``[c0, c1)`` of :func:`sort_templates`' output into a :class:`BlockCounts`; a distributed audit
 runs blocks anywhere and folds them with :meth:`BlockCounts.add`. :func:`compare_templates` does the same in
-process, overlapping each block's DGEMM with the binning of the previous one.
+process, in slabs of a tile scored and binned by each thread while in cache (:mod:`faceaudit.audit.comparator`).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,7 +29,6 @@ __all__ = [
     "ScoreGrid",
     "SortedTemplates",
     "compare_block",
-    "compare_templates",
     "count_scores",
     "sort_templates",
 ]
@@ -49,7 +46,7 @@ class SortedTemplates:
     ``rows[i] = [x_i/w, -lo/w]`` and ``cols[j] = [x_j, 1]`` in float64, so that one DGEMM yields the bin
     coordinate ``s/w - lo/w`` of every score directly; its integer part is the bin (the arithmetic of
     :meth:`ScoreGrid.quantise`). ``code`` is each row's group (``n_groups`` for no
-    label), ``seg[g]`` the first row of group g.
+    label), ``seg[g]`` the first row of group g, and ``order[i]`` the caller's index of row i.
     """
 
     rows: np.ndarray
@@ -59,6 +56,7 @@ class SortedTemplates:
     seg: np.ndarray
     groups: tuple[str, ...]
     grid: ScoreGrid
+    order: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -118,7 +116,7 @@ def sort_templates(
     rows[:, -1] = -grid.lo / grid.width
     code = code[order]
     seg = np.searchsorted(code, np.arange(n_groups + 2), side="left")
-    return SortedTemplates(rows, cols, code, subj[order], seg, tuple(groups), grid)
+    return SortedTemplates(rows, cols, code, subj[order], seg, tuple(groups), grid, order)
 
 
 Cell = tuple[int, int]
@@ -162,6 +160,8 @@ class BlockCounts:
             )
         if self.mated:
             coords, m_a, m_b, m_subj = (np.concatenate(parts) for parts in zip(*self.mated, strict=True))
+            canon = np.lexsort((coords, m_subj, m_b, m_a))  # one order, whatever order the blocks came in
+            coords, m_a, m_b, m_subj = coords[canon], m_a[canon], m_b[canon], m_subj[canon]
         else:
             coords = np.zeros(0, np.float64)
             m_a = m_b = m_subj = np.zeros(0, np.intp)
@@ -267,57 +267,6 @@ def compare_block(st: SortedTemplates, rows: Span, cols: Span) -> BlockCounts:
 def _pairs_in(rows: Span, cols: Span) -> int:
     h, w = rows[1] - rows[0], cols[1] - cols[0]
     return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
-
-
-def compare_templates(
-    templates: np.ndarray,
-    group_index: Sequence[int] | np.ndarray,
-    subject: Sequence[int] | np.ndarray,
-    groups: list[str],
-    *,
-    grid: ScoreGrid | None = None,
-    block: int = BLOCK,
-    threads: int | None = None,
-    progress: Callable[[int], None] | None = None,
-) -> ComparisonCounts:
-    """Compare every unordered pair of ``templates`` (rows L2-normalised here) in tiles of ``block``².
-
-    ``group_index[i]`` is the group of template i (-1: no label), ``subject[i]`` an integer subject code (give
-    each image without a subject id a code of its own). Pairs with the same subject are mated; their scores are
-    kept exactly and left out of the non-mated histograms. ``progress(n)`` is called with the number of
-    pairs done after each tile. Memory: the templates plus O(block²) plus the histograms, whatever N is.
-
-    The same result as folding :func:`compare_block` over every tile; here each tile's binning runs in
-    ``threads`` threads while the next tile's DGEMM runs.
-    """
-    st = sort_templates(templates, group_index, subject, groups, grid)
-    total = BlockCounts()
-    n_threads = threads or min(4, os.cpu_count() or 1)
-    buffers = [np.empty((block, block), np.float64) for _ in range(2)]
-    pending: list[tuple[list[Future], int, tuple | None]] = []
-
-    def collect(item: tuple[list[Future], int, tuple | None]) -> None:
-        futures, masked, mated = item
-        for f in futures:
-            total.add(BlockCounts(f.result()))
-        total.add(BlockCounts({}, masked, [mated] if mated is not None else []))
-
-    with ThreadPoolExecutor(n_threads) as pool:
-        for t, (rows, cols) in enumerate(st.tiles(block)):
-            if len(pending) >= len(buffers):
-                collect(pending.pop(0))
-            v, masked, mated = score_tile(st, rows, cols, buffers[t % len(buffers)])
-            h = rows[1] - rows[0]
-            step = -(-h // n_threads)
-            futures = [
-                pool.submit(bin_tile, st, v, rows, cols, lo, min(lo + step, h)) for lo in range(0, h, step)
-            ]
-            pending.append((futures, masked, mated))
-            if progress:
-                progress(_pairs_in(rows, cols))
-        while pending:
-            collect(pending.pop(0))
-    return total.to_counts(st)
 
 
 def fold_blocks(st: SortedTemplates, blocks: Iterable[BlockCounts]) -> ComparisonCounts:
