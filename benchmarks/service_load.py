@@ -84,6 +84,11 @@ def _main() -> None:
     ap.add_argument("--seconds", type=int, default=30, help="locust run time per user count")
     ap.add_argument("--cli-runs", type=int, default=3, help="identify calls through the CLI (each way)")
     ap.add_argument("--cli-only", action="store_true", help="only the CLI column: no server, no locust")
+    ap.add_argument(
+        "--before-src",
+        default=None,
+        help="also time the CLI of another source tree (its src folder, e.g. main exported by git archive)",
+    )
     ap.add_argument("--workers", type=int, default=None, help="server inference workers (default: cores)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -192,6 +197,17 @@ def _main() -> None:
                 results[0]["p50_ms"] if results else "-",
                 "upload, decode, detect, embed, search, ledger",
             ],
+            *(
+                [
+                    [
+                        f"CLI `faceaudit identify` of {args.before_src} ({n} runs)",
+                        ms(cli["before_s"]),
+                        "process start, model load, index rebuild, then the same",
+                    ]
+                ]  # fmt: skip
+                if cli["before_s"]
+                else []
+            ),
             [
                 f"CLI `faceaudit identify --no-index-file` ({n} runs)",
                 ms(cli["no_index_file_s"]),
@@ -295,7 +311,7 @@ def _cli_column(args, db, probes: list, env: dict) -> dict:
         p.unlink()
     queue = list(probes)
 
-    def one(extra: list[str]) -> float:
+    def one(extra: list[str], run_env: dict = env) -> float:
         while queue:
             probe = queue.pop(0)
             t0 = time.perf_counter()
@@ -317,7 +333,7 @@ def _cli_column(args, db, probes: list, env: dict) -> dict:
                     "--json",
                     *extra,
                 ],
-                env=env,
+                env=run_env,
                 capture_output=True,
                 text=True,
             )
@@ -329,10 +345,14 @@ def _cli_column(args, db, probes: list, env: dict) -> dict:
             return took
         sys.exit("ran out of probes that pass the quality gate")
 
+    before = []
+    if args.before_src:
+        before_env = {**env, "PYTHONPATH": args.before_src, "PYTHONDONTWRITEBYTECODE": "1"}
+        before = [one([], before_env) for _ in range(args.cli_runs)]
     baseline = [one(["--no-index-file"]) for _ in range(args.cli_runs)]
     first = one([])
     after = [one([]) for _ in range(args.cli_runs)]
-    return {"no_index_file_s": baseline, "first_s": first, "after_first_s": after}
+    return {"before_s": before, "no_index_file_s": baseline, "first_s": first, "after_first_s": after}
 
 
 def _run_load(args, work, url: str, key: str, probes: list, env: dict) -> tuple[list, list]:
