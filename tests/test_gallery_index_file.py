@@ -151,6 +151,25 @@ def test_a_subject_erased_after_the_file_was_written_never_comes_back(db, engine
     assert origin == "rebuilt" and "ben" not in refs
 
 
+def test_a_file_left_by_an_erasure_that_died_before_removing_it_goes_at_the_next_open(
+    db, engine, probes, tmp_path
+):
+    """The state a process killed between the erasure's commit and the file's removal leaves: the file of before
+    the erasure, and the scrub still pending. The next open of the gallery removes the file."""
+    import sqlite3
+
+    index = Path(f"{db}.index")
+    identify(db, engine, probes["ada"])
+    shutil.copy(index, tmp_path / "before.index")
+    with Gallery(db, engine=engine) as g:
+        g.erase("ada", reason="request", operator="dpo")
+    shutil.copy(tmp_path / "before.index", index)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('scrub_pending', '2026-12-06T00:00:00Z')")
+    with Gallery(db, engine=engine):
+        assert not index.exists()
+
+
 def test_cli_identify_uses_the_file_and_never_returns_an_erased_subject(db, engine, probes):
     env = {"FACEAUDIT_KEY": ""}
     ask = ["--db", str(db), "--purpose", "p", "--case", "c", "--operator", "o", "--json", "--top-k", "3"]
