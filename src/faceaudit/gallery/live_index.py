@@ -44,8 +44,8 @@ class LiveIndex:
         self.file = None if path is None else IndexFile(path, sealer, gallery_id)
         self.use_file = use_file and self.file is not None and kind in ("exact", "hnsw")
         self.origin = ""
-        self._pending: Future | None = None  # the index file, being read ahead (prefetch)
         """How the index was made: ``"rebuilt"``, ``"file"`` (loaded as saved) or ``"file+caught up"``."""
+        self._pending: Future | None = None  # the index file, being read ahead (prefetch)
         self._sealer = sealer
         self._gallery_id = gallery_id
         self.kind = kind
