@@ -8,6 +8,10 @@ append committed with fsync. 503s are the backpressure of the bounded inference 
 
     PYTHONPATH=src python benchmarks/service_load.py --workdir /tmp/sbench --seconds 30
 
+The CLI column runs ``faceaudit identify`` with ``--no-index-file`` (the index rebuilt on every call, the
+baseline), then without it: a first call that builds and writes the index file ``gallery.db.index``, and
+``--cli-runs`` calls after it that load the file. ``--cli-only`` runs only that column (no server, no locust).
+
 The gallery is built once in ``--workdir`` and reused (delete the folder to rebuild it). Needs locust
 (``pip install -e .[bench]``) and ../shared/datasets/lfw.
 """
@@ -61,10 +65,7 @@ def _main() -> None:
     import csv
     import json
     import shutil
-    import signal
-    import socket
     import statistics
-    import subprocess
     import sys
     import time
     from pathlib import Path
@@ -81,7 +82,13 @@ def _main() -> None:
     )
     ap.add_argument("--users", type=int, nargs="+", default=[1, 4, 16])
     ap.add_argument("--seconds", type=int, default=30, help="locust run time per user count")
-    ap.add_argument("--cli-runs", type=int, default=3, help="identify calls through the CLI")
+    ap.add_argument("--cli-runs", type=int, default=3, help="identify calls through the CLI (each way)")
+    ap.add_argument("--cli-only", action="store_true", help="only the CLI column: no server, no locust")
+    ap.add_argument(
+        "--before-src",
+        default=None,
+        help="also time the CLI of another source tree (its src folder, e.g. main exported by git archive)",
+    )
     ap.add_argument("--workers", type=int, default=None, help="server inference workers (default: cores)")
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
     args = ap.parse_args()
@@ -143,6 +150,95 @@ def _main() -> None:
     info = json.loads(ready.read_text())
     probes = sorted(probes_dir.glob("*.jpg"))
 
+    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "src")}
+    env.pop("FACEAUDIT_KEY", None)
+    load_rows: list = []
+    results: list = []
+    startup = float("nan")
+    if not args.cli_only:
+        startup, load_rows, results = _serve_and_load(args, work, db, probes, env)
+    cli = _cli_column(args, db, probes, env)
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import print_table
+
+    print(
+        f"\ngallery: {info['total']:,} templates ({info['real']} real LFW), {len(probes)} LFW probe images; "
+        f"{os.cpu_count()} cores; server start-up {startup:.1f} s (models + index rebuild)\n"
+    )
+    if load_rows:
+        print_table(
+            [
+                "users",
+                "requests",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "req/s",
+                "errors",
+                "503 (backpressure)",
+                "load avg (1 min)",
+            ],
+            load_rows,
+        )
+        print()
+
+    def ms(values: list[float]) -> str:
+        return (
+            f"{statistics.median(values) * 1e3:,.0f} (runs: {', '.join(f'{v * 1e3:,.0f}' for v in values)})"
+        )
+
+    n = args.cli_runs
+    print_table(
+        ["the same identify request", "median wall ms", "what it includes"],
+        [
+            [
+                "service, 1 user (p50)",
+                results[0]["p50_ms"] if results else "-",
+                "upload, decode, detect, embed, search, ledger",
+            ],
+            *(
+                [
+                    [
+                        f"CLI `faceaudit identify` of {args.before_src} ({n} runs)",
+                        ms(cli["before_s"]),
+                        "process start, model load, index rebuild, then the same",
+                    ]
+                ]  # fmt: skip
+                if cli["before_s"]
+                else []
+            ),
+            [
+                f"CLI `faceaudit identify --no-index-file` ({n} runs)",
+                ms(cli["no_index_file_s"]),
+                "process start, model load, index rebuild, then the same",
+            ],
+            [
+                "CLI `faceaudit identify`, first run",
+                ms([cli["first_s"]]),
+                "the same, and writing the index file",
+            ],
+            [
+                f"CLI `faceaudit identify`, {n} runs after the first",
+                ms(cli["after_first_s"]),
+                "process start, model load, index file loaded, then the same",
+            ],
+        ],
+    )
+    if args.out:
+        Path(args.out).write_text(
+            json.dumps({"gallery": info, "startup_s": startup, "locust": results, "cli_s": cli}, indent=2)
+        )
+
+
+def _serve_and_load(args, work, db, probes: list, env: dict) -> tuple[float, list, list]:
+    """Start ``faceaudit serve`` on the gallery, warm it up and run locust; (start-up s, table rows, results)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
     from faceaudit.gallery.values import Actor, utc_today
     from faceaudit.operations.keys import KeyHasher
     from faceaudit.operations.records import ServiceStore
@@ -162,8 +258,6 @@ def _main() -> None:
     )
     store.close()
 
-    env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", "src")}
-    env.pop("FACEAUDIT_KEY", None)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -201,78 +295,64 @@ def _main() -> None:
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(60)
-    cli_times = []
-    for p in probes[: args.cli_runs]:
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "faceaudit",
-                "identify",
-                str(p),
-                "--db",
-                str(db),
-                "--purpose",
-                "load test",
-                "--case",
-                "BENCH-CLI",
-                "--operator",
-                "bench",
-                "--json",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        cli_times.append(time.perf_counter() - t0)
-        if done.returncode != 0:
-            sys.exit(f"CLI identify failed: {done.stderr}")
-    cli_ms = statistics.median(cli_times) * 1e3
+    return startup, rows, results
 
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import print_table
 
-    print(
-        f"\ngallery: {info['total']:,} templates ({info['real']} real LFW), {len(probes)} LFW probe images; "
-        f"{os.cpu_count()} cores; server start-up {startup:.1f} s (models + index rebuild)\n"
-    )
-    print_table(
-        [
-            "users",
-            "requests",
-            "p50 ms",
-            "p95 ms",
-            "p99 ms",
-            "req/s",
-            "errors",
-            "503 (backpressure)",
-            "load avg (1 min)",
-        ],
-        rows,
-    )
-    print()
-    print_table(
-        ["the same identify request", "median wall ms", "what it includes"],
-        [
-            [
-                "service, 1 user (p50)",
-                results[0]["p50_ms"] if results else "-",
-                "upload, decode, detect, embed, search, ledger",
-            ],
-            [
-                f"CLI `faceaudit identify` ({args.cli_runs} runs)",
-                f"{cli_ms:.0f}",
-                "process start, model load, index rebuild, then the same",
-            ],
-        ],
-    )
-    if args.out:
-        Path(args.out).write_text(
-            json.dumps(
-                {"gallery": info, "startup_s": startup, "locust": results, "cli_ms": cli_times}, indent=2
+def _cli_column(args, db, probes: list, env: dict) -> dict:
+    """``faceaudit identify`` in a new process each call: ``--cli-runs`` calls with ``--no-index-file`` (the
+    baseline), then a first call that writes the index file and ``--cli-runs`` calls that load it (seconds each).
+    Probes that the quality gate refuses (exit 3) are skipped, untimed."""
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    for p in Path(db).parent.glob(Path(db).name + ".index*"):
+        p.unlink()
+    queue = list(probes)
+
+    def one(extra: list[str], run_env: dict = env) -> float:
+        while queue:
+            probe = queue.pop(0)
+            t0 = time.perf_counter()
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "faceaudit",
+                    "identify",
+                    str(probe),
+                    "--db",
+                    str(db),
+                    "--purpose",
+                    "load test",
+                    "--case",
+                    "BENCH-CLI",
+                    "--operator",
+                    "bench",
+                    "--json",
+                    *extra,
+                ],
+                env=run_env,
+                capture_output=True,
+                text=True,
             )
-        )
+            took = time.perf_counter() - t0
+            if done.returncode == 3:
+                continue  # no face or below the quality gate
+            if done.returncode != 0:
+                sys.exit(f"CLI identify failed: {done.stderr}")
+            return took
+        sys.exit("ran out of probes that pass the quality gate")
+
+    before = []
+    if args.before_src:
+        before_env = {**env, "PYTHONPATH": args.before_src, "PYTHONDONTWRITEBYTECODE": "1"}
+        before = [one([], before_env) for _ in range(args.cli_runs)]
+    baseline = [one(["--no-index-file"]) for _ in range(args.cli_runs)]
+    first = one([])
+    after = [one([]) for _ in range(args.cli_runs)]
+    return {"before_s": before, "no_index_file_s": baseline, "first_s": first, "after_first_s": after}
 
 
 def _run_load(args, work, url: str, key: str, probes: list, env: dict) -> tuple[list, list]:

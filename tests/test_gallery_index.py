@@ -91,3 +91,30 @@ def test_hnsw_kind_finds_near_duplicates():
     assert np.mean(hits) > 0.9
     index.remove(np.array([0]))
     assert 0 not in index.search(X[0], 10)[0]
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_saved_state_restores_the_same_index_without_a_rebuild(data, kind):
+    """What the index file holds: ``state()`` → ``from_state()`` answers as the built index, keeps its FAISS
+    structures (no rebuild), drops removed rows, and still takes additions and removals."""
+    ids, X, rng = data
+    n = len(ids) if kind == "exact" else 3000
+    index = TemplateIndex(128, kind, shards=2)
+    index.build(ids[:n], X[:n])
+    index.remove(ids[[7, 8]])
+    state = {k: np.array(v) for k, v in index.state().items()}  # copies, as read back from a file
+    assert len(state["ids"]) == n - 2 and not set(ids[[7, 8]]) & set(state["ids"].tolist())
+    back = TemplateIndex.from_state(128, kind, state)
+    assert (len(back._sq) == 2) if kind == "exact" else back._hnsw is not None
+    for q in np.concatenate([X[[50, 7, 999]] + 0.01, unit(rng, 10)]):
+        q = q / np.linalg.norm(q)
+        assert list(back.search(q, 10)[0]) == list(index.search(q, 10)[0])
+    if kind == "exact":  # certified exact after the round trip, too
+        keep = ~np.isin(ids[:n], ids[[7, 8]])
+        q = X[50] + 0.01
+        q /= np.linalg.norm(q)
+        assert list(back.search(q, 10)[0]) == list(brute(ids[:n][keep], X[:n][keep], q, 10))
+    back.add(np.array([5_000_000]), X[7:8])
+    assert back.search(X[7], 1)[0][0] == 5_000_000
+    back.remove(np.array([5_000_000]))
+    assert 5_000_000 not in back.search(X[7], 10)[0]

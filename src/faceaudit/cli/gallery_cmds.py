@@ -172,6 +172,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=10, help="candidates to list (default 10)")
     add_threshold_option(p)
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--no-index-file",
+        action="store_true",
+        help="build the search index from the gallery instead of loading DB.index (sealed, beside an SQLite "
+        "gallery; rewritten when stale, removed by every erasure)",
+    )
     _db_options(p)
     add_model_options(p)
     p.set_defaults(func=cmd_identify)
@@ -365,7 +371,8 @@ def cmd_identify(args: argparse.Namespace) -> int:
     from faceaudit.gallery import SearchRequest
 
     request = SearchRequest.build(args.purpose, args.case, args.operator, args.top_k)
-    with _open(args, engine=True) as gallery:
+    with _open(args, index_file=not args.no_index_file) as gallery:
+        gallery.engine = make_engine(args)  # the models load while the index file is read (a thread)
         result = gallery.identify(
             args.image,
             purpose=request.purpose,

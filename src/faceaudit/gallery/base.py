@@ -46,6 +46,10 @@ class GalleryBase:
             self._engine = Engine()
         return self._engine
 
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self._engine = engine
+
     @property
     def quality_gate(self) -> QualityGate:
         """The minimum quality of references and probes (the default gate unless one was given)."""

@@ -122,6 +122,7 @@ class TemplateSealer:
         self._pseudonym_key = _derive(key, b"faceaudit ledger subject pseudonym v1")
         self._digest_key = _derive(key, b"faceaudit ledger digest v1")
         self._binding_key = _derive(key, b"faceaudit gallery row binding v1")
+        self._index_file_key = _derive(key, b"faceaudit index file v1")
 
     @staticmethod
     def _aad(kind: str, gallery_id: str, subject_ref: str, model_id: str) -> bytes:
@@ -196,6 +197,13 @@ class TemplateSealer:
     def open_declared(self, blob: bytes, *, gallery_id: str, subject_ref: str) -> bytes:
         """Decrypt a subject's declared attributes."""
         return self._open(blob, self._aad("declared", gallery_id, subject_ref, ""))
+
+    def index_file_cipher(self, salt: bytes) -> AESGCM:
+        """The AES-256-GCM key of the gallery's index file (:mod:`.index_file`): HKDF of a key derived for index
+        files alone, salted with ``salt``, a random value kept in the gallery and replaced by every erasure."""
+        return AESGCM(
+            HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"v1").derive(self._index_file_key)
+        )
 
     def key_check(self, gallery_id: str) -> bytes:
         """A sealed constant stored in the gallery, so a wrong key is caught before anything is written."""

@@ -25,6 +25,7 @@ from faceaudit.gallery import locations, sqlite_file
 from faceaudit.gallery.base import GalleryBase
 from faceaudit.gallery.crypto import TemplateSealer, load_key
 from faceaudit.gallery.enrolment import Enrolling
+from faceaudit.gallery.index_file import rotate_salt
 from faceaudit.gallery.live_index import LiveIndex
 from faceaudit.gallery.records import (
     Candidate,
@@ -73,6 +74,8 @@ class Gallery(Enrolling, Searching, GalleryBase):
     use). The ledger is HMAC-signed when ``ledger_key`` (default ``$FACEAUDIT_LEDGER_KEY``) is set.
     ``repository`` is another store (any :class:`~faceaudit.gallery.repository.GalleryRepository`, e.g.
     PostgreSQL) to use instead of the SQLite file at ``path``; ``path`` then only names the gallery in messages.
+    ``index_file`` keeps the search index of an SQLite gallery in ``PATH.index`` (sealed, valid only at its gallery
+    version; see :mod:`.index_file`), so that a new process loads it instead of opening every template again.
 
     Every method that writes a ledger entry takes ``operator`` as a name (local use: the OS user is recorded
     beside it) or as an :class:`~faceaudit.gallery.values.Actor` (e.g. ``Actor.service(principal, key_id)``).
@@ -91,6 +94,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
         ledger_key: bytes | None = None,
         operator: str | Actor | None = None,
         repository: GalleryRepository | None = None,
+        index_file: bool = False,
     ) -> None:
         self.path = locations.location(path)
         if repository is None and locations.is_file_missing(path) and not create:
@@ -116,13 +120,16 @@ class Gallery(Enrolling, Searching, GalleryBase):
         self._ledger = Ledger(
             repo.ledger_store(), key=ledger_key, expect_signed=sqlite_file.ledger_signed(meta)
         )
-        self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind)
+        self._live = LiveIndex(repo, self._sealer, self.gallery_id, self.index_kind, use_file=index_file)
         if "names_bound" not in meta:
             self._bind_names()
         if (
             SCRUB_PENDING in meta
         ):  # an erasure whose process died (or was blocked) before its scrub: finish it
+            if self._live.file is not None:
+                self._live.file.discard_if_invalidated(repo)
             complete_scrub(repo, wait_s=0.0)
+        self._live.prefetch()  # with index_file: the index loads while the engine does
 
     def _bind_names(self) -> None:
         """Once, for a gallery made before display names were bound: bind every stored name to its subject."""
@@ -392,6 +399,7 @@ class Gallery(Enrolling, Searching, GalleryBase):
             version = before
             if rows:
                 version = self._repo.bump_version()
+                rotate_salt(self._repo)  # no index file written before this opens again
                 if SCRUB_PENDING not in self._repo.read_meta():
                     self._repo.set_meta(SCRUB_PENDING, started)
             entry = self._record(action, actor, started, version, **describe(rows, len(tids)))

@@ -152,6 +152,49 @@ class TemplateIndex:
             self.build(self._ids[: self._n][live].copy(), self._X[: self._n][live].copy())
         return len(hit)
 
+    # --- saved state (for the index file) -------------------------------------------------------------
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The built index as named arrays (dead rows compacted first), so that :meth:`from_state` restores it
+        without building again: the templates, their ids and the serialised FAISS structures."""
+        if self._dead:
+            live = self._alive[: self._n]
+            self.build(self._ids[: self._n][live].copy(), self._X[: self._n][live].copy())
+        n = self._n
+        out: dict[str, np.ndarray] = {"X": self._X[:n], "ids": self._ids[:n]}
+        if self._hnsw is not None:
+            out["hnsw"] = faiss.serialize_index(self._hnsw)
+        elif self._sq:
+            for i, sq in enumerate(self._sq):
+                out[f"sq{i}"] = faiss.serialize_index(sq)
+            out["sq_start"] = np.asarray(self._sq_start, np.int64)
+            out["errors"] = self._errors
+            out["outliers"] = self._outliers
+            out["eps0"] = np.asarray([self._eps0], np.float32)
+        return out
+
+    @classmethod
+    def from_state(cls, dim: int, kind: str, arrays: dict[str, np.ndarray]) -> TemplateIndex:
+        """The index saved by :meth:`state` (the arrays are used in place: they must be writable)."""
+        index = cls(dim, kind)
+        X, ids = arrays["X"].reshape(-1, dim), arrays["ids"]
+        n = len(ids)
+        if len(X) != n:
+            raise ValueError(f"{len(X)} templates for {n} ids")
+        if n:
+            index._X, index._ids, index._alive, index._n = X, ids, np.ones(n, bool), n
+        if "hnsw" in arrays:
+            index._hnsw = faiss.deserialize_index(arrays["hnsw"])
+        elif "sq_start" in arrays:
+            index._sq_start = [int(a) for a in arrays["sq_start"]]
+            index._sq = [faiss.deserialize_index(arrays[f"sq{i}"]) for i in range(len(index._sq_start))]
+            index._errors = arrays["errors"]
+            index._outliers = arrays["outliers"]
+            index._eps0 = float(arrays["eps0"][0])
+        elif kind == "hnsw" or (kind == "exact" and n >= SQ_MIN):
+            index.build(ids, X)  # saved before its structures existed: build them
+        return index
+
     # --- search -----------------------------------------------------------------------------------------
 
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -7,6 +7,7 @@ in bfloat16 is 1.8Ã— faster than OpenCV 5's new DNN engine (fp32), which is 1.8Ã
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from dataclasses import dataclass, field
@@ -86,8 +87,21 @@ def openvino_core():
     if _OV_CORE is None or _OV_CORE[0] != os.getpid():
         import openvino as ov
 
-        _OV_CORE = (os.getpid(), ov.Core())
+        core = ov.Core()
+        _keep_compiled_models(core)
+        _OV_CORE = (os.getpid(), core)
     return _OV_CORE[1]
+
+
+def _keep_compiled_models(core) -> None:
+    """Let OpenVINO keep the compiled models in the folder of derived model files (``cache_dir()/openvino``,
+    trusted as the derived ONNX copies beside it are), so that a new process (the CLI) loads them instead of
+    compiling again: about 0.35 s of the engine's start (docs/benchmarks.md). Without a writable folder it
+    compiles as before."""
+    from faceaudit.models.files import cache_dir
+
+    with contextlib.suppress(UsageError, RuntimeError, OSError):
+        core.set_property({"CACHE_DIR": str(cache_dir() / "openvino")})
 
 
 def openvino_available() -> bool:
