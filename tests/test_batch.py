@@ -80,3 +80,35 @@ def test_rows_are_records_and_take_keeps_every_column(tmp_path):
     assert res.take(res.rows_of([names[2]])).paths == [names[2]]
     with pytest.raises(KeyError, match="absent.jpg"):
         res.rows_of(["absent.jpg"])
+
+
+def test_batched_templates_match_one_image_at_a_time_and_rows_keep_their_order(tmp_path, monkeypatch):
+    import faceaudit.pipeline.batch as batch
+
+    root, names = _root(tmp_path)
+    (root / "blank.png").write_bytes(
+        __import__("cv2").imencode(".png", np.full((120, 120, 3), 128, np.uint8))[1].tobytes()
+    )
+    faces = [n for n in names if n != "broken.jpg"]
+    asked = [faces[0], "blank.png", faces[1], "broken.jpg", "absent.jpg", *faces[2:], faces[0]]
+    engine = Engine("sface")
+    alone = {n: engine.template(root / n).vector for n in faces}
+    # several chunks: each is embedded in one call while the next one is decoded, detected and aligned
+    monkeypatch.setattr(batch, "CHUNK", 3)
+    res = embed_paths(asked, root)
+    assert res.paths == asked
+    status = dict(zip(asked, res.status, strict=True))
+    assert status["blank.png"] == "no_face"
+    assert status["broken.jpg"].startswith("error") and status["absent.jpg"].startswith("error")
+    assert "absent.jpg" in status["absent.jpg"] or "not found" in status["absent.jpg"]
+    for i, name in enumerate(asked):
+        if name in alone:
+            assert res.status[i] == "ok"
+            assert float(res.templates[i] @ alone[name]) >= 0.999, name
+        else:
+            assert not res.templates[i].any()
+    assert np.array_equal(res.templates[0], res.templates[-1])
+    crops = [engine.prepare(engine.load(root / n))[0] for n in faces]
+    together = engine.embed_crops(crops)  # one call for all the crops
+    one_by_one = np.stack([engine.embed_crops([c])[0] for c in crops])
+    assert (together * one_by_one).sum(axis=1).min() >= 0.999
