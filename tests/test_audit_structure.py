@@ -13,8 +13,8 @@ import pytest
 
 import faceaudit
 from faceaudit.audit.analysis import analyse
-from faceaudit.audit.disaggregated import GroupRates, TargetResult
 from faceaudit.audit.comparator import compare_templates
+from faceaudit.audit.disaggregated import GroupRates, TargetResult
 from faceaudit.audit.scores import (
     BlockCounts,
     ScoreGrid,

@@ -31,7 +31,10 @@ def test_dask_embedding_matches_in_process(dask_local, face_paths, tmp_path):
     assert got.model_id == want.model_id and sum(done) == len(paths) - 1  # the missing file never left
     ok = np.array([s == "ok" for s in want.status])
     assert ok.sum() >= 6
-    np.testing.assert_allclose(got.templates[ok], want.templates[ok], atol=1e-5)
+    # the same model on other threads: OpenVINO's f32 kernels may sum in another order (up to 2.5e-4 per entry
+    # seen on an AVX2 CPU), so the templates agree as templates do, by cosine
+    cos = np.sum(got.templates[ok] * want.templates[ok], axis=1)
+    assert cos.min() > 0.9999, cos
     assert np.array_equal(got.n_faces, want.n_faces)
     # each worker loaded the engine once, whatever the number of chunks
     loaded = dask_local.run(
