@@ -34,6 +34,8 @@ from faceaudit.audit.grid import ScoreGrid
 from faceaudit.audit.scores import BLOCK, BlockCounts, Cell, SortedTemplates, Span, sort_templates
 from faceaudit.errors import FaceAuditError
 
+BLAS_THREADS = 1
+"""BLAS threads of each comparator thread (and of each Dask task, which then rounds the same)."""
 SLAB_ROWS = 256
 """Rows of one slab: a 256 × 2048 float64 slab (4 MiB) stays in cache between its DGEMM and its binning."""
 KEEP_LIMIT = 20_000_000
@@ -79,7 +81,6 @@ class _Slab:
 class _Thread:
     """One thread's sums: histograms per cell (bins + 1: the last counts masked entries), mated, kept pairs."""
 
-    n_bins: int
     cells: dict[Cell, np.ndarray] = field(default_factory=dict)
     total: np.ndarray | None = None
     masked: int = 0
@@ -90,9 +91,9 @@ class _Thread:
     above: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list)
 
 
-def _slabs(st: SortedTemplates, block: int) -> tuple[list[_Slab], np.ndarray, np.ndarray]:
-    """The slabs in tile order; ``table[chunk, span]`` the slab of a row chunk against a column span (-1: none)
-    and ``chunk_start`` the first row of each row chunk."""
+def _slabs(st: SortedTemplates, block: int) -> tuple[list[_Slab], np.ndarray, np.ndarray, np.ndarray]:
+    """The slabs in tile order; ``table[chunk, span]`` the slab of a row chunk against a column span (-1: none),
+    ``chunk_start`` the first row of each row chunk and ``span_start`` that of each span."""
     spans = st.spans(block)
     starts = [a for r0, r1 in spans for a in range(r0, r1, SLAB_ROWS)]
     table = np.full((len(starts), len(spans)), -1, np.intp)
@@ -106,7 +107,7 @@ def _slabs(st: SortedTemplates, block: int) -> tuple[list[_Slab], np.ndarray, np
                 table[chunk + k, j] = len(out)
                 out.append(_Slab((a, min(r1, a + SLAB_ROWS)), (a, c1) if i == j else (c0, c1), i == j))
         chunk += n_chunks
-    return out, table, np.asarray(starts, np.intp)
+    return out, table, np.asarray(starts, np.intp), np.asarray([r0 for r0, _ in spans], np.intp)
 
 
 def _mated_pairs(subject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -126,13 +127,12 @@ def _mated_pairs(subject: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _mated_by_slab(
-    st: SortedTemplates, table: np.ndarray, chunk_start: np.ndarray, block: int
+    subject: np.ndarray, table: np.ndarray, chunk_start: np.ndarray, span_start: np.ndarray
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Every mated pair (sorted indices a < b), grouped by the slab that holds it."""
-    a, b = _mated_pairs(st.subject)
+    """Every mated pair (sorted indices a < b), grouped by the slab that holds it (the tables of :func:`_slabs`)."""
+    a, b = _mated_pairs(subject)
     if not len(a):
         return {}
-    span_start = np.asarray([r0 for r0, _ in st.spans(block)], np.intp)
     slab = table[np.searchsorted(chunk_start, a, "right") - 1, np.searchsorted(span_start, b, "right") - 1]
     if (slab < 0).any():
         raise FaceAuditError("internal error: a mated pair fell outside every slab")
@@ -155,8 +155,8 @@ class _Run:
 
     def __init__(self, st: SortedTemplates, keep: Keep, block: int) -> None:
         self.st = st
-        self.slabs, table, chunk_start = _slabs(st, block)
-        self.mated = _mated_by_slab(st, table, chunk_start, block)
+        self.slabs, table, chunk_start, span_start = _slabs(st, block)
+        self.mated = _mated_by_slab(st.subject, table, chunk_start, span_start)
         self.n_bins = st.grid.n_bins
         n = st.n
         self.allowed: int | None = None
@@ -264,10 +264,10 @@ def compare_sorted(
     """Compare every pair of sorted templates ``st`` in ``threads`` threads; the counts and the kept pairs."""
     run = _Run(st, keep, block)
     n_threads = max(1, threads or os.cpu_count() or 1)
-    sums = [_Thread(st.grid.n_bins) for _ in range(n_threads)]
+    sums = [_Thread() for _ in range(n_threads)]
     reported = 0
     # one BLAS thread per comparator thread, set once for the whole run (the limit is process-wide)
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(n_threads) as pool:
+    with threadpool_limits(BLAS_THREADS, user_api="blas"), ThreadPoolExecutor(n_threads) as pool:
         futures = [pool.submit(run.work, t) for t in sums]
         pending = set(futures)
         try:

@@ -11,8 +11,10 @@ tile order, as :func:`~faceaudit.audit.comparator.compare_templates` joins them.
 Bit for bit, with one condition. BLAS may round differently with a different number of threads. The tiles
 are DGEMMs (a score would need to lie within ~1e-12 of a bin edge to change bins) and the 1:N searches
 re-score every float32 score near a deciding one in float64 (:mod:`faceaudit.audit.exact`), so in practice
-the counts agree everywhere; each task still runs its GEMMs with the BLAS thread count of the calling process
-(through threadpoolctl), so on workers with the same BLAS build and CPU kernel they agree bit for bit.
+the counts agree everywhere; each comparison task still runs its DGEMMs with one BLAS thread, as every thread of
+the in-process comparator does (:data:`~faceaudit.audit.comparator.BLAS_THREADS`), and each search task with the
+BLAS thread count of the calling process (through threadpoolctl), so on workers with the same BLAS build and CPU
+kernel they agree bit for bit.
 
 ``address`` is a scheduler address (``tcp://host:8786``) or ``local:N`` for a LocalCluster of N worker
 processes (one thread each) on 127.0.0.1, started and stopped around the call. dask.distributed is optional:
@@ -26,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from faceaudit.audit.comparator import BLAS_THREADS
 from faceaudit.audit.identification import BLOCK as SEARCH_BLOCK
 from faceaudit.audit.identification import DEFAULT_RANK, Searches, search
 from faceaudit.audit.scores import (
@@ -91,7 +94,8 @@ def compare_templates_dask(
     """:func:`~faceaudit.audit.comparator.compare_templates` on a Dask cluster (give ``client`` or ``address``).
 
     ``tasks`` defaults to :data:`TASKS_PER_THREAD` per worker thread. ``n_blas`` is the BLAS thread count of
-    each task's SGEMMs (default: this process's, which makes the counts equal the in-process ones).
+    each task's DGEMMs (default :data:`~faceaudit.audit.comparator.BLAS_THREADS`, as in process, which makes
+    the counts equal the in-process ones).
     ``progress(n)`` gets the pairs of each task as it finishes.
     """
     if client is None:
@@ -117,7 +121,7 @@ def compare_templates_dask(
     n_threads = sum(client.nthreads().values()) or 1
     runs = _task_runs(tiles, tasks or TASKS_PER_THREAD * n_threads)
     st_remote = scatter_once(client, st)  # once per worker, not once per task
-    n_blas = n_blas or 1  # the in-process comparator runs one BLAS thread per thread: the same rounding
+    n_blas = n_blas or BLAS_THREADS  # as each thread of the in-process comparator: the same rounding
     futures = [client.submit(_compare_tiles, st_remote, run, n_blas, pure=False) for run in runs]
     index = {f.key: i for i, f in enumerate(futures)}
     total = BlockCounts()

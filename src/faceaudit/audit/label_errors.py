@@ -145,7 +145,7 @@ def suspects_1to1(
     if threshold is None:
         return _listing([], None, "non-mated comparisons")
     u64 = unit64(templates)
-    i, j = candidates if candidates is not None else _candidates(u64, subject, threshold, block)
+    i, j = candidates if candidates is not None else _candidates(u64, threshold, block)
     i, j = np.minimum(i, j), np.maximum(i, j)
     keep = (j > i) & (subject[i] != subject[j])
     i, j = i[keep], j[keep]
@@ -158,8 +158,9 @@ def suspects_1to1(
     )
 
 
-def _candidates(u64: np.ndarray, subject: np.ndarray, threshold: float, block: int) -> tuple[np.ndarray, ...]:
-    """Index pairs (i < j) whose float32 score lies above ``threshold`` less the proven bound."""
+def _candidates(u64: np.ndarray, threshold: float, block: int) -> tuple[np.ndarray, ...]:
+    """Index pairs (i < j) whose float32 score lies above ``threshold`` less the proven bound (mated pairs
+    included: :func:`suspects_1to1` drops them)."""
     u32 = u64.astype(np.float32)
     bound = score_bound(u32.shape[1])
     parts_i, parts_j = [np.zeros(0, np.intp)], [np.zeros(0, np.intp)]
@@ -168,9 +169,8 @@ def _candidates(u64: np.ndarray, subject: np.ndarray, threshold: float, block: i
             s = u32[r0 : r0 + block] @ u32[c0 : c0 + block].T
             i, j = np.nonzero(s > threshold - bound)
             i, j = i + r0, j + c0
-            keep = (j > i) & (subject[i] != subject[j])
-            parts_i.append(i[keep])
-            parts_j.append(j[keep])
+            parts_i.append(i[j > i])
+            parts_j.append(j[j > i])
     return np.concatenate(parts_i), np.concatenate(parts_j)
 
 

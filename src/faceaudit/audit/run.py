@@ -19,7 +19,7 @@ import pandas as pd
 
 from faceaudit.audit.analysis import DEFAULT_TARGETS, analyse
 from faceaudit.audit.bootstrap import ClusteredBootstrap
-from faceaudit.audit.comparator import Keep, compare_sorted
+from faceaudit.audit.comparator import BLAS_THREADS, Keep, compare_sorted
 from faceaudit.audit.fairness import alphas
 from faceaudit.audit.headline import headline
 from faceaudit.audit.intervals import clopper_pearson
@@ -100,14 +100,14 @@ def audit_templates(
     n = len(templates)
     targets = targets_of(target_fmr)
     label_threshold = bulk_threshold_1to1(templates, subject) if label_check is not None else None
-    st = sort_templates(templates, group_index, subject, groups)
-    kept = None
+    st, kept = None, None
     with _dask_client(dask) as client, (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         if client is None:
+            st = sort_templates(templates, group_index, subject, groups)
             keep = Keep(fmr=max(targets) if bootstrap else None, score=label_threshold)
             counts, kept = compare_sorted(st, keep=keep, progress=advance)
         else:
-            from faceaudit.audit.distributed import blas_threads, compare_templates_dask
+            from faceaudit.audit.distributed import compare_templates_dask
 
             counts = compare_templates_dask(
                 templates, group_index, subject, groups, client=client, progress=advance
@@ -116,13 +116,15 @@ def audit_templates(
                 workers = client.nthreads()
                 config["comparison_on"] = (
                     f"Dask: {len(workers)} workers, {sum(workers.values())} threads, "
-                    f"BLAS threads per task {blas_threads()}"
+                    f"BLAS threads per task {BLAS_THREADS}"
                 )
     boot = None
     if bootstrap:
         total = counts.non_mated_total()
         ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
         if ks:
+            if st is None:  # on Dask: the sorted templates for the bootstrap's second pass
+                st = sort_templates(templates, group_index, subject, groups, counts.grid)
             boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap, kept=kept)
     result = analyse(
         counts,
@@ -136,7 +138,7 @@ def audit_templates(
     result.headline = headline(result)
     if label_check is not None:
         candidates = None
-        if kept is not None and kept.score == label_threshold and st.order is not None:
+        if kept is not None and kept.score == label_threshold and st is not None and st.order is not None:
             a, b, _ = kept.above
             candidates = (st.order[a], st.order[b])
         paths, ids = label_check
