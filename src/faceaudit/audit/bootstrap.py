@@ -138,42 +138,41 @@ class ClusteredBootstrap:
 
     def fmr(self, g: int, k: int) -> np.ndarray:
         """FMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no comparisons)."""
-        if ("fmr", g, k) in self._memo:
+        if ("fmr", g, k) in self._memo:  # before building E again
             return self._memo["fmr", g, k]
         c = self.clusters[g]
-        assert c.weights is not None
         n, size = c.n_images, len(c.n_images)
         hit = c.pair_bin >= k
         e = sparse.csr_matrix(
             (np.ones(int(hit.sum())), (c.pair_a[hit], c.pair_b[hit])), shape=(size, size)
         )  # duplicates (several image pairs of two subjects) are summed
-        errors, trials = np.empty(self.n_boot), np.empty(self.n_boot)
-        for lo in range(0, self.n_boot, CHUNK):
-            w = c.weights[lo : lo + CHUNK].astype(np.float64)
-            trials[lo : lo + CHUNK] = ((w @ n) ** 2 - (w**2) @ (n**2)) / 2
-            errors[lo : lo + CHUNK] = np.einsum("bs,sb->b", w, e @ w.T) if e.nnz else 0.0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(trials > 0, errors / trials, np.nan)
-        self._memo["fmr", g, k] = out
-        return out
+
+        def sums(w: np.ndarray) -> tuple[np.ndarray | float, np.ndarray]:
+            errors = np.einsum("bs,sb->b", w, e @ w.T) if e.nnz else 0.0
+            return errors, ((w @ n) ** 2 - (w**2) @ (n**2)) / 2
+
+        return self._resampled(("fmr", g, k), sums)
 
     def fnmr(self, g: int, k: int) -> np.ndarray:
         """FNMR of group ``g`` at bin index ``k`` in each resample (NaN where a resample has no mated pair)."""
-        if ("fnmr", g, k) in self._memo:
-            return self._memo["fnmr", g, k]
         c = self.clusters[g]
-        assert c.weights is not None
         size = len(c.n_images)
         mated = np.bincount(c.mated_cluster, minlength=size).astype(np.float64)
         errors = np.bincount(c.mated_cluster, weights=(c.mated_bin < k), minlength=size)
-        num, den = np.empty(self.n_boot), np.empty(self.n_boot)
-        for lo in range(0, self.n_boot, CHUNK):
-            w = c.weights[lo : lo + CHUNK].astype(np.float64)
-            num[lo : lo + CHUNK], den[lo : lo + CHUNK] = w @ errors, w @ mated
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out = np.where(den > 0, num / den, np.nan)
-        self._memo["fnmr", g, k] = out
-        return out
+        return self._resampled(("fnmr", g, k), lambda w: (w @ errors, w @ mated))
+
+    def _resampled(self, key: tuple[str, int, int], sums) -> np.ndarray:
+        """errors / trials in each resample, ``sums(w)`` giving both for a block of weights (memoised by ``key``:
+        a ratio asks again for rates already drawn)."""
+        if key not in self._memo:
+            weights = self.clusters[key[1]].weights
+            assert weights is not None
+            num, den = np.empty(self.n_boot), np.empty(self.n_boot)
+            for lo in range(0, self.n_boot, CHUNK):
+                num[lo : lo + CHUNK], den[lo : lo + CHUNK] = sums(weights[lo : lo + CHUNK].astype(np.float64))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self._memo[key] = np.where(den > 0, num / den, np.nan)
+        return self._memo[key]
 
     def interval(self, values: np.ndarray) -> Interval:
         """Percentile interval of resampled values (NaN resamples dropped; ``high`` inf when unbounded)."""
