@@ -102,8 +102,8 @@ def load_key(key: str | bytes | None = None, key_file: str | os.PathLike | None 
     raise GalleryKeyError(f"no gallery key: set {KEY_ENV}{where} (created by 'faceaudit gallery init')")
 
 
-def _derive(key: bytes, info: bytes) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(key)
+def _derive(key: bytes, info: bytes, salt: bytes | None = None) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(key)
 
 
 class TemplateSealer:
@@ -201,9 +201,7 @@ class TemplateSealer:
     def index_file_cipher(self, salt: bytes) -> AESGCM:
         """The AES-256-GCM key of the gallery's index file (:mod:`.index_file`): HKDF of a key derived for index
         files alone, salted with ``salt``, a random value kept in the gallery and replaced by every erasure."""
-        return AESGCM(
-            HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"v1").derive(self._index_file_key)
-        )
+        return AESGCM(_derive(self._index_file_key, b"v1", salt))
 
     def key_check(self, gallery_id: str) -> bytes:
         """A sealed constant stored in the gallery, so a wrong key is caught before anything is written."""
