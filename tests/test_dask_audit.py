@@ -204,3 +204,37 @@ def test_identification_searches_on_the_cluster_are_bit_for_bit_the_in_process_o
     here = identify(x, subj, gi, groups, target_fpir=(1e-2,), seed=2)
     there = identify(x, subj, gi, groups, target_fpir=(1e-2,), seed=2, dask=client)
     assert here.to_dict() == there.to_dict() and here.targets
+
+
+def test_a_dask_audit_finds_its_false_matches_and_label_suspects_on_the_workers(client, monkeypatch):
+    """The default audit on Dask equals the in-process one (bootstrap intervals and label check included), and the
+    client never scans the tiles itself: the label check's pairs come back with the histograms, the bootstrap's
+    false matches from a second round of tasks."""
+    from test_audit_kept_pairs import templates
+
+    import faceaudit.audit.bootstrap as bootstrap_module
+    from faceaudit.audit.label_errors import suspects_1to1
+    from faceaudit.audit.run import audit_templates
+
+    x, gi, subj, groups = templates(5, 1500, dim=128)
+    paths = [f"img{i}.jpg" for i in range(len(x))]
+    ids = [str(s) for s in subj]
+    want = audit_templates(
+        x, gi, subj, groups, bootstrap=200, label_check=(paths, ids), target_fmr=[1e-2, 1e-3]
+    )
+    suspects = suspects_1to1(x, subj, paths, ids)  # the plain pass, for reference
+
+    def no_client_pass(*args, **kwargs):
+        raise AssertionError("the client scanned the tiles itself")
+
+    monkeypatch.setattr(bootstrap_module, "high_scoring_pairs", no_client_pass)
+    monkeypatch.setattr("faceaudit.audit.label_errors._candidates", no_client_pass)
+    got = audit_templates(
+        x, gi, subj, groups, bootstrap=200, label_check=(paths, ids), target_fmr=[1e-2, 1e-3], dask=client
+    )
+    assert got.to_dict() == want.to_dict()
+    assert got.label_check == want.label_check == suspects
+    assert got.label_check["count"] >= 6
+    boot = got.by_group
+    assert "subject-clustered" in boot["fmr_boot_method"].iloc[0]
+    assert (boot["fmr_ci_high"] > boot["fmr_ci_low"]).any()

@@ -22,15 +22,17 @@ float64 holds integers exactly, so the order of the sums changes no bit. The dra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
 
+from faceaudit.audit.comparator import no_pairs
 from faceaudit.audit.counts import ComparisonCounts
 from faceaudit.audit.disaggregated import Interval
-from faceaudit.audit.scores import BLOCK, SortedTemplates, score_tile
+from faceaudit.audit.scores import BLOCK, SortedTemplates, Span, score_tile
 
 METHOD = "subject-clustered bootstrap (percentile; subjects resampled within each group)"
 CONFIDENCE = 0.95
@@ -47,27 +49,31 @@ def high_scoring_pairs(st: SortedTemplates, k_min: int, block: int = BLOCK) -> t
     A second pass over the same-group tiles only (tiles never straddle a group), with the comparator's
     arithmetic (:func:`~faceaudit.audit.scores.score_tile`), so the bins agree with the histograms.
     """
+    a, b, coord = same_group_pairs(st, st.tiles(block), k_min)
+    return st.code[a], st.subject[a], st.subject[b], coord.astype(np.intp)
+
+
+def same_group_pairs(
+    st: SortedTemplates, tiles: Sequence[tuple[Span, Span]], k_min: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted-template indices ``a < b`` and bin coordinates of every same-group non-mated pair with bin >=
+    ``k_min`` in ``tiles`` (others are skipped), in tile order: one Dask task's share, or every tile's."""
     n_groups, n_bins = len(st.groups), st.grid.n_bins
-    buf = np.empty((block, block), np.float64)
-    parts = []
-    for rows, cols in st.tiles(block):
+    buf: np.ndarray | None = None
+    parts = [no_pairs()]
+    for rows, cols in tiles:
         g = int(st.code[rows[0]])
         if g != int(st.code[cols[0]]) or g >= n_groups:
             continue
+        shape = (rows[1] - rows[0], cols[1] - cols[0])
+        if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
+            buf = np.empty(shape, np.float64)
         v, _, _ = score_tile(st, rows, cols, buf)
         i, j = np.nonzero((v >= k_min) & (v < n_bins))
         if len(i):
-            parts.append(
-                (
-                    np.full(len(i), g),
-                    st.subject[rows[0] + i],
-                    st.subject[cols[0] + j],
-                    v[i, j].astype(np.intp),
-                )
-            )
-    if not parts:
-        return tuple(np.zeros(0, np.intp) for _ in range(4))
-    return tuple(np.concatenate(p) for p in zip(*parts, strict=True))
+            parts.append((i + rows[0], j + cols[0], v[i, j]))
+    a, b, coord = (np.concatenate(p) for p in zip(*parts, strict=True))
+    return a.astype(np.int64), b.astype(np.int64), coord
 
 
 @dataclass

@@ -31,16 +31,14 @@ from threadpoolctl import threadpool_limits
 
 from faceaudit.audit.counts import ComparisonCounts
 from faceaudit.audit.grid import ScoreGrid
-from faceaudit.audit.scores import BLOCK, BlockCounts, Cell, SortedTemplates, Span, sort_templates
+from faceaudit.audit.scores import BLOCK, SLAB_ROWS, BlockCounts, Cell, SortedTemplates, Span, sort_templates
 from faceaudit.errors import FaceAuditError
 
 BLAS_THREADS = 1
 """BLAS threads of each comparator thread (and of each Dask task, which then rounds the same)."""
-SLAB_ROWS = 256
-"""Rows of one slab: a 256 × 2048 float64 slab (4 MiB) stays in cache between its DGEMM and its binning."""
 KEEP_LIMIT = 20_000_000
 """Most same-group pairs the bootstrap may keep (``fmr`` × pairs); above it the bootstrap rescans instead."""
-_EDGE = 1e-6
+EDGE = 1e-6
 """Margin, in bins, below the label-check score (a DGEMM's rounding is ~1e-10 bins): candidates are rescored."""
 
 
@@ -57,7 +55,7 @@ class KeptPairs:
     """Pairs of sorted-template indices (``a`` < ``b``) with their bin coordinates (bin = floor(coord)).
 
     ``same_group`` holds every same-group non-mated pair with bin >= ``floor``; ``above`` every non-mated pair
-    whose coordinate is at least that of ``score``, less :data:`_EDGE` (``score`` None: none were kept).
+    whose coordinate is at least that of ``score``, less :data:`EDGE` (``score`` None: none were kept).
     """
 
     floor: int | None
@@ -66,7 +64,13 @@ class KeptPairs:
     above: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_coordinate(grid: ScoreGrid, score: float) -> float:
+    """The bin coordinate of a raw cosine ``score``, in the DGEMM's arithmetic (``s·(1/w) + (−lo/w)``)."""
+    return score * (1.0 / grid.width) + (-grid.lo / grid.width)
+
+
+def no_pairs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An empty ``(a, b, coordinate)`` triple."""
     return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
 
 
@@ -164,7 +168,7 @@ class _Run:
             self.allowed = int(np.floor(keep.fmr * (n * (n - 1) // 2) + 1e-9))
         self.above: float | None = None
         if keep.score is not None:
-            self.above = keep.score * (1.0 / st.grid.width) + (-st.grid.lo / st.grid.width) - _EDGE
+            self.above = score_coordinate(st.grid, keep.score) - EDGE
         self._next = 0
         self._lock = threading.Lock()
         self.done = 0
@@ -211,7 +215,8 @@ class _Run:
             masked += len(a)
         b = bins[: r1 - r0, : c1 - c0]
         np.copyto(b, v, casting="unsafe")  # truncation: the bin (every coordinate is positive)
-        h = np.bincount(b.ravel(), minlength=n_bins + 1)
+        flat = b.ravel()
+        h = np.bincount(flat, minlength=n_bins + 1)
         if len(h) > n_bins + 1:
             raise FaceAuditError("internal error: a score fell outside the cosine grid")
         ga, gb = int(st.code[r0]), int(st.code[c0])
@@ -222,32 +227,48 @@ class _Run:
             t.cells[cell] = h
         t.masked += masked
         if self.allowed is not None:
-            self._keep_same_group(t, v, sl, h, ga, gb)
+            self._keep_same_group(t, v, flat, sl, h, ga, gb)
         if self.above is not None and h[int(np.floor(self.above)) : n_bins].any():
-            i_, j_ = np.nonzero((v >= self.above) & (v < n_bins))
-            t.above.append((i_ + r0, j_ + c0, v[i_, j_]))
+            i_, j_, c = _at_or_above(v, flat, int(np.floor(self.above)), n_bins)
+            sel = c >= self.above
+            t.above.append((i_[sel] + r0, j_[sel] + c0, c[sel]))
         return pairs
 
-    def _keep_same_group(self, t: _Thread, v: np.ndarray, sl: _Slab, h: np.ndarray, ga: int, gb: int) -> None:
+    def _keep_same_group(
+        self, t: _Thread, v: np.ndarray, flat: np.ndarray, sl: _Slab, h: np.ndarray, ga: int, gb: int
+    ) -> None:
         assert self.allowed is not None
         n_bins = self.n_bins
-        t.total = h[:n_bins].copy() if t.total is None else t.total + h[:n_bins]
-        t.floor = _floor(t.total, self.allowed)
+        if t.total is None:
+            t.total = h[:n_bins].copy()
+        else:
+            t.total += h[:n_bins]
+        t.floor += _floor(t.total[t.floor :], self.allowed)  # the floor only rises: search above it
         if ga != gb or ga >= len(self.st.groups) or not h[t.floor : n_bins].any():
             return
-        i_, j_ = np.nonzero((v >= t.floor) & (v < n_bins))
-        t.kept.append((i_ + sl.rows[0], j_ + sl.cols[0], v[i_, j_]))
+        i_, j_, c = _at_or_above(v, flat, t.floor, n_bins)
+        t.kept.append((i_ + sl.rows[0], j_ + sl.cols[0], c))
         t.n_kept += len(i_)
         if t.n_kept > 2 * self.allowed + v.size:  # drop what the floor has since passed
             t.kept = [(a[c >= t.floor], b[c >= t.floor], c[c >= t.floor]) for a, b, c in t.kept]
             t.n_kept = sum(len(a) for a, _, _ in t.kept)
 
 
+def _at_or_above(v: np.ndarray, flat: np.ndarray, k: int, n_bins: int) -> tuple[np.ndarray, ...]:
+    """Row, column and coordinate of every unmasked entry of slab ``v`` whose bin (``flat``: its bins, raveled)
+    is at least ``k``: one integer compare over the slab, then only the few hits (masked entries are bin
+    ``n_bins``)."""
+    idx = np.flatnonzero(flat >= k)
+    idx = idx[flat[idx] < n_bins]
+    i_, j_ = np.divmod(idx, v.shape[1])
+    return i_, j_, v[i_, j_]
+
+
 def _join(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], floor: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not parts:
-        return _empty()
+        return no_pairs()
     a, b, c = (np.concatenate([p[i] for p in parts]) for i in range(3))
     sel = c >= floor
     return a[sel].astype(np.int64), b[sel].astype(np.int64), c[sel]
@@ -288,7 +309,7 @@ def compare_sorted(
     floor = max(t.floor for t in sums) if run.allowed is not None else None
     kept = KeptPairs(
         floor=floor,
-        same_group=_join([p for t in sums for p in t.kept], floor or 0) if floor is not None else _empty(),
+        same_group=_join([p for t in sums for p in t.kept], floor or 0) if floor is not None else no_pairs(),
         score=keep.score,
         above=_join([p for t in sums for p in t.above], run.above or 0.0),
     )

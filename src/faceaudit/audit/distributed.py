@@ -3,8 +3,10 @@ counts, bit for bit.
 
 :func:`compare_templates_dask` sorts the templates once (:func:`~faceaudit.audit.scores.sort_templates`),
 scatters them to every worker once, and sends each task a run of consecutive tiles of the score matrix
-(:meth:`~faceaudit.audit.scores.SortedTemplates.tiles`). A task folds its tiles with
-:func:`~faceaudit.audit.scores.compare_block` and returns histograms and mated scores, never scores one by one.
+(:meth:`~faceaudit.audit.scores.SortedTemplates.tiles`). A task folds its tiles as
+:func:`~faceaudit.audit.scores.compare_block` does and returns histograms and mated scores, never scores one by
+one, and the few pairs that the label check lists (:func:`compare_sorted_dask`); the bootstrap's false matches
+come from a second round of tasks over the same-group tiles.
 Histograms are integer counts, so the order in which they arrive does not matter; mated scores are joined in
 tile order, as :func:`~faceaudit.audit.comparator.compare_templates` joins them.
 
@@ -28,16 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from faceaudit.audit.comparator import BLAS_THREADS
+from faceaudit.audit.bootstrap import same_group_pairs
+from faceaudit.audit.comparator import BLAS_THREADS, EDGE, Keep, KeptPairs, no_pairs, score_coordinate
 from faceaudit.audit.identification import BLOCK as SEARCH_BLOCK
 from faceaudit.audit.identification import DEFAULT_RANK, Searches, search
+from faceaudit.audit.metrics import threshold_index
 from faceaudit.audit.scores import (
     BLOCK,
     BlockCounts,
     ComparisonCounts,
     ScoreGrid,
     SortedTemplates,
-    compare_block,
+    bin_tile,
+    score_tile,
     sort_templates,
 )
 from faceaudit.dask_cluster import completed, dask_client, scatter_once, worker_memory
@@ -56,17 +61,42 @@ def blas_threads() -> int | None:
 
 
 def _compare_tiles(
-    st: SortedTemplates, tiles: Sequence[tuple[tuple[int, int], tuple[int, int]]], n_blas: int | None
-) -> BlockCounts:
-    """One task: fold ``tiles`` (consecutive, in tile order) into one :class:`BlockCounts`, its SGEMMs run
-    with ``n_blas`` BLAS threads (default 1, as the in-process comparator, for identical rounding)."""
+    st: SortedTemplates,
+    tiles: Sequence[tuple[tuple[int, int], tuple[int, int]]],
+    n_blas: int | None,
+    above: float | None = None,
+) -> tuple[BlockCounts, tuple[np.ndarray, ...]]:
+    """One task: fold ``tiles`` (consecutive, in tile order) into one :class:`BlockCounts`, its DGEMMs run
+    with ``n_blas`` BLAS threads (default 1, as the in-process comparator, for identical rounding); and every
+    non-mated pair whose bin coordinate is at least ``above`` (the label check's, as the comparator keeps
+    them), as sorted-template indices and coordinates."""
     from threadpoolctl import threadpool_limits
 
+    n_bins = st.grid.n_bins
     total = BlockCounts()
+    found = [no_pairs()]
     with threadpool_limits(limits=n_blas, user_api="blas"):
         for rows, cols in tiles:
-            total.add(compare_block(st, rows, cols))
-    return total
+            buf = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float64)
+            v, masked, mated = score_tile(st, rows, cols, buf)
+            cells = bin_tile(st, v, rows, cols, 0, rows[1] - rows[0])
+            total.add(BlockCounts(cells, masked, [mated] if mated is not None else []))
+            if above is not None and any(
+                h[max(0, int(np.floor(above))) : n_bins].any() for h in cells.values()
+            ):
+                i, j = np.nonzero((v >= above) & (v < n_bins))
+                found.append((i + rows[0], j + cols[0], v[i, j]))
+    return total, tuple(np.concatenate(p) for p in zip(*found, strict=True))
+
+
+def _same_group_pairs(
+    st: SortedTemplates, tiles: Sequence[tuple[tuple[int, int], tuple[int, int]]], k: int, n_blas: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One task of the second pass: :func:`~faceaudit.audit.bootstrap.same_group_pairs` with ``n_blas``."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n_blas, user_api="blas"):
+        return same_group_pairs(st, tiles, k)
 
 
 def _task_runs(tiles: list, n_tasks: int) -> list[list]:
@@ -115,20 +145,47 @@ def compare_templates_dask(
                 progress=progress,
             )
     st = sort_templates(templates, group_index, subject, groups, grid)
+    counts, _ = compare_sorted_dask(
+        st, client=client, block=block, tasks=tasks, n_blas=n_blas, progress=progress
+    )
+    return counts
+
+
+def compare_sorted_dask(
+    st: SortedTemplates,
+    *,
+    client: Any,
+    keep: Keep | None = None,
+    block: int = BLOCK,
+    tasks: int | None = None,
+    n_blas: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ComparisonCounts, KeptPairs]:
+    """:func:`~faceaudit.audit.comparator.compare_sorted` on a Dask cluster: the counts and the kept pairs.
+
+    The label check's pairs (``keep.score``) come back with each task's histograms. The bootstrap's false matches
+    (``keep.fmr``) lie at or above a threshold that is known only once every histogram is in, so a second round
+    of tasks, over the same-group tiles only, returns the same-group pairs at or above the threshold bin of
+    ``keep.fmr``: the work stays on the workers, and the client receives only the pairs it needs.
+    """
+    keep = keep or Keep()
     tiles = st.tiles(block)
     if not tiles:
-        return BlockCounts().to_counts(st)
+        return BlockCounts().to_counts(st), KeptPairs(None, no_pairs(), keep.score, no_pairs())
     n_threads = sum(client.nthreads().values()) or 1
     runs = _task_runs(tiles, tasks or TASKS_PER_THREAD * n_threads)
     st_remote = scatter_once(client, st)  # once per worker, not once per task
     n_blas = n_blas or BLAS_THREADS  # as each thread of the in-process comparator: the same rounding
-    futures = [client.submit(_compare_tiles, st_remote, run, n_blas, pure=False) for run in runs]
+    # as the comparator: the label check's score as a bin coordinate, less a margin (its pairs are re-scored)
+    above = None if keep.score is None else score_coordinate(st.grid, keep.score) - EDGE
+    futures = [client.submit(_compare_tiles, st_remote, run, n_blas, above, pure=False) for run in runs]
     index = {f.key: i for i, f in enumerate(futures)}
     total = BlockCounts()
     mated: list[list] = [[] for _ in runs]
-    for future, part in completed(client, futures):
+    found: list[tuple[np.ndarray, ...]] = [no_pairs() for _ in runs]
+    for future, (part, hits) in completed(client, futures):
         i = index[future.key]
-        mated[i] = part.mated
+        mated[i], found[i] = part.mated, hits
         part.mated = []
         total.add(part)  # integer histograms: any arrival order gives the same sums
         if progress:
@@ -136,7 +193,36 @@ def compare_templates_dask(
         future.release()
     for m in mated:  # mated scores in tile order, as in process
         total.mated.extend(m)
-    return total.to_counts(st)
+    counts = total.to_counts(st)
+    floor, same_group = None, no_pairs()
+    k = threshold_index(counts.non_mated_total(), keep.fmr) if keep.fmr is not None else None
+    if k is not None:
+        floor, same_group = k, _second_round(client, st_remote, tiles, st, k, n_blas, n_threads, tasks)
+    return counts, KeptPairs(floor, same_group, keep.score, _join(found))
+
+
+def _second_round(
+    client: Any, st_remote: Any, tiles: list, st: SortedTemplates, k: int, n_blas: int, n_threads: int,
+    tasks: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The same-group pairs at or above bin ``k``, from tasks over the same-group tiles, joined in tile order."""
+    n_groups = len(st.groups)
+    same = [(r, c) for r, c in tiles if st.code[r[0]] == st.code[c[0]] and st.code[r[0]] < n_groups]
+    if not same:
+        return no_pairs()
+    runs = _task_runs(same, tasks or TASKS_PER_THREAD * n_threads)
+    futures = [client.submit(_same_group_pairs, st_remote, run, k, n_blas, pure=False) for run in runs]
+    index = {f.key: i for i, f in enumerate(futures)}
+    parts: list[tuple[np.ndarray, ...]] = [no_pairs() for _ in runs]
+    for future, part in completed(client, futures):
+        parts[index[future.key]] = part
+        future.release()
+    return _join(parts)
+
+
+def _join(parts: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, b, c = (np.concatenate(p) for p in zip(no_pairs(), *parts, strict=True))
+    return a.astype(np.int64), b.astype(np.int64), c
 
 
 def _search_probes(
@@ -205,4 +291,11 @@ def _pairs(rows: tuple[int, int], cols: tuple[int, int]) -> int:
     return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
 
 
-__all__ = ["blas_threads", "compare_templates_dask", "dask_client", "search_dask", "worker_memory"]
+__all__ = [
+    "blas_threads",
+    "compare_sorted_dask",
+    "compare_templates_dask",
+    "dask_client",
+    "search_dask",
+    "worker_memory",
+]

@@ -94,24 +94,22 @@ def audit_templates(
     ``dask`` (a scheduler address, ``local:N`` or a ``distributed.Client``) runs the all-pairs comparison on a
     Dask cluster (:mod:`faceaudit.audit.distributed`); the counts are the in-process counts. ``label_check``
     (each template's path and subject id) lists suspected label errors (:mod:`faceaudit.audit.label_errors`).
-    In process, the comparison keeps the pairs that the bootstrap and the label check need as it counts
-    (:class:`~faceaudit.audit.comparator.Keep`); on Dask they take a second pass.
+    The comparison keeps the pairs that the bootstrap and the label check need as it counts
+    (:class:`~faceaudit.audit.comparator.Keep`); on Dask the bootstrap's take a second round of tasks over the
+    same-group tiles, on the workers (:func:`~faceaudit.audit.distributed.compare_sorted_dask`).
     """
     n = len(templates)
     targets = targets_of(target_fmr)
     label_threshold = bulk_threshold_1to1(templates, subject) if label_check is not None else None
-    st, kept = None, None
+    st = sort_templates(templates, group_index, subject, groups)
+    keep = Keep(fmr=max(targets) if bootstrap else None, score=label_threshold)
     with _dask_client(dask) as client, (progress or _no_progress)(n * (n - 1) // 2, "comparing") as advance:
         if client is None:
-            st = sort_templates(templates, group_index, subject, groups)
-            keep = Keep(fmr=max(targets) if bootstrap else None, score=label_threshold)
             counts, kept = compare_sorted(st, keep=keep, progress=advance)
         else:
-            from faceaudit.audit.distributed import compare_templates_dask
+            from faceaudit.audit.distributed import compare_sorted_dask
 
-            counts = compare_templates_dask(
-                templates, group_index, subject, groups, client=client, progress=advance
-            )
+            counts, kept = compare_sorted_dask(st, client=client, keep=keep, progress=advance)
             if config is not None:
                 workers = client.nthreads()
                 config["comparison_on"] = (
@@ -123,8 +121,6 @@ def audit_templates(
         total = counts.non_mated_total()
         ks = [k for k in (threshold_index(total, t) for t in targets) if k is not None]
         if ks:
-            if st is None:  # on Dask: the sorted templates for the bootstrap's second pass
-                st = sort_templates(templates, group_index, subject, groups, counts.grid)
             boot = ClusteredBootstrap.from_templates(st, counts, min(ks), bootstrap, kept=kept)
     result = analyse(
         counts,
@@ -138,7 +134,7 @@ def audit_templates(
     result.headline = headline(result)
     if label_check is not None:
         candidates = None
-        if kept is not None and kept.score == label_threshold and st is not None and st.order is not None:
+        if kept.score == label_threshold and st.order is not None:
             a, b, _ = kept.above
             candidates = (st.order[a], st.order[b])
         paths, ids = label_check
