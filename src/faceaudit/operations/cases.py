@@ -30,6 +30,7 @@ from faceaudit.operations.audit_requests import (  # noqa: F401  (use cases, re-
 )
 from faceaudit.operations.context import Caller
 from faceaudit.operations.context import Context as Service
+from faceaudit.operations.key_records import LastAdminKey  # noqa: F401  (raised by revoke_key, re-exported)
 from faceaudit.operations.review import Decision, Review, SearchStatus, progress_note
 
 
@@ -364,14 +365,7 @@ def create_key(
 def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
     """Revoke a live key from its next request on (ledgered); :class:`KeyNotFoundError` when there is none;
     :class:`LastAdminKey` for the last live admin key (no one could manage keys through the service after it)."""
-    live = [k for k in service.store.list_keys() if k.revoked_at is None and not _expired(k.expires)]
-    admins = [k for k in live if "admin" in k.roles]
-    if [k.key_id for k in admins] == [key_id]:
-        raise LastAdminKey(
-            f"key {key_id} is the last live admin key: create another admin key first "
-            "(or revoke it with 'faceaudit keys revoke' on the server)"
-        )
-    entry = service.store.revoke_key(key_id, actor=who.actor)
+    entry = service.store.revoke_key(key_id, actor=who.actor, keep_an_admin=True)
     if entry is None:
         raise KeyNotFoundError(f"no live key {key_id!r} (unknown or already revoked)")
     return {"revoked": key_id, "ledger_entry": entry.seq}
@@ -379,16 +373,6 @@ def revoke_key(service: Service, who: Caller, key_id: str) -> dict[str, Any]:
 
 class KeyNotFoundError(UsageError):
     """No live key has this id."""
-
-
-class LastAdminKey(UsageError):
-    """The key is the last live admin key."""
-
-
-def _expired(expires: str | None) -> bool:
-    from faceaudit.gallery.values import utc_today
-
-    return expires is not None and expires <= utc_today().isoformat()
 
 
 def view_probe(service: Service, who: Caller, search_id: str) -> bytes:

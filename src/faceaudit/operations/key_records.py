@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from faceaudit.accountable import Principal
-from faceaudit.gallery.values import Actor
+from faceaudit.errors import UsageError
+from faceaudit.gallery.values import Actor, utc_today
 from faceaudit.ledger import LedgerEntry, utc_now
 
 
@@ -49,6 +50,21 @@ def describe(actor: Actor) -> str:
     if actor.auth == "api-key":
         return f"{actor.operator} (api-key {actor.key_id})"
     return f"{actor.operator} (local, os user {actor.os_user})"
+
+
+class LastAdminKey(UsageError):
+    """The key is the last live admin key."""
+
+
+def _other_live_admin(conn: Any, key_id: str) -> bool:
+    """Whether a live (unrevoked, unexpired) admin key other than ``key_id`` exists (inside the caller's transaction)."""
+    today = utc_today().isoformat()
+    rows = conn.execute(
+        "SELECT roles, expires FROM service_keys WHERE revoked_at IS NULL AND key_id <> ?", (key_id,)
+    ).fetchall()
+    return any(
+        "admin" in json.loads(roles) and (expires is None or expires > today) for roles, expires in rows
+    )
 
 
 def _key(row: tuple) -> KeyRecord:
@@ -122,15 +138,25 @@ class KeyRecords:
             ).fetchall()
         return [_key(r) for r in rows]
 
-    def revoke_key(self, key_id: str, *, actor: Actor) -> LedgerEntry | None:
-        """Revoke a key (from the next request on) and ledger it; None when there is no such live key."""
+    def revoke_key(self, key_id: str, *, actor: Actor, keep_an_admin: bool = False) -> LedgerEntry | None:
+        """Revoke a key (from the next request on) and ledger it; None when there is no such live key.
+
+        ``keep_an_admin`` (the service's rule): :class:`LastAdminKey` when the key is the last live admin key, so
+        that someone can still manage keys through the service. The check runs inside the revoking transaction,
+        so two admins revoking each other's keys at once cannot both succeed. The CLI on the server passes False:
+        it is the way back in."""
         now = utc_now()
         with self._write() as conn:
             row = conn.execute(
-                "SELECT principal FROM service_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,)
+                "SELECT principal, roles FROM service_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,)
             ).fetchone()
             if row is None:
                 return None
+            if keep_an_admin and "admin" in json.loads(row[1]) and not _other_live_admin(conn, key_id):
+                raise LastAdminKey(
+                    f"key {key_id} is the last live admin key: create another admin key first "
+                    "(or revoke it with 'faceaudit keys revoke' on the server)"
+                )
             conn.execute(
                 "UPDATE service_keys SET revoked_at = ?, revoked_by = ? WHERE key_id = ?",
                 (now, describe(actor), key_id),
