@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy import sparse
 
-from faceaudit.audit.comparator import no_pairs
+from faceaudit.audit.comparator import join_pairs
 from faceaudit.audit.counts import ComparisonCounts
 from faceaudit.audit.disaggregated import Interval
-from faceaudit.audit.scores import BLOCK, SortedTemplates, Span, score_tile
+from faceaudit.audit.scores import BLOCK, SortedTemplates, Span, at_or_above, score_tile
 
 METHOD = "subject-clustered bootstrap (percentile; subjects resampled within each group)"
 CONFIDENCE = 0.95
@@ -60,7 +60,7 @@ def same_group_pairs(
     ``k_min`` in ``tiles`` (others are skipped), in tile order: one Dask task's share, or every tile's."""
     n_groups, n_bins = len(st.groups), st.grid.n_bins
     buf: np.ndarray | None = None
-    parts = [no_pairs()]
+    parts = []
     for rows, cols in tiles:
         g = int(st.code[rows[0]])
         if g != int(st.code[cols[0]]) or g >= n_groups:
@@ -69,11 +69,8 @@ def same_group_pairs(
         if buf is None or buf.shape[0] < shape[0] or buf.shape[1] < shape[1]:
             buf = np.empty(shape, np.float64)
         v, _, _ = score_tile(st, rows, cols, buf)
-        i, j = np.nonzero((v >= k_min) & (v < n_bins))
-        if len(i):
-            parts.append((i + rows[0], j + cols[0], v[i, j]))
-    a, b, coord = (np.concatenate(p) for p in zip(*parts, strict=True))
-    return a.astype(np.int64), b.astype(np.int64), coord
+        parts.append(at_or_above(v, rows, cols, k_min, n_bins))
+    return join_pairs(parts)
 
 
 @dataclass

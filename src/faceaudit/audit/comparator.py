@@ -264,14 +264,18 @@ def _at_or_above(v: np.ndarray, flat: np.ndarray, k: int, n_bins: int) -> tuple[
     return i_, j_, v[i_, j_]
 
 
-def _join(
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], floor: float
+def join_pairs(
+    parts: Sequence[tuple[np.ndarray, ...]], floor: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One ``(a, b, coordinate)`` triple from ``parts``, in their order (int64 indices), keeping the
+    coordinates at or above ``floor`` (None: all)."""
     if not parts:
         return no_pairs()
     a, b, c = (np.concatenate([p[i] for p in parts]) for i in range(3))
-    sel = c >= floor
-    return a[sel].astype(np.int64), b[sel].astype(np.int64), c[sel]
+    if floor is not None:
+        sel = c >= floor
+        a, b, c = a[sel], b[sel], c[sel]
+    return a.astype(np.int64), b.astype(np.int64), c
 
 
 def compare_sorted(
@@ -309,9 +313,9 @@ def compare_sorted(
     floor = max(t.floor for t in sums) if run.allowed is not None else None
     kept = KeptPairs(
         floor=floor,
-        same_group=_join([p for t in sums for p in t.kept], floor or 0) if floor is not None else no_pairs(),
+        same_group=join_pairs([p for t in sums for p in t.kept], floor) if floor is not None else no_pairs(),
         score=keep.score,
-        above=_join([p for t in sums for p in t.above], run.above or 0.0),
+        above=join_pairs([p for t in sums for p in t.above], run.above or 0.0),
     )
     return counts, kept
 

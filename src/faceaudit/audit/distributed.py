@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from faceaudit.audit.bootstrap import same_group_pairs
-from faceaudit.audit.comparator import BLAS_THREADS, EDGE, Keep, KeptPairs, no_pairs, score_coordinate
+from faceaudit.audit.comparator import (
+    BLAS_THREADS,
+    EDGE,
+    Keep,
+    KeptPairs,
+    join_pairs,
+    no_pairs,
+    score_coordinate,
+)
 from faceaudit.audit.identification import BLOCK as SEARCH_BLOCK
 from faceaudit.audit.identification import DEFAULT_RANK, Searches, search
 from faceaudit.audit.metrics import threshold_index
@@ -41,7 +49,9 @@ from faceaudit.audit.scores import (
     ComparisonCounts,
     ScoreGrid,
     SortedTemplates,
+    at_or_above,
     bin_tile,
+    pairs_in,
     score_tile,
     sort_templates,
 )
@@ -74,7 +84,7 @@ def _compare_tiles(
 
     n_bins = st.grid.n_bins
     total = BlockCounts()
-    found = [no_pairs()]
+    found = []
     with threadpool_limits(limits=n_blas, user_api="blas"):
         for rows, cols in tiles:
             buf = np.empty((rows[1] - rows[0], cols[1] - cols[0]), np.float64)
@@ -84,9 +94,8 @@ def _compare_tiles(
             if above is not None and any(
                 h[max(0, int(np.floor(above))) : n_bins].any() for h in cells.values()
             ):
-                i, j = np.nonzero((v >= above) & (v < n_bins))
-                found.append((i + rows[0], j + cols[0], v[i, j]))
-    return total, tuple(np.concatenate(p) for p in zip(*found, strict=True))
+                found.append(at_or_above(v, rows, cols, above, n_bins))
+    return total, join_pairs(found)
 
 
 def _same_group_pairs(
@@ -189,7 +198,7 @@ def compare_sorted_dask(
         part.mated = []
         total.add(part)  # integer histograms: any arrival order gives the same sums
         if progress:
-            progress(sum(_pairs(r, c) for r, c in runs[i]))
+            progress(sum(pairs_in(r, c) for r, c in runs[i]))
         future.release()
     for m in mated:  # mated scores in tile order, as in process
         total.mated.extend(m)
@@ -198,7 +207,7 @@ def compare_sorted_dask(
     k = threshold_index(counts.non_mated_total(), keep.fmr) if keep.fmr is not None else None
     if k is not None:
         floor, same_group = k, _second_round(client, st_remote, tiles, st, k, n_blas, n_threads, tasks)
-    return counts, KeptPairs(floor, same_group, keep.score, _join(found))
+    return counts, KeptPairs(floor, same_group, keep.score, join_pairs(found))
 
 
 def _second_round(
@@ -217,12 +226,7 @@ def _second_round(
     for future, part in completed(client, futures):
         parts[index[future.key]] = part
         future.release()
-    return _join(parts)
-
-
-def _join(parts: Sequence[tuple[np.ndarray, ...]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    a, b, c = (np.concatenate(p) for p in zip(no_pairs(), *parts, strict=True))
-    return a.astype(np.int64), b.astype(np.int64), c
+    return join_pairs(parts)
 
 
 def _search_probes(
@@ -284,11 +288,6 @@ def search_dask(
         np.concatenate([p.mate_score for p in done]),
         np.concatenate([p.mate_rank for p in done]),
     )
-
-
-def _pairs(rows: tuple[int, int], cols: tuple[int, int]) -> int:
-    h, w = rows[1] - rows[0], cols[1] - cols[0]
-    return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
 
 
 __all__ = [

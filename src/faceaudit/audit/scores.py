@@ -269,9 +269,17 @@ def compare_block(st: SortedTemplates, rows: Span, cols: Span) -> BlockCounts:
     return BlockCounts(cells, masked, [mated] if mated is not None else [])
 
 
-def _pairs_in(rows: Span, cols: Span) -> int:
+def pairs_in(rows: Span, cols: Span) -> int:
+    """The comparisons in one tile (a diagonal tile holds each unordered pair once, and no self-pair)."""
     h, w = rows[1] - rows[0], cols[1] - cols[0]
     return h * (h - 1) // 2 if cols[0] == rows[0] else h * w
+
+
+def at_or_above(v: np.ndarray, rows: Span, cols: Span, coord: float, n_bins: int) -> tuple[np.ndarray, ...]:
+    """Sorted-template indices ``(a, b)`` and coordinates of every unmasked entry of tile ``v`` (of
+    :func:`score_tile`, at ``rows``, ``cols``) whose bin coordinate is at least ``coord``."""
+    i, j = np.nonzero((v >= coord) & (v < n_bins))
+    return i + rows[0], j + cols[0], v[i, j]
 
 
 def fold_blocks(st: SortedTemplates, blocks: Iterable[BlockCounts]) -> ComparisonCounts:
