@@ -28,6 +28,10 @@ class KeyRecord:
     rate_limit: str | None
     revoked_at: str | None
 
+    def expired(self) -> bool:
+        """Whether the key has expired: it stops working on its ``expires`` day (UTC)."""
+        return self.expires is not None and self.expires <= utc_today().isoformat()
+
     def public(self) -> dict[str, Any]:
         """What ``keys list`` shows (no hash)."""
         return {
@@ -58,13 +62,10 @@ class LastAdminKey(UsageError):
 
 def _other_live_admin(conn: Any, key_id: str) -> bool:
     """Whether a live (unrevoked, unexpired) admin key other than ``key_id`` exists (inside the caller's transaction)."""
-    today = utc_today().isoformat()
     rows = conn.execute(
-        "SELECT roles, expires FROM service_keys WHERE revoked_at IS NULL AND key_id <> ?", (key_id,)
+        f"SELECT {_KEY_COLS} FROM service_keys WHERE revoked_at IS NULL AND key_id <> ?", (key_id,)
     ).fetchall()
-    return any(
-        "admin" in json.loads(roles) and (expires is None or expires > today) for roles, expires in rows
-    )
+    return any("admin" in k.roles and not k.expired() for k in map(_key, rows))
 
 
 def _key(row: tuple) -> KeyRecord:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, NoReturn
 from fastapi import Depends, Request
 
 from faceaudit.accountable import Principal
-from faceaudit.gallery.values import Actor, utc_today
+from faceaudit.gallery.values import Actor
 from faceaudit.operations.context import Caller
 from faceaudit.operations.keys import key_format_problem, key_id_of, parse_rate
 from faceaudit.service.errors import ApiError
@@ -128,7 +128,7 @@ def live_principal(request: Request, service: Service, key_id: str) -> Caller:
             record.principal,
             key_id,
         )
-    if record.expires is not None and record.expires <= utc_today().isoformat():
+    if record.expired():
         _deny(service, request, 401, f"this API key expired on {record.expires}", record.principal, key_id)
     return Caller(Principal(record.principal), key_id, record.roles)
 
